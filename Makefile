@@ -1,0 +1,41 @@
+# make smoke: build the tiny guests and boot the smoke profile of matrix.yaml.
+# make test:  the test suite (real boots under QEMU).
+# Both set the host up first (missing apt packages, .venv); that costs well under
+# a second once everything is there.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup smoke test nightly lint bench clean
+
+setup: $(STAMP)
+	@tools/setup-host
+
+$(STAMP): pyproject.toml tools/setup-host
+	@tools/setup-host
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+smoke: setup
+	$(BIN)/harness matrix --profile smoke
+
+nightly: setup
+	$(BIN)/harness images build
+	$(BIN)/harness matrix --profile nightly
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check harness tests bench
+	$(BIN)/ruff format --check harness tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) results

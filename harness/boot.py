@@ -1,0 +1,231 @@
+"""Boots one cell: prepares its files, runs QEMU, feeds the console to the watcher,
+types the watcher's replies, and returns the verdict with what it took.
+
+Everything a cell writes lives in its output directory (console.log, qemu.stderr,
+cmdline.sh, and work/ with the disk overlay and the VARS copy, removed unless kept),
+so nothing is left in /tmp and the cached base image is only ever read.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.console.watcher import Reply, Verdict, Watcher
+from harness.errors import InfraError, QemuLaunchError, UsageError
+from harness.host import Host
+from harness.model import Cell, Firmware, Image
+from harness.qemu_argv import BootFiles, qemu_argv
+from harness.qemu_process import QemuProcess
+
+POLL_S = 0.1
+DEFAULT_LOG_CAP = 64 << 20
+
+Show = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    timeout_s: float | None = None  # None: the image's own
+    accel: str = "auto"
+    smp: int = 1
+    keep: bool = False
+    interactive: bool = False
+    log_cap: int = DEFAULT_LOG_CAP
+    # Set by the matrix runner on Ctrl-C: a boot in a worker thread stops as if the
+    # interrupt had reached it.
+    cancel: threading.Event | None = None
+
+
+@dataclass(frozen=True)
+class Boot:
+    """A finished boot: the verdict, and what produced it."""
+
+    verdict: Verdict
+    accel: str
+    argv: list[str]
+    duration_s: float
+    qemu_exit: str
+
+
+class ConsoleLog:
+    """The console, byte for byte, up to a cap; a marker says where it was cut."""
+
+    def __init__(self, path: Path, cap: int):
+        self._file = path.open("wb")
+        self._room = cap
+        self._cap = cap
+
+    def write(self, data: bytes) -> None:
+        if self._room <= 0:
+            return
+        self._file.write(data[: self._room])
+        self._room -= len(data)
+        if self._room <= 0:
+            self._file.write(b"\n[harness: console log capped at %d bytes]\n" % self._cap)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> BootFiles:
+    work.mkdir(parents=True, exist_ok=True)
+    disk = None
+    if image.disk is not None:
+        disk = work / "disk.qcow2"
+        _overlay(image.disk, image.disk_format, disk)
+    if firmware.is_uefi:
+        if image.disk is None:
+            raise UsageError(f"cell {cell}: image {image.name} has no disk for UEFI to boot")
+        assert firmware.vars_template is not None
+        shutil.copyfile(firmware.vars_template, work / "vars.fd")
+        return BootFiles(disk=disk, code=firmware.code, vars=work / "vars.fd")
+    if image.kernel is None:
+        raise UsageError(
+            f"cell {cell}: image {image.name} has no kernel for direct boot; use firmware aavmf"
+        )
+    return BootFiles(disk=disk, kernel=image.kernel, initrd=image.initrd, append=image.append)
+
+
+def _overlay(base: Path, base_format: str, overlay: Path) -> None:
+    qemu_img = shutil.which("qemu-img")
+    if qemu_img is None:
+        raise InfraError("qemu-img not found: apt-get install qemu-utils")
+    argv = [qemu_img, "create", "-q", "-f", "qcow2", "-F", base_format]
+    argv += ["-b", str(base.resolve()), str(overlay)]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise InfraError(f"qemu-img create failed for {base}: {proc.stderr.strip()}")
+
+
+def boot(
+    cell: Cell,
+    image: Image,
+    firmware: Firmware,
+    host: Host,
+    out: Path,
+    options: BootOptions,
+    show: Show | None = None,
+    say: Callable[[str], None] = print,
+) -> Boot:
+    accel = host.accel(options.accel)
+    work = out / "work"
+    files = prepare(cell, image, firmware, work)
+    argv = qemu_argv(
+        cell, host.qemu, accel, files,
+        memory_mib=image.memory_mib, smp=options.smp,
+        tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
+    )  # fmt: skip
+    write_cmdline(out / "cmdline.sh", cell, argv, image, firmware, work)
+    say(shlex.join(argv))
+    log = ConsoleLog(out / "console.log", options.log_cap)
+    timeout = options.timeout_s or image.timeout_s
+    try:
+        with QemuProcess(argv, out / "qemu.stderr") as qemu:
+            start = time.monotonic()
+            watcher = Watcher(image.login, start)
+            verdict = _watch(qemu, watcher, start + timeout, log, show, options.cancel)
+            duration = time.monotonic() - start
+            if verdict.status == "fail":
+                _drain(qemu, log, show)
+            exit_status = qemu.exit_status(wait_s=0)
+            if options.interactive and exit_status == "running":
+                say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
+                qemu.interact()
+    finally:
+        log.close()
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return Boot(verdict, accel, argv, duration, exit_status)
+
+
+def _watch(
+    qemu: QemuProcess,
+    watcher: Watcher,
+    deadline: float,
+    log: ConsoleLog,
+    show: Show | None,
+    cancel: threading.Event | None,
+) -> Verdict:
+    seen_output = False
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        now = time.monotonic()
+        if now >= deadline:
+            return watcher.stopped("timeout")
+        data = qemu.read(timeout=min(POLL_S, deadline - now))
+        if data is None:
+            return _qemu_ended(qemu, watcher, seen_output)
+        if data:
+            seen_output = True
+            log.write(data)
+            if show is not None:
+                show(data)
+            verdict = watcher.feed(data, time.monotonic())
+            if verdict is not None:
+                return verdict
+        step = watcher.tick(time.monotonic())
+        if isinstance(step, Reply):
+            qemu.send(step.text)
+        elif step is not None:
+            return step
+
+
+def _drain(qemu: QemuProcess, log: ConsoleLog, show: Show | None, most_s: float = 1.0) -> None:
+    """After a failure, keeps what the guest still prints (the rest of a panic, the
+    shell prompt) for the log: the verdict is already made, this only helps a person
+    reading the log."""
+    end = time.monotonic() + most_s
+    while time.monotonic() < end:
+        data = qemu.read(timeout=0.3)
+        if not data:
+            return
+        log.write(data)
+        if show is not None:
+            show(data)
+
+
+def _qemu_ended(qemu: QemuProcess, watcher: Watcher, seen_output: bool) -> Verdict:
+    """QEMU closed the console. Exit 0 is the guest's doing (power off, or a reset
+    under -no-reboot); anything else is QEMU failing, which is not the guest's fault."""
+    status = qemu.exit_status()
+    if status == "0":
+        return watcher.stopped("qemu-exited")
+    message = "QEMU died mid-boot" if seen_output else "QEMU exited at start"
+    raise QemuLaunchError(message, qemu.argv, status, qemu.stderr())
+
+
+def write_cmdline(
+    path: Path, cell: Cell, argv: list[str], image: Image, firmware: Firmware, work: Path
+) -> None:
+    """A script that boots the cell by hand, with fresh copies of the per-cell files."""
+    lines = [
+        "#!/bin/sh",
+        f"# Boots {cell} as the harness did. Ctrl-A X quits QEMU.",
+        "set -eu",
+        'work="$(cd "$(dirname "$0")" && pwd)/work"',
+        'mkdir -p "$work"',
+    ]
+    if image.disk is not None:
+        lines.append(
+            f"qemu-img create -q -f qcow2 -F {image.disk_format} "
+            f'-b {shlex.quote(str(image.disk.resolve()))} "$work/disk.qcow2"'
+        )
+    if firmware.vars_template is not None:
+        lines.append(f'cp {shlex.quote(str(firmware.vars_template))} "$work/vars.fd"')
+    lines.append("exec " + " ".join(_shell_word(arg, str(work)) for arg in argv))
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o755)
+
+
+def _shell_word(arg: str, work: str) -> str:
+    """`arg` quoted for sh, with the work directory replaced by "$work"."""
+    return '"$work"'.join(shlex.quote(part) if part else "" for part in arg.split(work))

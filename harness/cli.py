@@ -1,0 +1,63 @@
+"""The `harness` command line.
+
+Each subcommand lives in harness/commands/ and is imported only when used, so that
+`harness --help` starts fast. Exit status: 0 success, 1 a guest did not do what was
+expected, 2 bad input or an infrastructure error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+COMMANDS = {
+    "run": "boot one cell and watch its console",
+    "matrix": "boot the cells of matrix.yaml and print the grid",
+    "list": "list the cells of a matrix profile",
+    "images": "build and list the images",
+    "doctor": "check that this host can run cells",
+}
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--qemu", help="qemu-system-aarch64 to use (default: $HARNESS_QEMU or PATH)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Boots AArch64 guests under QEMU across machine types, virtio transports "
+        "and firmware, and records which reach a login prompt.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(command)
+        importlib.import_module(f"harness.commands.{name}").add_arguments(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from harness.errors import HarnessError
+
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(f"harness.commands.{args.command}")
+    try:
+        code: int = module.main(args)
+        return code
+    except HarnessError as e:
+        print(f"harness {args.command}: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"\nharness {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""harness doctor: what this host has for running cells, and how to get what is missing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness.cli import EXIT_ERROR, EXIT_OK
+
+# tool -> Debian/Ubuntu package that provides it
+IMAGE_TOOLS = {
+    "apt-get": "apt",
+    "dpkg-deb": "dpkg",
+    "sfdisk": "fdisk",
+    "mkfs.vfat": "dosfstools",
+    "mcopy": "mtools",
+    "mkfs.ext4": "e2fsprogs",
+    "grub-mkstandalone": "grub-common",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _line(ok: bool, what: str, text: str, fix: str = "") -> bool:
+    mark = "ok  " if ok else "MISS"
+    print(f"{mark} {what:<12} {text}")
+    if not ok and fix:
+        print(f"     {'':<12} fix: {fix}")
+    return ok
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.catalog import Catalog, Workspace
+    from harness.errors import HarnessError
+    from harness.firmware import host_aavmf, read_descriptors
+    from harness.host import discover
+    from harness.images.debian import KEYRING, find_mirror
+
+    install = "sudo apt-get install"
+    try:
+        host = discover(args.qemu, os.environ)
+    except HarnessError as e:
+        _line(False, "qemu", str(e), f"{install} qemu-system-arm")
+        return EXIT_ERROR
+    _line(True, "qemu", f"{host.qemu} ({host.qemu_version})")
+    versioned = [m for m in host.machines if m != "virt"]
+    span = f"{versioned[0]} .. {versioned[-1]}" if versioned else "none"
+    _line(
+        bool(versioned), "machines", f"virt = {host.virt_alias}; {len(versioned)} versioned: {span}"
+    )
+    accel = "kvm" if host.kvm else "tcg"
+    why = "" if host.kvm else f" (no KVM for aarch64 guests on this {host.arch} host)"
+    _line(True, "accel", f"{accel}{why}; cpu options: {', '.join(host.tcg_cpu_options) or '-'}")
+    qemu_img = shutil.which("qemu-img")
+    runnable = _line(
+        qemu_img is not None, "qemu-img", qemu_img or "not found", f"{install} qemu-utils"
+    )
+    aavmf = host_aavmf(read_descriptors(), host.virt_alias)
+    _line(aavmf is not None, "firmware",
+          f"aavmf: {aavmf.code} ({aavmf.path.name})" if aavmf else "no aarch64 UEFI descriptor",
+          f"{install} qemu-efi-aarch64")  # fmt: skip
+    rom = _find_rom(host.qemu, "efi-virtio.rom")
+    _line(rom is not None, "option ROM", f"efi-virtio.rom for virtio-net-pci: {rom or 'not found'}",
+          f"{install} ipxe-qemu")  # fmt: skip
+    missing = sorted({pkg for tool, pkg in IMAGE_TOOLS.items() if shutil.which(tool) is None})
+    tools = f"missing: {', '.join(missing)}" if missing else ", ".join(IMAGE_TOOLS)
+    can_build = _line(not missing, "image tools", tools, f"{install} {' '.join(missing)}")
+    can_build &= _line(
+        KEYRING.exists(), "keyring", str(KEYRING), f"{install} debian-archive-keyring"
+    )
+    try:
+        mirror = find_mirror(os.environ)
+        _line(True, "mirror", f"Debian arm64 packages from {mirror}")
+    except HarnessError as e:
+        can_build = _line(False, "mirror", str(e))
+    catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
+    built = [row["name"] for row in catalog.listing() if row["state"] == "built"]
+    _line(bool(built) or can_build, "images",
+          f"built: {', '.join(built) or 'none yet'}", "harness images build")  # fmt: skip
+    return EXIT_OK if runnable and (built or can_build) else EXIT_ERROR
+
+
+def _find_rom(qemu: str, name: str) -> Path | None:
+    proc = subprocess.run([qemu, "-L", "help"], capture_output=True, text=True, check=False)
+    for directory in proc.stdout.split():
+        if (Path(directory) / name).exists():
+            return (Path(directory) / name).resolve()
+    return None

@@ -1,0 +1,33 @@
+"""harness list: the cells a profile expands to, one a line, with every skip's reason."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from harness.cli import EXIT_OK
+from harness.commands.common import add_matrix_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_matrix_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.catalog import Catalog, Workspace
+    from harness.commands.common import load_plan
+    from harness.host import discover
+
+    catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
+    plan = load_plan(args, catalog, discover(args.qemu, os.environ))
+    for planned in plan.cells:
+        notes = []
+        if planned.skip:
+            notes.append(f"skip: {planned.skip}")
+        if planned.expect:
+            why = " ".join(filter(None, [planned.expect.stage, planned.expect.reason]))
+            notes.append(f"expected to fail{': ' + why if why else ''}")
+        print(planned.cell.id + ("  (" + "; ".join(notes) + ")" if notes else ""))
+    runnable = sum(1 for p in plan.cells if not p.skip)
+    print(f"{len(plan.cells)} cells in profile {plan.profile}, {runnable} runnable here")
+    return EXIT_OK

@@ -1,0 +1,124 @@
+"""harness run: boot one cell, show its console live, end with one verdict line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
+
+if TYPE_CHECKING:
+    from harness.model import Cell, Image
+
+ADHOC = "custom"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "cell",
+        nargs="?",
+        help="IMAGE/FIRMWARE/MACHINE/TRANSPORT, e.g. debian-12-tiny/aavmf/virt/pci",
+    )
+    adhoc = parser.add_argument_group("an image that is not in the catalog (instead of CELL)")
+    adhoc.add_argument("--kernel", type=Path, help="kernel for direct boot")
+    adhoc.add_argument("--initrd", type=Path, help="initramfs for direct boot")
+    adhoc.add_argument("--append", default="console=ttyAMA0", help="kernel command line")
+    adhoc.add_argument("--disk", type=Path, help="disk image (raw or qcow2; never written)")
+    adhoc.add_argument("--machine", default="virt", help="machine type (default: virt)")
+    adhoc.add_argument("--transport", default="pci", choices=("mmio", "pci"))
+    adhoc.add_argument("--firmware", default="none", help="none, aavmf or a CODE file")
+    adhoc.add_argument(
+        "--login", metavar="USER[:PASSWORD]", help="credentials (default: none; the prompt passes)"
+    )
+    parser.add_argument("--timeout", type=float, help="seconds before the cell times out")
+    parser.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    parser.add_argument("--smp", type=int, default=1, help="guest CPUs (default: 1)")
+    parser.add_argument(
+        "--out", type=Path, help="directory for result.json, console.log, cmdline.sh"
+    )
+    parser.add_argument(
+        "--interactive", action="store_true", help="keep the console after the verdict"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the disk overlay and VARS copy")
+    parser.add_argument("--quiet", action="store_true", help="print only the verdict line")
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.boot import BootOptions
+    from harness.catalog import Catalog, Workspace
+    from harness.cells import check_cell
+    from harness.errors import UsageError
+    from harness.firmware import read_descriptors, resolve
+    from harness.host import discover
+    from harness.model import Cell
+    from harness.runner import CellSetup, run_cell
+
+    env = os.environ
+    say = _printer(args.quiet)
+    workspace = Workspace.locate(env)
+    host = discover(args.qemu, env)
+    if args.cell and (args.kernel or args.disk):
+        raise UsageError("give either a CELL or --kernel/--disk, not both")
+    if args.cell:
+        cell = Cell.parse(args.cell)
+        catalog = Catalog(workspace, env, say)
+        check_cell(cell, catalog.names(), host)
+
+        def image_of(c: Cell) -> Image:
+            return catalog.image(c.image)
+
+    elif args.kernel or args.disk:
+        cell = Cell(ADHOC, args.firmware, args.machine, args.transport)
+        check_cell(cell, [ADHOC], host)
+        image = _adhoc_image(args)
+
+        def image_of(c: Cell) -> Image:
+            return image
+
+    else:
+        raise UsageError("name a CELL (IMAGE/FIRMWARE/MACHINE/TRANSPORT) or give --kernel/--disk")
+    descriptors = read_descriptors()
+    setup = CellSetup(image_of, lambda c: resolve(c.firmware, descriptors, host.virt_alias))
+    out = args.out or _default_out(workspace.results, cell)
+    options = BootOptions(
+        timeout_s=args.timeout, accel=args.accel, smp=args.smp, keep=args.keep,
+        interactive=args.interactive,
+    )  # fmt: skip
+    show = None if args.quiet else _show
+    result = run_cell(cell, setup, host, out, options, show, say)
+    if show is not None:
+        sys.stdout.write("\n")
+    if result.status == "error":
+        print(f"harness run: {result.detail}", file=sys.stderr)
+    print(result.summary(), flush=True)
+    say(f"results in {out}")
+    return {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(result.status, EXIT_ERROR)
+
+
+def _adhoc_image(args: argparse.Namespace) -> Image:
+    from harness.images.adhoc import adhoc_image
+
+    return adhoc_image(ADHOC, args.kernel, args.initrd, args.append, args.disk, args.login)
+
+
+def _default_out(results: Path, cell: Cell) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return results / "single" / f"{stamp}-{str(cell).replace('/', '_')}"
+
+
+def _show(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _printer(quiet: bool) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, flush=True)
+
+    return say

@@ -1,0 +1,261 @@
+"""The pattern table: what console text means, as data.
+
+Each row names a pattern, says what kind of evidence it is and which boot stage it
+shows, and for failures the reason reported. The watcher (watcher.py) applies the
+table; nothing here decides by itself.
+
+Kinds:
+- STAGE: progress; the boot has reached at least `stage`.
+- FAIL: decides the cell at once (the line is enough; waiting cannot help).
+- HINT: a soft error that many good boots also print (GRUB's `error:` lines, edk2
+  trying the next boot option); kept as the likely reason if the boot later stalls.
+- *_PROMPT: only counts at the end of the output, when the guest waits for input:
+  FAIL_PROMPT fails the cell, the others drive the login conversation.
+
+Matching is done on text cleaned of ANSI codes (text.py), anywhere in the line unless
+anchored, because kernel messages interleave with userspace output. FAIL rows are
+tried in table order, so the more specific reason comes first (a panic caused by a
+missing root file system is `root-not-found`, not `kernel-panic`).
+
+Sources for the texts (format strings read in each project's code):
+edk2 OvmfPkg/Library/PlatformBmPrintScLib/StatusCodeHandler.c, MdeModulePkg BdsEntry.c,
+ArmPkg DefaultExceptionHandlerLib; GRUB grub-core/kern/err.c, normal/menu.c,
+kern/rescue_reader.c; Linux kernel/panic.c, init/main.c, init/do_mounts.c,
+arch/arm64/mm/fault.c, arch/arm64/kernel/traps.c, lib/bug.c; initramfs-tools
+scripts/local and scripts/functions; dracut modules.d/98dracut-systemd and 99base;
+systemd src/sulogin-shell/sulogin-shell.c and units/emergency.service.in (< v240);
+util-linux login-utils/sulogin.c and term-utils/agetty.c; busybox libbb/login.c.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+
+class Kind(enum.Enum):
+    STAGE = "stage"
+    FAIL = "fail"
+    HINT = "hint"
+    FAIL_PROMPT = "fail-prompt"
+    LOGIN_PROMPT = "login-prompt"
+    PASSWORD_PROMPT = "password-prompt"
+    SHELL_PROMPT = "shell-prompt"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    kind: Kind
+    stage: str
+    regex: str
+    reason: str = ""
+    # Printed only when a machine starts: seen again after a later stage, the guest
+    # was reset (a reset loop when it keeps happening).
+    restart: bool = False
+
+
+S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
+
+TABLE: tuple[Pattern, ...] = (
+    # --- firmware (edk2 / AAVMF) ---------------------------------------------------
+    # PrePi prints this straight to the UART, so release builds show it too.
+    Pattern("edk2-banner", S, "firmware", r"UEFI firmware \(version", restart=True),
+    Pattern("edk2-boot-option", S, "firmware", r"BdsDxe: (?:loading|starting) Boot[0-9A-Fa-f]{4}"),
+    # BDS goes on with the next boot option; only a stall after it is a failure.
+    Pattern(
+        "edk2-boot-option-failed",
+        H,
+        "firmware",
+        r"BdsDxe: failed to (?:load|start) Boot[0-9A-Fa-f]{4}",
+        "firmware-no-boot",
+    ),
+    Pattern(
+        "edk2-nothing-bootable",
+        F,
+        "firmware",
+        r"No bootable option or device was found",
+        "firmware-no-boot",
+    ),
+    # The disk was not bootable and the firmware went to the network: AAVMF's PXE and
+    # HTTP attempts take minutes, so this decides now.
+    Pattern(
+        "uefi-network-boot",
+        F,
+        "firmware",
+        r">>Start (?:PXE|HTTP Boot) over IPv[46]|iPXE initialising devices",
+        "firmware-no-boot",
+    ),
+    Pattern(
+        "uefi-shell",
+        F,
+        "firmware",
+        r"UEFI Interactive Shell v\d|Press ESC in \d+ seconds to skip startup\.nsh",
+        "firmware-no-boot",
+    ),
+    Pattern(
+        "uefi-shell-prompt",
+        Kind.FAIL_PROMPT,
+        "firmware",
+        r"^(?:Shell|FS\d+:\S*)> ?$",
+        "firmware-no-boot",
+    ),
+    Pattern(
+        "edk2-exception",
+        F,
+        "firmware",
+        r"(?:Synchronous|SError|IRQ|FIQ) Exception at 0x[0-9A-Fa-f]+|ASSERT \[\w+\] \S+\(\d+\)",
+        "firmware-crash",
+    ),
+    # --- bootloader (GRUB 2) -------------------------------------------------------
+    Pattern("grub-banner", S, "bootloader", r"Welcome to GRUB!|GNU GRUB +version \d"),
+    # Debian/Ubuntu grub.cfg echo lines and GRUB's own menu notice.
+    Pattern(
+        "grub-loading",
+        S,
+        "bootloader",
+        r"^Loading Linux .*\.\.\.|^Loading initial ramdisk \.\.\.|^ *Booting `[^']*'",
+    ),
+    # "error: <msg>." (2.12 and Fedora add "file.c:NNN:"); good boots print many.
+    Pattern("grub-error", H, "bootloader", r"^error: (?:\S+\.c:\d+:)?.+", "bootloader-error"),
+    Pattern(
+        "grub-gave-up",
+        F,
+        "bootloader",
+        r"Failed to boot both default and fallback entries|you need to load the kernel first"
+        r"|^Entering rescue mode\.\.\.",
+        "bootloader-no-boot",
+    ),
+    Pattern(
+        "grub-prompt", Kind.FAIL_PROMPT, "bootloader", r"^grub(?: rescue)?> ?$", "bootloader-prompt"
+    ),
+    # --- kernel --------------------------------------------------------------------
+    Pattern("efi-stub", S, "kernel", r"EFI stub: Booting Linux Kernel"),
+    Pattern("efi-stub-error", F, "kernel", r"EFI stub: ERROR: ", "efi-stub-error"),
+    Pattern("linux-start", S, "kernel", r"Booting Linux on physical CPU", restart=True),
+    Pattern("linux-banner", S, "kernel", r"Linux version \d+\.\d+\S* \("),
+    # Root file system failures reported by the kernel itself (no initramfs, or one
+    # that handed over a bad root=); they come before the panic they cause.
+    Pattern(
+        "kernel-no-root",
+        F,
+        "kernel",
+        r"VFS: Unable to mount root fs|VFS: Cannot open root device|No filesystem could mount root",
+        "root-not-found",
+    ),
+    Pattern(
+        "kernel-no-init",
+        F,
+        "kernel",
+        r"No working init found|Requested init \S+ failed",
+        "no-init",
+    ),
+    Pattern("kernel-panic", F, "kernel", r"Kernel panic - not syncing", "kernel-panic"),
+    Pattern(
+        "kernel-oops",
+        F,
+        "kernel",
+        r"Internal error: Oops|Unable to handle kernel \w[\w -]* at virtual address"
+        r"|[Kk]ernel BUG at ",
+        "kernel-oops",
+    ),
+    # --- initramfs -----------------------------------------------------------------
+    Pattern(
+        "initramfs-start",
+        S,
+        "initramfs",
+        r"Run /init as init process|^Loading, please wait\.\.\.|^Begin: .* \.\.\. "
+        r"|Welcome to .*\((?:Initramfs|initrd)\)!|dracut-\d+|dracut(?:-\w+)*\[\d+\]: ",
+    ),
+    # initramfs-tools (old: "root device", new: "root file system device") and busybox.
+    Pattern(
+        "initramfs-no-root",
+        F,
+        "initramfs",
+        r"Gave up waiting for root(?: file system)? device|ALERT!\s+\S.* does not exist"
+        r"|[Cc]an't open blockdev",
+        "root-not-found",
+    ),
+    Pattern("initramfs-no-init", F, "initramfs", r"No init found\. Try passing init=", "no-init"),
+    # dracut's initqueue times out at 2/3 of rd.retry; its timeout scripts may still
+    # find the root (LVM, degraded RAID), so only the emergency shell decides.
+    Pattern(
+        "dracut-initqueue-timeout",
+        H,
+        "initramfs",
+        r"dracut-initqueue(?:\[\d+\])?: Warning: dracut-initqueue(?::| timeout)",
+        "emergency-shell",
+    ),
+    Pattern(
+        "dracut-emergency",
+        F,
+        "initramfs",
+        r"Entering emergency mode|Warning: Could not boot\.|dracut: FATAL: "
+        r"|Warning: \"?/dev/\S+?\"? does not exist|Dropping to debug shell",
+        "emergency-shell",
+    ),
+    Pattern("dracut-shell", Kind.FAIL_PROMPT, "initramfs", r"^dracut:/\S*# ?$", "emergency-shell"),
+    Pattern(
+        "initramfs-shell", Kind.FAIL_PROMPT, "initramfs", r"^\(initramfs\) ?$", "emergency-shell"
+    ),
+    # --- userspace -----------------------------------------------------------------
+    Pattern(
+        "systemd-emergency",
+        F,
+        "userspace",
+        r"You are in (?:emergency|rescue) mode|Welcome to (?:emergency|rescue) mode"
+        r"|Give root password for maintenance|Press Enter for maintenance"
+        r"|\(or (?:press|type) Control-D to continue\)"
+        r"|Cannot open access to console, the root account is locked",
+        "emergency-shell",
+    ),
+    Pattern(
+        "userspace-start",
+        S,
+        "userspace",
+        r"Run /(?!init )\S+ as init process|INIT: version \d|OpenRC .* is starting up"
+        r"|Welcome to (?!GRUB|emergency|rescue)(?!.*\((?:Initramfs|initrd)\)!).+!",
+    ),
+    # --- login ---------------------------------------------------------------------
+    Pattern("login-incorrect", F, "login", r"Login incorrect|Login timed out", "login-failed"),
+    # agetty "<host> login: ", busybox "(none) login: ", agetty --nohostname "login: ".
+    Pattern("login-prompt", Kind.LOGIN_PROMPT, "login", r"(?:^|\s)(?:\S+ )?login: ?$"),
+    Pattern("password-prompt", Kind.PASSWORD_PROMPT, "login", r"[Pp]assword: ?$"),
+    # "root@host:~# ", "[root@host ~]# ", "/ # ", "sh-5.2# ", "~ $ ". Only ever a
+    # candidate: the harness proves a shell by having it compute something.
+    Pattern("shell-prompt", Kind.SHELL_PROMPT, "login", r"(?:^|[\w\]~/:)@-] ?)[#$] ?$"),
+)
+
+
+@dataclass(frozen=True)
+class CompiledPattern:
+    pattern: Pattern
+    regex: re.Pattern[str]
+
+
+class PatternTable:
+    """The table compiled, grouped by kind, with one regex per kind to skip lines fast."""
+
+    def __init__(self, table: tuple[Pattern, ...] = TABLE):
+        self.by_kind: dict[Kind, list[CompiledPattern]] = {kind: [] for kind in Kind}
+        for row in table:
+            self.by_kind[row.kind].append(CompiledPattern(row, re.compile(row.regex)))
+        self._any = {
+            kind: re.compile("|".join(f"(?:{c.pattern.regex})" for c in rows))
+            for kind, rows in self.by_kind.items()
+            if rows
+        }
+
+    def first(self, kind: Kind, text: str) -> Pattern | None:
+        """The first row of `kind`, in table order, whose regex occurs in `text`."""
+        quick = self._any.get(kind)
+        if quick is None or not quick.search(text):
+            return None
+        return next((c.pattern for c in self.by_kind[kind] if c.regex.search(text)), None)
+
+    def stages(self, text: str) -> list[Pattern]:
+        quick = self._any.get(Kind.STAGE)
+        if quick is None or not quick.search(text):
+            return []
+        return [c.pattern for c in self.by_kind[Kind.STAGE] if c.regex.search(text)]

@@ -1,0 +1,111 @@
+"""UEFI firmware for the cells: found through QEMU's firmware descriptors
+(docs/interop/firmware.json), the way libvirt finds it, never by hard-coded path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InfraError, UsageError
+from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Firmware
+
+# Later directories override earlier ones file by file, as QEMU's spec says.
+DESCRIPTOR_DIRS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"))
+# Plain AAVMF: these features need keys, an SMM or a TPM the cells do not set up.
+_UNWANTED = {"secure-boot", "enrolled-keys", "requires-smm", "amd-sev", "intel-tdx"}
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    path: Path
+    description: str
+    code: Path
+    vars_template: Path
+    machines: tuple[str, ...]
+    features: frozenset[str]
+
+
+def read_descriptors(dirs: Iterable[Path] = DESCRIPTOR_DIRS) -> list[Descriptor]:
+    by_name: dict[str, Path] = {}
+    for directory in dirs:
+        for path in sorted(directory.glob("*.json")):
+            by_name[path.name] = path
+    found = []
+    for name in sorted(by_name):
+        descriptor = _parse(by_name[name])
+        if descriptor is not None:
+            found.append(descriptor)
+    return found
+
+
+def _parse(path: Path) -> Descriptor | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        mapping = data["mapping"]
+        if mapping.get("device") != "flash" or "uefi" not in data.get("interface-types", []):
+            return None
+        machines = tuple(
+            machine
+            for target in data.get("targets", [])
+            if target.get("architecture") == "aarch64"
+            for machine in target.get("machines", [])
+        )
+        return Descriptor(
+            path=path,
+            description=str(data.get("description", "")),
+            code=Path(mapping["executable"]["filename"]),
+            vars_template=Path(mapping["nvram-template"]["filename"]),
+            machines=machines,
+            features=frozenset(data.get("features", [])),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def host_aavmf(descriptors: Iterable[Descriptor], machine: str) -> Descriptor | None:
+    """The first plain UEFI build for aarch64 `machine` (a versioned virt-X.Y, as
+    descriptors name them), in descriptor priority order."""
+    for d in descriptors:
+        plain = not d.features & _UNWANTED
+        if plain and any(fnmatch.fnmatch(machine, pattern) for pattern in d.machines):
+            return d
+    return None
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmware:
+    """`none`, `aavmf` or a path to a CODE image (its VARS template beside it)."""
+    if name == NO_FIRMWARE:
+        return Firmware(NO_FIRMWARE)
+    if name == HOST_FIRMWARE:
+        found = host_aavmf(descriptors, machine)
+        if found is None:
+            raise InfraError(
+                "no aarch64 UEFI firmware descriptor in "
+                f"{', '.join(map(str, DESCRIPTOR_DIRS))}: apt-get install qemu-efi-aarch64"
+            )
+        code, template = found.code, found.vars_template
+    else:
+        code = Path(name)
+        template = code.with_name(code.name.replace("CODE", "VARS").replace("code", "vars"))
+        if not code.is_file():
+            raise UsageError(f"firmware {name!r} is neither none, aavmf nor a file")
+        if template == code or not template.is_file():
+            raise UsageError(f"firmware {name}: no VARS template beside it ({template.name})")
+    for path in (code, template):
+        if not path.is_file():
+            raise InfraError(f"firmware file {path} is missing: apt-get install qemu-efi-aarch64")
+    return Firmware(name, code, template, sha256(code))

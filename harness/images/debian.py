@@ -1,0 +1,199 @@
+"""Debian's arm64 packages, fetched with apt into a private state directory.
+
+The host's apt configuration is never changed: every apt call gets its own lists,
+cache, status file and sources list under the image cache. The mirror comes from
+$HARNESS_DEBIAN_MIRROR or, failing that, from the host's own apt sources, so no
+registry host name lives in this code.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ImageBuildError
+
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+MIRROR_ENV = "HARNESS_DEBIAN_MIRROR"
+# Release suites, as opposed to -security/-updates/-backports pockets.
+_DEBIAN_SUITES = re.compile(
+    r"^(buster|bullseye|bookworm|trixie|forky|duke|sid|oldstable|stable|testing|unstable)$"
+)
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    depends: str
+
+
+def find_mirror(env: Mapping[str, str], apt_etc: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror URI: configuration first, then the host's apt sources."""
+    if env.get(MIRROR_ENV):
+        return env[MIRROR_ENV].rstrip("/")
+    for uri, suites in _host_sources(apt_etc):
+        if any(_DEBIAN_SUITES.match(s) for s in suites):
+            return uri.rstrip("/")
+    raise ImageBuildError(
+        f"no Debian mirror in {apt_etc}/sources.list*: set {MIRROR_ENV}=<mirror URI>"
+    )
+
+
+def _host_sources(apt_etc: Path) -> Iterator[tuple[str, list[str]]]:
+    one_line = [apt_etc / "sources.list", *sorted((apt_etc / "sources.list.d").glob("*.list"))]
+    for path in one_line:
+        for line in _read_lines(path):
+            words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
+            if len(words) >= 3 and words[0] == "deb":
+                yield words[1], [words[2]]
+    for path in sorted((apt_etc / "sources.list.d").glob("*.sources")):
+        for stanza in _read_text(path).split("\n\n"):
+            fields = _deb822_fields(stanza)
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+                for uri in fields.get("uris", "").split():
+                    yield uri, fields.get("suites", "").split()
+
+
+def _deb822_fields(stanza: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    key = ""
+    for line in stanza.splitlines():
+        if line.startswith("#"):
+            continue
+        if line[:1].isspace() and key:
+            fields[key] += " " + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            key = key.strip().lower()
+            fields[key] = value.strip()
+    return fields
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _read_lines(path: Path) -> list[str]:
+    return _read_text(path).splitlines()
+
+
+class Archive:
+    """One Debian suite for arm64, with apt state kept under `root`."""
+
+    def __init__(self, root: Path, suite: str, mirror: str):
+        self.root = root.resolve() / suite
+        self.suite = suite
+        self.mirror = mirror
+        self.debs = root.resolve() / "debs"
+
+    def _apt_options(self) -> list[str]:
+        opts = {
+            "APT::Architecture": "arm64",
+            "APT::Architectures": "arm64",
+            "Dir::State::Lists": str(self.root / "lists"),
+            "Dir::State::status": str(self.root / "status"),
+            "Dir::Cache": str(self.root / "cache"),
+            "Dir::Etc::SourceList": str(self.root / "sources.list"),
+            "Dir::Etc::SourceParts": str(self.root / "sources.list.d"),
+            "Dir::Etc::Preferences": str(self.root / "preferences"),
+            "Dir::Etc::PreferencesParts": str(self.root / "preferences.d"),
+            "Debug::NoLocking": "1",
+            "Acquire::Retries": "3",
+        }
+        if os.geteuid() == 0:
+            # apt drops to the _apt user for downloads, who cannot write our cache.
+            opts["APT::Sandbox::User"] = "root"
+        return [arg for key, value in opts.items() for arg in ("-o", f"{key}={value}")]
+
+    def _apt(self, tool: str, *args: str, cwd: Path | None = None) -> str:
+        argv = [tool, *self._apt_options(), *args]
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise ImageBuildError(f"{tool} {args[0]} failed for Debian {self.suite}: {last}")
+        return proc.stdout
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def update(self) -> None:
+        """Refreshes the package index (apt only downloads what changed)."""
+        if not KEYRING.exists():
+            raise ImageBuildError(f"{KEYRING} is missing: install debian-archive-keyring")
+        with self._locked():
+            for sub in ("lists/partial", "cache/archives/partial", "sources.list.d"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            (self.root / "status").touch()
+            (self.root / "sources.list").write_text(
+                f"deb [arch=arm64 signed-by={KEYRING}] {self.mirror} {self.suite} main\n"
+            )
+            self._apt("apt-get", "update", "-q")
+
+    def package(self, name: str) -> Package:
+        out = self._apt("apt-cache", "show", "--no-all-versions", name)
+        fields = _deb822_fields(out.split("\n\n")[0])
+        if "version" not in fields:
+            raise ImageBuildError(f"Debian {self.suite} arm64 has no package {name}")
+        return Package(name, fields["version"], fields.get("depends", ""))
+
+    def download(self, pkg: Package) -> Path:
+        """The .deb file for `pkg`, downloaded once into the shared debs directory."""
+        safe_version = pkg.version.replace(":", "%3a")
+        target = self.debs / f"{pkg.name}_{safe_version}_arm64.deb"
+        if target.exists():
+            return target
+        self.debs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.debs, prefix=".download-") as tmp:
+            self._apt("apt-get", "download", "-q", f"{pkg.name}={pkg.version}", cwd=Path(tmp))
+            (got,) = Path(tmp).glob("*.deb")
+            os.replace(got, target)
+        return target
+
+
+def kernel_package(archive: Archive, meta: str) -> Package:
+    """Follows a metapackage such as linux-image-arm64 to the versioned kernel."""
+    meta_pkg = archive.package(meta)
+    match = re.search(r"(linux-image-[^\s,(|]+)", meta_pkg.depends)
+    return archive.package(match.group(1)) if match else meta_pkg
+
+
+def extract(deb: Path, dest: Path, want: Callable[[str], bool]) -> list[str]:
+    """Extracts the members of `deb` whose path `want` accepts; returns their paths."""
+    dpkg = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    assert dpkg.stdout is not None
+    taken: list[str] = []
+    try:
+        with tarfile.open(fileobj=dpkg.stdout, mode="r|") as tar:
+            for member in tar:
+                name = os.path.normpath(member.name).lstrip("./")
+                if member.isfile() and want(name):
+                    source = tar.extractfile(member)
+                    assert source is not None
+                    out = dest / name
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with out.open("wb") as sink:
+                        shutil.copyfileobj(source, sink)
+                    out.chmod(member.mode & 0o755 | 0o644)
+                    taken.append(name)
+    finally:
+        dpkg.stdout.close()
+        if dpkg.wait() != 0:
+            raise ImageBuildError(f"dpkg-deb could not read {deb}")
+    return taken

@@ -1,0 +1,83 @@
+"""A raw GPT disk with an EFI system partition and an ext4 root, made without loop
+devices or root privileges: each file system is built in its own file (mkfs.vfat +
+mcopy, mkfs.ext4 -d), the partition table is written by sfdisk on the plain disk
+file, and the file systems are copied in at their partitions' offsets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import ImageBuildError
+
+SECTOR = 512
+MIB = 1 << 20
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+
+
+def _run(argv: Sequence[str], **env: str) -> None:
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, check=False, env={**os.environ, **env}
+    )
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ImageBuildError(f"{argv[0]} failed: {why}")
+
+
+def tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _size_for(root: Path, slack_mib: int) -> int:
+    """Room for `root`'s files plus slack, in whole MiB."""
+    return (tree_size(root) // MIB + slack_mib) * MIB
+
+
+def vfat_image(source: Path, out: Path, label: str = "ESP") -> None:
+    size = max(_size_for(source, 16), 64 * MIB)
+    _run(["mkfs.vfat", "-C", "-F", "32", "-n", label, str(out), str(size // 1024)])
+    entries = [str(p) for p in sorted(source.iterdir())]
+    _run(["mcopy", "-s", "-p", "-i", str(out), *entries, "::/"], MTOOLS_SKIP_CHECK="1")
+
+
+def ext4_image(source: Path, out: Path, label: str = "root") -> None:
+    size = _size_for(source, 24)
+    with out.open("wb") as f:
+        f.truncate(size)
+    _run(["mkfs.ext4", "-q", "-F", "-L", label, "-d", str(source), str(out)])
+
+
+def gpt_disk(out: Path, esp: Path, root: Path) -> None:
+    """Writes a disk with partition 1 = `esp` (EFI system) and 2 = `root` (Linux)."""
+    first = MIB // SECTOR
+    esp_sectors = esp.stat().st_size // SECTOR
+    root_start = first + esp_sectors
+    root_sectors = root.stat().st_size // SECTOR
+    # GPT keeps a backup table in the last 33 sectors; one spare MiB covers it.
+    total = (root_start + root_sectors) * SECTOR + MIB
+    with out.open("wb") as f:
+        f.truncate(total)
+    script = (
+        "label: gpt\n"
+        f"start={first}, size={esp_sectors}, type={ESP_TYPE}, name=ESP\n"
+        f"start={root_start}, size={root_sectors}, type={LINUX_TYPE}, name=root\n"
+    )
+    proc = subprocess.run(
+        ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", str(out)],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ImageBuildError(f"sfdisk failed: {proc.stderr.strip()}")
+    with out.open("r+b") as disk:
+        for image, start in ((esp, first), (root, root_start)):
+            disk.seek(start * SECTOR)
+            with image.open("rb") as part:
+                shutil.copyfileobj(part, disk, 4 * MIB)

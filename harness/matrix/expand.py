@@ -1,0 +1,182 @@
+"""From a validated matrix document and a profile to the planned cells.
+
+Axes multiply (image x firmware x machine x transport); `include` adds cells (keys it
+leaves out take every value of the axis), `exclude` drops cells that match all the
+keys it gives (as GitHub Actions matrices do). Machine selectors are resolved against
+the installed QEMU: `all`, `{newest: N}`, `{oldest: N}`, `virt-A.B..virt-C.D`, or
+names; a named machine type QEMU lacks becomes a `skip`, never an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.host import machine_sort_key
+from harness.matrix.load import MatrixError, key_of, line_of
+from harness.model import HOST_FIRMWARE, NO_FIRMWARE, TRANSPORTS, Cell, Login
+
+AXES = ("image", "firmware", "machine", "transport")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A cell expected to fail; stage/reason, when given, must match too."""
+
+    stage: str | None = None
+    reason: str | None = None
+    bug: str = ""
+    note: str = ""
+
+    def met_by(self, status: str, stage: str, reason: str) -> bool:
+        return status == "fail" and self.stage in (None, stage) and self.reason in (None, reason)
+
+
+@dataclass(frozen=True)
+class Planned:
+    cell: Cell
+    skip: str = ""  # why the cell cannot run on this host
+    expect: Expectation | None = None
+    timeout_s: float | None = None
+    accel: str = "auto"
+    retries: int = 1
+    login: Login | None = None  # None: the image's own
+
+
+@dataclass(frozen=True)
+class Plan:
+    profile: str
+    cells: tuple[Planned, ...]
+
+
+class _Context:
+    def __init__(self, path: Path, root: yaml.Node, images: Sequence[str], machines: Sequence[str]):
+        self.path = path
+        self.root = root
+        self.images = list(images)
+        self.machines = list(machines)
+        self.problems: list[str] = []
+
+    def problem(self, where: Sequence[Any], text: str) -> None:
+        self.problems.append(f"{self.path}:{line_of(self.root, where)}: {key_of(where)}: {text}")
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def select_machines(selector: Any, machines: Sequence[str]) -> list[str] | str:
+    """Machine types for one selector, or a problem text."""
+    versioned = [m for m in machines if m != "virt"]
+    if isinstance(selector, dict):
+        ((which, count),) = selector.items()
+        return versioned[-count:] if which == "newest" else versioned[:count]
+    if selector == "all":
+        return [*versioned, "virt"] if "virt" in machines else versioned
+    if ".." in selector:
+        low, high = selector.split("..", 1)
+        if not (low.startswith("virt-") and high.startswith("virt-")):
+            return f"range {selector!r} must be virt-A.B..virt-C.D"
+        lo, hi = machine_sort_key(low), machine_sort_key(high)
+        return [m for m in versioned if lo <= machine_sort_key(m) <= hi]
+    if selector != "virt" and not selector.startswith("virt-"):
+        return f"machine {selector!r} is not all, virt, virt-X.Y or a range"
+    return [selector]
+
+
+def _axis(ctx: _Context, where: list[Any], axis: str, value: Any) -> list[str]:
+    values: list[str] = []
+    for index, item in enumerate(_listed(value)):
+        at = [*where, index] if isinstance(value, list) else where
+        if axis == "machine":
+            chosen = select_machines(item, ctx.machines)
+            if isinstance(chosen, str):
+                ctx.problem(at, chosen)
+                continue
+            values += chosen
+            continue
+        if axis == "image" and item not in ctx.images:
+            ctx.problem(at, f"image {item!r} is not one of: {', '.join(ctx.images)}")
+        if (
+            axis == "firmware"
+            and item not in (NO_FIRMWARE, HOST_FIRMWARE)
+            and not Path(item).is_file()
+        ):
+            ctx.problem(at, f"firmware {item!r} is not none, aavmf or a firmware file")
+        if axis == "transport" and item not in TRANSPORTS:
+            ctx.problem(at, f"transport {item!r} is not one of: {', '.join(TRANSPORTS)}")
+        values.append(str(item))
+    return list(dict.fromkeys(values))
+
+
+def _cells(
+    ctx: _Context, where: list[Any], axes: dict[str, Any], fill: dict[str, list[str]]
+) -> list[Cell]:
+    values = [
+        _axis(ctx, [*where, axis], axis, axes[axis]) if axis in axes else fill[axis]
+        for axis in AXES
+    ]
+    return [Cell(*combo) for combo in itertools.product(*values)]
+
+
+def _matches(ctx: _Context, where: list[Any], rule: dict[str, Any], cell: Cell) -> bool:
+    for axis, value in rule.items():
+        if getattr(cell, axis) not in _axis(ctx, [*where, axis], axis, value):
+            return False
+    return True
+
+
+def expand(
+    data: dict[str, Any],
+    root: yaml.Node,
+    path: Path,
+    profile: str,
+    images: Sequence[str],
+    machines: Sequence[str],
+) -> Plan:
+    profiles = data["profiles"]
+    if profile not in profiles:
+        raise MatrixError([f"{path}: no profile {profile!r}; profiles: {', '.join(profiles)}"])
+    ctx = _Context(path, root, images, machines)
+    for name in data.get("images", {}):
+        if name not in images:
+            ctx.problem(["images", name], f"image {name!r} is not one of: {', '.join(images)}")
+    spec = profiles[profile]
+    where: list[Any] = ["profiles", profile]
+    fill = {axis: _axis(ctx, [*where, "matrix", axis], axis, spec["matrix"][axis]) for axis in AXES}
+    cells = _cells(ctx, [*where, "matrix"], spec["matrix"], fill)
+    for index, rule in enumerate(spec.get("include", [])):
+        cells += _cells(ctx, [*where, "include", index], rule, fill)
+    for index, rule in enumerate(spec.get("exclude", [])):
+        cells = [c for c in cells if not _matches(ctx, [*where, "exclude", index], rule, c)]
+    planned = [_plan(ctx, data, cell) for cell in dict.fromkeys(cells)]
+    if ctx.problems:
+        raise MatrixError(sorted(set(ctx.problems), key=ctx.problems.index))
+    return Plan(profile, tuple(planned))
+
+
+def _plan(ctx: _Context, data: dict[str, Any], cell: Cell) -> Planned:
+    settings = {**data.get("defaults", {}), **data.get("images", {}).get(cell.image, {})}
+    expect = None
+    for index, rule in enumerate(data.get("expect", [])):
+        if _matches(ctx, ["expect", index, "match"], rule["match"], cell):
+            expect = Expectation(rule.get("stage"), rule.get("reason"), rule.get("bug", ""),
+                                 rule.get("note", ""))  # fmt: skip
+    skip = ""
+    if cell.machine not in ctx.machines:
+        skip = f"machine type {cell.machine} is not in this QEMU"
+    login = settings.get("login")
+    return Planned(
+        cell=cell,
+        skip=skip,
+        expect=expect,
+        timeout_s=settings.get("timeout"),
+        accel=settings.get("accel", "auto"),
+        retries=settings.get("retries", 1),
+        login=Login(login.get("user", "root"), login.get("password", "")) if login else None,
+    )

@@ -1,0 +1,135 @@
+"""Reading matrix.yaml: YAML (safe) checked against matrix.schema.json, every error at
+once, each with the file, line and key it is about. Never a traceback: whatever the
+file holds, the outcome is data or one UsageError.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from harness.errors import UsageError
+
+# A document this big after expanding aliases is an "alias bomb", not a matrix.
+MAX_NODES = 200_000
+
+
+class MatrixError(UsageError):
+    """All that is wrong with a matrix file, one `file:line: key: problem` a line."""
+
+    def __init__(self, problems: Sequence[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files("harness.schemas").joinpath("matrix.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def load(path: Path) -> tuple[dict[str, Any], yaml.Node]:
+    """The document and its YAML node tree (for line numbers of later checks)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MatrixError([f"{path}: cannot read: {e}"]) from e
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            raise MatrixError([f"{path}:1: the file is empty"])
+        _check_size(path, root)
+        data = yaml.SafeLoader(text).get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise MatrixError([f"{where}: not valid YAML: {problem}"]) from e
+    except RecursionError as e:
+        raise MatrixError([f"{path}: nested too deeply"]) from e
+    if not isinstance(data, dict):
+        raise MatrixError(
+            [f"{path}:1: expected a mapping with profiles:, found {type(data).__name__}"]
+        )
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = [
+        f"{path}:{line_of(root, error.absolute_path)}: {key_of(error.absolute_path)}: "
+        f"{_message(error)}"
+        for error in sorted(
+            validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+        )
+    ]
+    if problems:
+        raise MatrixError(problems)
+    return data, root
+
+
+def _check_size(path: Path, root: yaml.Node) -> None:
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 1 + sum(size(child) for child in _children(node))
+            if sizes[id(node)] > MAX_NODES:
+                raise MatrixError(
+                    [f"{path}:{node.start_mark.line + 1}: more than {MAX_NODES} values "
+                     "once aliases are expanded"]
+                )  # fmt: skip
+        return sizes[id(node)]
+
+    size(root)
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+    elif isinstance(node, yaml.SequenceNode):
+        yield from node.value
+
+
+def node_at(root: yaml.Node, path: Sequence[Any]) -> yaml.Node:
+    """The deepest node along `path` (keys and indexes) that exists."""
+    node = root
+    for step in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(step)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            child = node.value[step] if step < len(node.value) else None
+        if child is None:
+            break
+        node = child
+    return node
+
+
+def line_of(root: yaml.Node, path: Sequence[Any]) -> int:
+    return int(node_at(root, path).start_mark.line) + 1
+
+
+def key_of(path: Sequence[Any]) -> str:
+    if not path:
+        return "(top)"
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(
+        "."
+    )
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown key")
+    if error.validator == "oneOf":
+        return f"{_short(error.instance)} is not a valid value here"
+    return error.message
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,125 @@
+"""Running a plan: every planned cell booted (or skipped), each result appended to the
+run directory the moment it is known.
+
+A cell is retried only on `error` (the host's fault), never on `fail`: retrying a
+failing guest until it passes would hide exactly the flaky combinations this harness
+exists to find. `--repeat N` boots each cell N times instead, and cells whose repeats
+disagree are reported `unstable`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.boot import BootOptions
+from harness.host import Host
+from harness.matrix.expand import Expectation, Plan, Planned
+from harness.matrix.rundir import RunDir
+from harness.model import CellResult
+from harness.runner import CellSetup, run_cell
+from harness.scheduler import ThreadScheduler
+
+# What each outcome means for the run's exit status: met expectations or not.
+MET = {"pass", "xfail", "skip"}
+
+
+def outcome(status: str, stage: str, reason: str, expect: Expectation | None) -> str:
+    """pass/fail/error/skip, or xfail/xpass where a failure was expected."""
+    if expect is None or status in ("error", "skip"):
+        return status
+    if expect.met_by(status, stage, reason):
+        return "xfail"
+    return "xpass" if status == "pass" else status
+
+
+def combined(outcomes: list[str]) -> str:
+    """One outcome for the repeats of a cell: theirs when they agree."""
+    distinct = set(outcomes)
+    return outcomes[0] if len(distinct) == 1 else "unstable"
+
+
+@dataclass(frozen=True)
+class Task:
+    planned: Planned
+    repeat: int
+
+
+def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, Any]:
+    expect = task.planned.expect
+    return {
+        **result.to_json(),
+        "outcome": outcome(result.status, result.stage, result.reason, expect),
+        "attempts": attempts,
+        "repeat": task.repeat,
+        "expect": dataclasses.asdict(expect) if expect else None,
+    }
+
+
+def skipped(task: Task) -> dict[str, Any]:
+    cell = task.planned.cell
+    result = CellResult(cell, "skip", "none", "unsupported", detail=task.planned.skip)
+    return record_of(result, task, 0)
+
+
+class MatrixRunner:
+    def __init__(
+        self,
+        run: RunDir,
+        setup: CellSetup,
+        host: Host,
+        options: BootOptions,
+        on_record: Callable[[dict[str, Any]], None],
+        on_start: Callable[[Task], None] = lambda task: None,
+    ):
+        self.run = run
+        self.setup = setup
+        self.host = host
+        self.options = options
+        self.on_record = on_record
+        self.on_start = on_start
+
+    def tasks(self, plan: Plan, repeat: int) -> list[Task]:
+        done = self.run.done()
+        return [
+            Task(planned, k)
+            for planned in plan.cells
+            for k in range(repeat)
+            if (planned.cell.id, k) not in done
+        ]
+
+    def execute(
+        self, tasks: list[Task], jobs: int, cancel: threading.Event, tick: Callable[[], None]
+    ) -> None:
+        for task in (t for t in tasks if t.planned.skip):
+            self._finish(task, skipped(task))
+        runnable = [t for t in tasks if not t.planned.skip]
+        scheduler: ThreadScheduler[Task, dict[str, Any]] = ThreadScheduler(jobs, cancel, tick)
+        scheduler.run(runnable, self._boot, self._finish)
+
+    def _boot(self, task: Task) -> dict[str, Any]:
+        self.on_start(task)
+        planned = task.planned
+        options = dataclasses.replace(
+            self.options, timeout_s=self.options.timeout_s or planned.timeout_s, accel=planned.accel
+        )
+        setup = self.setup
+        if planned.login is not None:
+            image_of, login = self.setup.image, planned.login
+            setup = CellSetup(
+                lambda c: dataclasses.replace(image_of(c), login=login), self.setup.firmware
+            )
+        out = self.run.cell_dir(planned.cell, task.repeat)
+        attempts = 0
+        while True:
+            attempts += 1
+            result = run_cell(planned.cell, setup, self.host, out, options, None, lambda _: None)
+            if result.status != "error" or attempts > planned.retries:
+                return record_of(result, task, attempts)
+
+    def _finish(self, task: Task, record: dict[str, Any]) -> None:
+        self.run.append(record)
+        self.on_record(record)

@@ -1,0 +1,98 @@
+"""The QEMU command line of a cell: a pure function of the cell, the host's choices
+and the files prepared for it. Table-driven: the transport picks device models, the
+firmware picks pflash or -kernel; nothing else varies.
+
+No monitor, no display, no listening socket: the serial console on stdio is the only
+channel, and user-mode networking has no host forwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.model import Cell
+
+DEVICES = {
+    "mmio": {"disk": "virtio-blk-device", "net": "virtio-net-device", "rng": "virtio-rng-device"},
+    "pci": {"disk": "virtio-blk-pci", "net": "virtio-net-pci", "rng": "virtio-rng-pci"},
+}
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    """Per-cell files: the disk overlay and VARS copy are the cell's own."""
+
+    disk: Path | None
+    disk_format: str = "qcow2"
+    kernel: Path | None = None
+    initrd: Path | None = None
+    append: str = ""
+    code: Path | None = None
+    vars: Path | None = None
+    extra_disks: tuple[Path, ...] = ()  # attached read-only, raw (e.g. a NoCloud seed)
+
+
+def qemu_argv(
+    cell: Cell,
+    qemu: str,
+    accel: str,
+    files: BootFiles,
+    *,
+    memory_mib: int = 1024,
+    smp: int = 1,
+    tcg_cpu_options: Sequence[str] = (),
+) -> list[str]:
+    devices = DEVICES[cell.transport]
+    machine = cell.machine + (",gic-version=host" if accel == "kvm" else "")
+    cpu = "host" if accel == "kvm" else ",".join(["max", *tcg_cpu_options])
+    argv = [
+        qemu,
+        "-name", f"harness:{cell.id}",
+        "-machine", machine,
+        "-accel", accel,
+        "-cpu", cpu,
+        "-smp", str(smp),
+        "-m", str(memory_mib),
+        "-nodefaults",
+        "-no-user-config",
+        "-display", "none",
+        # A guest reset ends the run: a reboot loop must not look like a slow boot.
+        "-no-reboot",
+        # mux=on only adds QEMU's Ctrl-A escapes (Ctrl-A X quits) for a person at
+        # the console; signal=off keeps Ctrl-C for the guest.
+        "-chardev", "stdio,id=console,mux=on,signal=off",
+        "-serial", "chardev:console",
+    ]  # fmt: skip
+    if files.code is not None:
+        argv += [
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_opt(files.code)}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={_opt(files.vars)}",
+        ]  # fmt: skip
+    else:
+        if files.kernel is not None:
+            argv += ["-kernel", str(files.kernel)]
+        if files.initrd is not None:
+            argv += ["-initrd", str(files.initrd)]
+        if files.append:
+            argv += ["-append", files.append]
+    disks = [(files.disk, files.disk_format, "")] if files.disk is not None else []
+    disks += [(extra, "raw", ",readonly=on") for extra in files.extra_disks]
+    for index, (path, fmt, readonly) in enumerate(disks):
+        argv += [
+            "-drive", f"if=none,id=disk{index},format={fmt},file={_opt(path)}{readonly}",
+            "-device", f"{devices['disk']},drive=disk{index}",
+        ]  # fmt: skip
+    argv += [
+        "-netdev", "user,id=net0",
+        "-device", f"{devices['net']},netdev=net0",
+        "-object", "rng-random,id=rng0,filename=/dev/urandom",
+        "-device", f"{devices['rng']},rng=rng0",
+    ]  # fmt: skip
+    return argv
+
+
+def _opt(path: Path | None) -> str:
+    """A path inside a QEMU option string, where a comma must be doubled."""
+    return str(path).replace(",", ",,")

@@ -1,0 +1,119 @@
+"""One QEMU process, owned from launch to reap.
+
+QEMU runs on a pseudo-terminal (pexpect), in a session and process group of its own,
+so a Ctrl-C at the user's terminal reaches the harness, not QEMU, and stopping the
+group stops everything QEMU started. PR_SET_PDEATHSIG makes the kernel kill QEMU if
+the harness itself is killed (kill -9 leaves no orphan). `__exit__` is the one place a
+QEMU is stopped: SIGTERM, a grace period, SIGKILL, then reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import termios
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pexpect
+
+_PR_SET_PDEATHSIG = 1
+READ_SIZE = 1 << 16
+
+
+class QemuProcess:
+    def __init__(self, argv: list[str], stderr_path: Path, grace_s: float = 3.0):
+        self.argv = argv
+        self.stderr_path = stderr_path
+        self.grace_s = grace_s
+        self._child: Any = None
+
+    def __enter__(self) -> QemuProcess:
+        self.launch()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def launch(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        stderr_path = str(self.stderr_path)
+
+        def in_child() -> None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            # The terminal must not turn the guest's \n into \r\n: the log keeps the
+            # guest's own bytes.
+            attrs = termios.tcgetattr(1)
+            attrs[1] &= ~termios.ONLCR
+            termios.tcsetattr(1, termios.TCSANOW, attrs)
+            fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(fd, 2)
+            os.close(fd)
+
+        self._child = pexpect.spawn(
+            self.argv[0], self.argv[1:], echo=False, preexec_fn=in_child, dimensions=(50, 160)
+        )
+
+    @property
+    def pid(self) -> int:
+        return int(self._child.pid)
+
+    def read(self, timeout: float) -> bytes | None:
+        """Console bytes: b"" when none came within `timeout`, None once QEMU is gone."""
+        try:
+            data: bytes = self._child.read_nonblocking(READ_SIZE, timeout=timeout)
+            return data
+        except pexpect.TIMEOUT:
+            return b""
+        except pexpect.EOF:
+            return None
+
+    def send(self, text: str) -> None:
+        self._child.send(text.encode())
+
+    def interact(self) -> None:
+        """Hands the console to the user until they press Ctrl-]."""
+        self._child.interact()
+
+    def exit_status(self, wait_s: float = 2.0) -> str:
+        """How QEMU ended: "0", "1", "signal 9"..., or "running"."""
+        deadline = time.monotonic() + wait_s
+        while self._child.isalive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._child.isalive():
+            return "running"
+        if self._child.signalstatus is not None:
+            return f"signal {self._child.signalstatus}"
+        return str(self._child.exitstatus)
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        child = self._child
+        if child is None:
+            return
+        try:
+            if child.isalive():
+                self._signal_group(signal.SIGTERM)
+                deadline = time.monotonic() + self.grace_s
+                while child.isalive() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if child.isalive():
+                    self._signal_group(signal.SIGKILL)
+                    child.wait()
+        finally:
+            child.close(force=True)
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signum)

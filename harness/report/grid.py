@@ -1,0 +1,89 @@
+"""The grid every report draws: rows image x firmware, columns machine type x
+transport, one outcome per cell. Built once from the final records; the terminal,
+Markdown and HTML reports only render it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.host import machine_sort_key
+
+# Terminal marks, 4 wide; the legend is printed under the grid.
+MARKS = {
+    "pass": "ok",
+    "fail": "FAIL",
+    "xfail": "xf",
+    "xpass": "XP",
+    "error": "ERR",
+    "skip": "-",
+    "unstable": "~",
+}
+LEGEND = (
+    "ok pass, FAIL fail, xf expected failure, XP unexpected pass, ERR error, - skip, ~ unstable"
+)
+
+
+@dataclass(frozen=True)
+class Grid:
+    rows: list[tuple[str, str]]  # (image, firmware)
+    columns: list[tuple[str, str]]  # (machine, transport)
+    cells: dict[tuple[tuple[str, str], tuple[str, str]], dict[str, Any]]
+
+    def at(self, row: tuple[str, str], column: tuple[str, str]) -> dict[str, Any] | None:
+        return self.cells.get((row, column))
+
+
+def build_grid(records: Iterable[dict[str, Any]]) -> Grid:
+    cells: dict[tuple[tuple[str, str], tuple[str, str]], dict[str, Any]] = {}
+    rows: dict[tuple[str, str], None] = {}
+    columns: set[tuple[str, str]] = set()
+    for record in records:
+        row = (record["image"], record["firmware"])
+        column = (record["machine"], record["transport"])
+        rows.setdefault(row)
+        columns.add(column)
+        cells[(row, column)] = record
+    ordered = sorted(columns, key=lambda c: (machine_sort_key(c[0]), c[1]))
+    return Grid(list(rows), ordered, cells)
+
+
+def render_text(grid: Grid) -> str:
+    machines = list(dict.fromkeys(m for m, _ in grid.columns))
+    transports = sorted({t for _, t in grid.columns})
+    labels = [
+        f"{image} / {firmware} / {transport}"
+        for image, firmware in grid.rows
+        for transport in transports
+    ]
+    width = max([len(label) for label in labels] + [10])
+    short = [m.removeprefix("virt-") for m in machines]
+    col = max([len(s) for s in short] + [4]) + 1
+    lines = [" " * width + " " + "".join(f"{s:>{col}}" for s in short)]
+    for image, firmware in grid.rows:
+        for transport in transports:
+            marks = []
+            for machine in machines:
+                record = grid.at((image, firmware), (machine, transport))
+                marks.append(MARKS.get(record["outcome"], "?") if record else "")
+            lines.append(
+                f"{image + ' / ' + firmware + ' / ' + transport:<{width}} "
+                + "".join(f"{m:>{col}}" for m in marks)
+            )
+    lines.append(f"({LEGEND})")
+    return "\n".join(lines)
+
+
+def problems(grid: Grid) -> list[str]:
+    """One line per cell that did not plainly pass: what happened, where, why."""
+    out = []
+    for record in grid.cells.values():
+        if record["outcome"] in ("pass", "skip"):
+            continue
+        out.append(
+            f"{record['outcome'].upper():<8} {record['cell']}  {record['stage']} "
+            f"{record['reason']}  {record.get('detail', '')[:100]}"
+        )
+    return sorted(out)

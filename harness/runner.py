@@ -1,0 +1,118 @@
+"""Runs one cell and turns whatever happened into a CellResult.
+
+This is the one place where exceptions become outcomes: a verdict from the console
+is `pass` or `fail`; an InfraError (QEMU failed, an image could not be built) is
+`error`; Ctrl-C is `error` with reason `interrupted` and is passed on. A UsageError is
+the caller's input and is not caught here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.boot import Boot, BootOptions, Show, boot
+from harness.errors import InfraError
+from harness.host import Host
+from harness.model import Cell, CellResult, Firmware, Image
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class CellSetup:
+    """How to get a cell's image and firmware; called inside the cell's own error
+    handling, so a failed build or a missing firmware is that cell's `error`."""
+
+    image: Callable[[Cell], Image]
+    firmware: Callable[[Cell], Firmware]
+
+
+def run_cell(
+    cell: Cell,
+    setup: CellSetup,
+    host: Host,
+    out: Path,
+    options: BootOptions,
+    show: Show | None = None,
+    say: Callable[[str], None] = print,
+) -> CellResult:
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    clock = time.monotonic()
+    digests = ["", ""]
+
+    def error(reason: str, detail: str) -> CellResult:
+        return CellResult(
+            cell, "error", "none", reason, detail=detail, started_at=started, host=host.facts(),
+            duration_s=time.monotonic() - clock, image_digest=digests[0],
+            firmware_digest=digests[1], log_path=_log_path(out),
+        )  # fmt: skip
+
+    try:
+        image = setup.image(cell)
+        firmware = setup.firmware(cell)
+        digests[:] = [image.digest, firmware.digest]
+        finished = boot(cell, image, firmware, host, out, options, show, say)
+        result = _from_boot(cell, finished, host, out, image, firmware, started)
+    except InfraError as e:
+        result = error(e.reason, str(e))
+    except KeyboardInterrupt:
+        write_result(out, error("interrupted", "stopped by the user"))
+        raise
+    write_result(out, result)
+    return result
+
+
+def _from_boot(
+    cell: Cell,
+    finished: Boot,
+    host: Host,
+    out: Path,
+    image: Image,
+    firmware: Firmware,
+    started: str,
+) -> CellResult:
+    verdict = finished.verdict
+    return CellResult(
+        cell=cell,
+        status=verdict.status,
+        stage=verdict.stage,
+        reason=verdict.reason,
+        detail=verdict.text,
+        deciding_line=verdict.line,
+        accel=finished.accel,
+        duration_s=finished.duration_s,
+        stage_times=verdict.stage_times,
+        started_at=started,
+        qemu={
+            "binary": host.qemu,
+            "version": host.qemu_version,
+            "argv": finished.argv,
+            "exit": finished.qemu_exit,
+        },
+        image_digest=image.digest,
+        firmware_digest=firmware.digest,
+        host=host.facts(),
+        log_path=_log_path(out),
+    )
+
+
+def _log_path(out: Path) -> str:
+    log = out / "console.log"
+    return str(log) if log.exists() else ""
+
+
+def write_result(out: Path, result: CellResult) -> None:
+    """result.json, replaced atomically so a reader never sees half of it."""
+    partial = out / f".{RESULT}.tmp"
+    with partial.open("w") as f:
+        json.dump(result.to_json(), f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, out / RESULT)

@@ -1,0 +1,66 @@
+"""Shared fixtures. Real things only: images are built from Debian's arm64 packages
+(once, then cached in images/cache), QEMU is the host's, boots are real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.catalog import Catalog, Workspace
+from harness.host import Host, discover
+from harness.model import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def workspace() -> Workspace:
+    return Workspace.locate(os.environ)
+
+
+@pytest.fixture(scope="session")
+def catalog(workspace: Workspace) -> Catalog:
+    return Catalog(workspace, os.environ, print)
+
+
+@pytest.fixture(scope="session")
+def host() -> Host:
+    return discover(None, os.environ)
+
+
+@pytest.fixture(scope="session")
+def tiny(catalog: Catalog) -> Image:
+    return catalog.image("debian-12-tiny")
+
+
+@pytest.fixture(scope="session")
+def mmio_only(catalog: Catalog) -> Image:
+    return catalog.image("debian-12-tiny-mmio-only")
+
+
+Harness = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def harness() -> Harness:
+    """The real CLI, as a user runs it."""
+
+    def run(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args],
+            capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
+        )  # fmt: skip
+
+    return run
+
+
+def qemu_processes() -> list[str]:
+    """PIDs of every qemu-system-aarch64 on the machine."""
+    proc = subprocess.run(["pgrep", "-f", "qemu-system-aarch64"], capture_output=True, text=True)
+    return proc.stdout.split()

@@ -1,0 +1,182 @@
+"""`harness run` on real guests under QEMU, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import ROOT, Harness, qemu_processes
+
+from harness.model import Image
+
+SUMMARY = re.compile(r"^(PASS|FAIL|ERROR) (\S+) (\w+)(?: (\S+))? (\d+\.\d)s$")
+
+
+def summary(stdout: str) -> tuple[str, ...]:
+    """The verdict line: the last line, or the one before "results in ..."."""
+    lines = [line for line in stdout.strip().splitlines() if not line.startswith("results in ")]
+    match = SUMMARY.match(lines[-1])
+    assert match, f"not a verdict line: {lines[-1]!r}"
+    return match.groups()
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "debian-12-tiny/none/virt/mmio",
+        "debian-12-tiny/none/virt-2.6/pci",
+        "debian-12-tiny/aavmf/virt-2.6/mmio",
+        "debian-12-tiny/aavmf/virt/pci",
+    ],
+)
+def test_tiny_guest_reaches_login(cell: str, tiny: Image, harness: Harness, tmp_path: Path) -> None:
+    proc = harness("run", cell, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    status, shown_cell, stage, _, _ = summary(proc.stdout)
+    assert (status, shown_cell, stage) == ("PASS", cell, "login")
+    assert proc.stdout.startswith(
+        "/usr/bin/qemu-system-aarch64 -name "
+    )  # the command line comes first
+    assert "debian-12-tiny login: " in proc.stdout  # the console is shown live
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["schema_version"] == 1
+    assert (result["status"], result["stage"], result["machine"], result["transport"]) == (
+        "pass",
+        "login",
+        cell.split("/")[2],
+        cell.split("/")[3],
+    )
+    assert result["stage_times"]["login"] > result["stage_times"]["kernel"] > 0
+    assert result["image_digest"] == tiny.digest
+    assert result["qemu"]["argv"][0] == "/usr/bin/qemu-system-aarch64"
+    assert "harness-shell-42-ok" in (tmp_path / "console.log").read_text()
+    assert not (tmp_path / "work").exists()  # overlay and VARS removed
+    if "/aavmf/" in cell:
+        assert result["firmware_digest"].startswith("sha256:")
+        assert result["stage_times"]["firmware"] < result["stage_times"]["bootloader"]
+
+
+def test_mmio_only_guest_fails_on_pci_at_its_root_disk(
+    mmio_only: Image, harness: Harness, tmp_path: Path
+) -> None:
+    proc = harness("run", "debian-12-tiny-mmio-only/none/virt/pci", "--out", str(tmp_path))
+    assert proc.returncode == 1, proc.stderr
+    assert summary(proc.stdout)[:4] == (
+        "FAIL",
+        "debian-12-tiny-mmio-only/none/virt/pci",
+        "initramfs",
+        "root-not-found",
+    )
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["detail"].startswith("Gave up waiting for root file system device")
+    log = (tmp_path / "console.log").read_text().splitlines()
+    assert log[result["deciding_line"] - 1].startswith("Gave up waiting")
+
+
+def test_mmio_only_guest_passes_on_mmio(mmio_only: Image, harness: Harness, tmp_path: Path) -> None:
+    proc = harness(
+        "run", "debian-12-tiny-mmio-only/aavmf/virt/mmio", "--quiet", "--out", str(tmp_path)
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("PASS debian-12-tiny-mmio-only/aavmf/virt/mmio login ")
+
+
+def test_bad_cell_is_one_line_and_exit_2(harness: Harness) -> None:
+    proc = harness("run", "debian-12-tiny/aavmf/virt-9.9/usb")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "machine 'virt-9.9' is not one of" in lines[0] and "virt-2.6" in lines[0]
+    assert "transport 'usb' is not one of: mmio, pci" in lines[0]
+
+
+def test_timeout_names_the_stage_reached(tiny: Image, harness: Harness, tmp_path: Path) -> None:
+    proc = harness(
+        "run", "debian-12-tiny/aavmf/virt/pci", "--timeout", "4", "--quiet", "--out", str(tmp_path)
+    )
+    assert proc.returncode == 1
+    status, _, stage, reason, seconds = summary(proc.stdout)
+    assert (status, stage, reason) == ("FAIL", "firmware", "timeout")
+    assert 4.0 <= float(seconds) < 6
+
+
+def test_ctrl_c_stops_qemu_and_leaves_nothing_behind(tiny: Image, tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "debian-12-tiny/aavmf/virt/pci", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while (
+        not (tmp_path / "console.log").exists()
+        or b"BdsDxe" not in (tmp_path / "console.log").read_bytes()
+    ):
+        assert time.monotonic() < deadline, "the guest never started"
+        time.sleep(0.2)
+    ours = [p for p in qemu_processes() if str(tmp_path) in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(ours) == 1
+    os.kill(child.pid, signal.SIGINT)
+    assert child.wait(timeout=10) == 130
+    assert not [p for p in ours if Path(f"/proc/{p}").exists()]
+    assert not (tmp_path / "work").exists()
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["status"], result["reason"]) == ("error", "interrupted")
+
+
+def test_qemu_that_fails_to_start_is_an_error_with_its_message(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    fake = tmp_path / "qemu-system-aarch64"
+    fake.write_text(
+        '#!/bin/sh\ncase "$1" in --version|-machine|-device|-L) exec qemu-system-aarch64 "$@";; esac\n'
+        "echo 'qemu-system-aarch64: -drive if=pflash: Could not open firmware' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    proc = harness(
+        "run",
+        "debian-12-tiny/aavmf/virt/pci",
+        "--qemu",
+        str(fake),
+        "--quiet",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "harness run: QEMU exited at start (exit status 1): qemu-system-aarch64: -drive if=pflash: Could not open firmware"
+    )
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert (result["status"], result["reason"]) == ("error", "qemu-failed")
+
+
+def test_cmdline_sh_boots_the_cell_by_hand(tiny: Image, harness: Harness, tmp_path: Path) -> None:
+    proc = harness("run", "debian-12-tiny/none/virt/pci", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0
+    script = tmp_path / "cmdline.sh"
+    by_hand = pexpect.spawn(str(script), timeout=60)
+    try:
+        by_hand.expect("debian-12-tiny login: ")
+    finally:
+        by_hand.close(force=True)
+    assert (tmp_path / "work" / "disk.qcow2").is_file()  # its own overlay, not the base
+
+
+def test_adhoc_files_boot_without_the_catalog(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    assert tiny.kernel and tiny.initrd and tiny.disk
+    proc = harness(
+        "run", "--kernel", str(tiny.kernel), "--initrd", str(tiny.initrd), "--disk", str(tiny.disk),
+        "--append", tiny.append, "--machine", "virt-4.2", "--transport", "mmio", "--login", "root",
+        "--quiet", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("PASS custom/none/virt-4.2/mmio login ")

@@ -1,0 +1,236 @@
+"""The watcher on recorded real boots and on the conversations a live boot has."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from conftest import FIXTURES
+
+from harness.console.watcher import QUIET_S, RETRY_S, SETTLE_S, SHELL_PROOF, Reply, Verdict, Watcher
+from harness.model import Login
+
+ROOT = Login("root", "")
+NO_LOGIN = Login(None, "")
+
+
+def judge_log(name: str, login: Login = ROOT) -> Verdict:
+    watcher = Watcher(login)
+    watcher.feed((FIXTURES / "consoles" / name).read_bytes(), 1.0)
+    return watcher.end_of_log()
+
+
+class Live:
+    """Drives a watcher as boot.py does, with a fake clock."""
+
+    def __init__(self, login: Login = ROOT):
+        self.now = 0.0
+        self.watcher = Watcher(login, start=0.0)
+        self.typed: list[str] = []
+
+    def guest(self, text: str | bytes) -> Verdict | None:
+        data = text.encode() if isinstance(text, str) else text
+        return self.watcher.feed(data, self.now)
+
+    def wait(self, seconds: float) -> Verdict | None:
+        """Lets time pass with the guest silent, ticking as the boot loop does."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = round(self.now + 0.1, 3)
+            step = self.watcher.tick(self.now)
+            if isinstance(step, Reply):
+                self.typed.append(step.text)
+            elif step is not None:
+                return step
+        return None
+
+
+def test_recorded_direct_boot_passes_at_login() -> None:
+    verdict = judge_log("tiny-direct-mmio-pass.log")
+    assert (verdict.status, verdict.stage) == ("pass", "login")
+    assert list(verdict.stage_times) == ["kernel", "initramfs", "userspace", "login"]
+
+
+def test_recorded_aavmf_boot_goes_through_every_stage() -> None:
+    verdict = judge_log("tiny-aavmf-pci-pass.log")
+    assert verdict.status == "pass"
+    assert list(verdict.stage_times) == [
+        "firmware",
+        "bootloader",
+        "kernel",
+        "initramfs",
+        "userspace",
+        "login",
+    ]
+
+
+def test_recorded_mmio_only_guest_on_pci_is_root_not_found() -> None:
+    verdict = judge_log("mmio-only-on-pci-root-not-found.log")
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        "fail",
+        "initramfs",
+        "root-not-found",
+    )
+    assert verdict.text.startswith("Gave up waiting for root file system device")
+    assert verdict.line is not None and verdict.line > 200
+
+
+def test_login_conversation_with_credentials() -> None:
+    live = Live()
+    live.guest("Welcome to Debian GNU/Linux 12 (bookworm)!\r\n\r\nhost login: ")
+    assert live.wait(QUIET_S + 0.2) is None
+    assert live.typed == ["root\r"]
+    live.guest("root\r\n\r\nroot@host:~# ")
+    assert live.wait(QUIET_S + 0.2) is None
+    assert live.typed[-1] == SHELL_PROOF + "\r"
+    live.guest("echo harness-shell-$((6*7))-ok\r\nharness-shell-42-ok\r\nroot@host:~# ")
+    verdict = live.wait(SETTLE_S + 0.2)
+    assert verdict is not None and (verdict.status, verdict.stage) == ("pass", "login")
+
+
+def test_the_echo_of_the_proof_is_not_the_proof() -> None:
+    live = Live()
+    live.guest("host login: ")
+    live.wait(1)
+    live.guest("root\r\n# ")
+    live.wait(1)
+    live.guest("echo harness-shell-$((6*7))-ok\r\n")
+    assert live.wait(5) is None
+
+
+def test_panic_a_second_after_the_login_prompt_fails() -> None:
+    live = Live()
+    live.guest("Welcome to Debian!\r\nhost login: ")
+    live.wait(QUIET_S + 0.2)
+    verdict = live.guest(
+        "[   12.3] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\r\n"
+    )
+    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "kernel-panic")
+
+
+def test_oops_on_the_prompt_line_fails() -> None:
+    live = Live()
+    live.guest(
+        "host login: [   13.1] Unable to handle kernel paging request at virtual address 0000dead"
+    )
+    verdict = live.wait(QUIET_S + 0.2)
+    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "kernel-oops")
+
+
+def test_login_word_inside_a_banner_is_not_a_prompt() -> None:
+    live = Live(NO_LOGIN)
+    live.guest("Please login: as root with the password from the docs\r\n")
+    assert live.wait(3) is None
+    assert live.typed == []
+
+
+def test_without_credentials_the_prompt_must_come_back_after_enter() -> None:
+    live = Live(NO_LOGIN)
+    live.guest("Welcome to Fedora!\r\nlocalhost login: ")
+    assert live.wait(QUIET_S + 0.2) is None
+    assert live.typed == ["\r"]
+    live.guest("\r\nlocalhost login: ")
+    verdict = live.wait(QUIET_S + SETTLE_S + 0.5)
+    assert verdict is not None and verdict.status == "pass"
+
+
+def test_a_dead_guest_at_a_prompt_does_not_pass() -> None:
+    live = Live(NO_LOGIN)
+    live.guest("localhost login: ")
+    assert live.wait(3 * RETRY_S) is None
+    assert live.watcher.stopped("timeout").status == "fail"
+
+
+def test_random_bytes_never_pass() -> None:
+    noise = random.Random(7)
+    live = Live()
+    for _ in range(200):
+        live.guest(bytes(noise.randrange(256) for _ in range(200)))
+        if live.wait(0.6) is not None:
+            break
+    verdict = live.watcher.verdict or live.watcher.stopped("timeout")
+    assert verdict.status != "pass"
+
+
+@pytest.mark.parametrize(
+    ("tail", "stage", "reason"),
+    [
+        ("error: file `/vmlinuz' not found.\r\ngrub> ", "bootloader", "bootloader-prompt"),
+        ("Entering rescue mode...\r\ngrub rescue> ", "bootloader", "bootloader-no-boot"),
+        ("Begin: Waiting ... \r\n(initramfs) ", "initramfs", "emergency-shell"),
+        ("UEFI firmware (version  built at 1)\r\nShell> ", "firmware", "firmware-no-boot"),
+    ],
+)
+def test_failing_prompts_decide_when_the_guest_waits(tail: str, stage: str, reason: str) -> None:
+    live = Live()
+    verdict = live.guest(tail) or live.wait(QUIET_S + 0.2)
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", stage, reason)
+
+
+def test_a_shell_prompt_in_the_initramfs_is_an_emergency_shell() -> None:
+    live = Live()
+    live.guest("Run /init as init process\r\nsh: can't access tty; job control turned off\r\n/ # ")
+    verdict = live.wait(QUIET_S + 0.2)
+    assert verdict is not None and (verdict.stage, verdict.reason) == (
+        "initramfs",
+        "emergency-shell",
+    )
+
+
+def test_timeout_names_the_last_stage_and_the_soft_error_before_it() -> None:
+    live = Live()
+    live.guest('UEFI firmware (version 1)\r\nBdsDxe: failed to load Boot0001 "disk": Not Found\r\n')
+    live.wait(10)
+    verdict = live.watcher.stopped("timeout")
+    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "firmware", "timeout")
+    assert verdict.text.startswith("BdsDxe: failed to load Boot0001")
+
+
+def test_a_soft_error_the_boot_got_past_is_not_the_reason() -> None:
+    live = Live()
+    live.guest(
+        "error: no such device: 1234.\r\nEFI stub: Booting Linux Kernel...\r\nEFI stub: Exiting boot services...\r\n"
+    )
+    verdict = live.watcher.stopped("timeout")
+    assert (verdict.stage, verdict.reason) == ("kernel", "timeout")
+    assert verdict.text == "EFI stub: Exiting boot services..."
+
+
+def test_failure_is_decided_by_the_line_itself_not_by_a_later_timer() -> None:
+    live = Live()
+    verdict = live.guest(
+        "Begin: Waiting for root file system ... \r\nGave up waiting for root file system device.  Common problems:\r\n"
+    )
+    assert verdict is not None and verdict.reason == "root-not-found"
+
+
+def test_reason_split_over_two_lines_by_serial_wrapping() -> None:
+    live = Live()
+    verdict = live.guest("[    3.6] Kernel pan\r\nic - not syncing: VFS\r\n")
+    assert verdict is not None and verdict.reason == "kernel-panic"
+
+
+def test_a_reset_loop_fails() -> None:
+    live = Live()
+    banner = "UEFI firmware (version 1)\r\nBooting Linux on physical CPU 0x0\r\n"
+    assert live.guest(banner) is None
+    live.guest(banner)
+    verdict = live.guest(banner)
+    assert verdict is not None and verdict.reason == "reset-loop"
+
+
+def test_saved_log_that_stops_mid_boot_is_incomplete_with_its_stage() -> None:
+    watcher = Watcher(ROOT)
+    watcher.feed(
+        b"EFI stub: Booting Linux Kernel...\r\nEFI stub: Exiting boot services...\r\n", 1.0
+    )
+    verdict = watcher.end_of_log()
+    assert (verdict.status, verdict.stage) == ("incomplete", "kernel")
+
+
+def test_saved_log_ending_at_a_login_prompt_passes() -> None:
+    watcher = Watcher(ROOT)
+    watcher.feed(b"Welcome to Ubuntu 16.04!\r\n\r\nubuntu login: ", 1.0)
+    verdict = watcher.end_of_log()
+    assert (verdict.status, verdict.stage) == ("pass", "login")
