@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.images.recipes import Recipe, load_recipes
 from harness.images.store import ImageStore
-from harness.images.tiny import Recipe, TinyBuilder, load_recipes
+from harness.images.tiny import TinyBuilder, recipe_digest
 from harness.model import Image
 
 ROOT_ENV = "HARNESS_ROOT"
@@ -50,7 +51,10 @@ class Catalog:
         self.env = env
         self.log = log
         self.store = ImageStore(workspace.cache)
-        self.recipes: dict[str, Recipe] = load_recipes(workspace.images / "recipes.yaml")
+        self._builder: TinyBuilder | None = None
+        self.recipes: dict[str, Recipe] = load_recipes(
+            workspace.images / "recipes.yaml", workspace.images / "faults.yaml"
+        )
 
     def names(self) -> list[str]:
         return sorted(self.recipes)
@@ -61,22 +65,27 @@ class Catalog:
         return self.recipes[name]
 
     def image(self, name: str) -> Image:
-        """The image, built now if it never was."""
+        """The image, built now if it never was or its recipe changed since. (New
+        package versions are only looked for by `harness images build`: booting a
+        cell never needs the network.)"""
         recipe = self.recipe(name)
-        found = self.store.image(name)
-        if found is None:
+        record = self.store.record(name)
+        wanted = recipe_digest(recipe, self.workspace.images / "tiny")
+        if record is None or record.get("recipe_digest") != wanted:
             self.build(recipe)
-            found = self.store.image(name)
-            assert found is not None
+        found = self.store.image(name)
+        assert found is not None
         return found
 
     def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
         from harness.images.debian import find_mirror
 
-        builder = TinyBuilder(
-            self.store, self.workspace.images / "tiny", find_mirror(self.env), self.log
-        )
-        return builder.build(recipe, force)
+        if self._builder is None:
+            mirror = find_mirror(self.env)
+            self._builder = TinyBuilder(
+                self.store, self.workspace.images / "tiny", mirror, self.log
+            )
+        return self._builder.build(recipe, force)
 
     def listing(self) -> list[dict[str, Any]]:
         rows = []
@@ -85,7 +94,7 @@ class Catalog:
             rows.append(
                 {
                     "name": name,
-                    "source": f"built here (Debian {self.recipes[name].suite})",
+                    "source": _source(self.recipes[name]),
                     "state": "built" if record else "not built",
                     "size": record.get("size"),
                     "digest": record.get("digest", ""),
@@ -93,3 +102,8 @@ class Catalog:
                 }
             )
         return rows
+
+
+def _source(recipe: Recipe) -> str:
+    crafted = ", crafted" if recipe.fault or not (recipe.esp and recipe.initrd) else ""
+    return f"built here (Debian {recipe.suite}{crafted})"

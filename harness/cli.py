@@ -18,6 +18,9 @@ COMMANDS = {
     "run": "boot one cell and watch its console",
     "matrix": "boot the cells of matrix.yaml and print the grid",
     "list": "list the cells of a matrix profile",
+    "compare": "what changed between two runs (exit 1 on a regression)",
+    "merge": "join shard runs into one run",
+    "classify": "judge saved console logs (or re-judge a run) with the live watcher",
     "images": "build and list the images",
     "doctor": "check that this host can run cells",
 }

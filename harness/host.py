@@ -4,6 +4,7 @@ works, and what the CPU model supports. Found by asking QEMU, never assumed.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import InfraError
@@ -110,23 +112,58 @@ def _memory_mib() -> int:
         return 0
 
 
-def discover(qemu_option: str | None, env: Mapping[str, str]) -> Host:
-    qemu = find_qemu(qemu_option, env)
+def _ask_qemu(qemu: str) -> dict[str, Any]:
+    """What only the QEMU binary can tell: version, machine types, CPU options."""
     version_text = _ask(qemu, "--version")
     match = re.search(r"version (\S+)", version_text)
     machines, alias = machine_types(_ask(qemu, "-machine", "help"))
     cpu_help = _ask(qemu, "-device", "max-arm-cpu,help")
+    return {
+        "version": match.group(1) if match else version_text.strip(),
+        "machines": list(machines),
+        "alias": alias,
+        # Pointer authentication with QEMU's own hash instead of the architected
+        # QARMA is far cheaper to emulate under TCG.
+        "cpu_options": ["pauth-impdef=on"] if "pauth-impdef" in cpu_help else [],
+    }
+
+
+def _qemu_facts(qemu: str, cache: Path | None) -> dict[str, Any]:
+    """_ask_qemu, remembered per binary (path, size, mtime): asking costs three QEMU
+    starts, a tenth of a second on every command."""
+    stat = os.stat(qemu)
+    key = f"{os.path.realpath(qemu)}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        if cache is not None:
+            stored: dict[str, Any] = json.loads(cache.read_text())
+            if stored.get("key") == key:
+                return stored
+    except (OSError, ValueError):
+        pass
+    facts = {"key": key, **_ask_qemu(qemu)}
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+            partial.write_text(json.dumps(facts))
+            os.replace(partial, cache)
+        except OSError:
+            pass
+    return facts
+
+
+def discover(qemu_option: str | None, env: Mapping[str, str], cache: Path | None = None) -> Host:
+    qemu = find_qemu(qemu_option, env)
+    facts = _qemu_facts(qemu, cache)
     arch = platform.machine()
     return Host(
         qemu=qemu,
-        qemu_version=match.group(1) if match else version_text.strip(),
-        machines=machines,
-        virt_alias=alias,
+        qemu_version=facts["version"],
+        machines=tuple(facts["machines"]),
+        virt_alias=facts["alias"],
         arch=arch,
         kvm=kvm_usable(arch),
         cpus=os.cpu_count() or 1,
         memory_mib=_memory_mib(),
-        # Pointer authentication with QEMU's own hash is far cheaper to emulate than
-        # the architected QARMA (measured: several times faster boots under TCG).
-        tcg_cpu_options=("pauth-impdef=on",) if "pauth-impdef" in cpu_help else (),
+        tcg_cpu_options=tuple(facts["cpu_options"]),
     )

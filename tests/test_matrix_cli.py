@@ -56,19 +56,9 @@ def test_bad_matrix_is_exit_2_with_file_and_line(harness: Harness, tmp_path: Pat
     )
     proc = harness("matrix", "--matrix", str(bad), "--results", str(tmp_path))
     assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        == f"harness matrix: {bad}:3: profiles.smoke.matrix.image: image 'nope' is not one of: "
-        + ", ".join(
-            sorted(
-                [
-                    "debian-11-tiny",
-                    "debian-12-tiny",
-                    "debian-12-tiny-mmio-only",
-                    "debian-12-tiny-pci-only",
-                    "debian-13-tiny",
-                ]
-            )
-        )
+    message = proc.stderr.strip()
+    assert message.startswith(
+        f"harness matrix: {bad}:3: profiles.smoke.matrix.image: image 'nope' is not one of: "
     )
+    assert "debian-12-tiny, debian-12-tiny-mmio-only" in message and "\n" not in message
     assert not any(p.name != "matrix.yaml" for p in tmp_path.iterdir())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.catalog import Catalog
 from harness.errors import UsageError
 from harness.matrix.expand import Plan, expand, select_machines
 from harness.matrix.load import MatrixError, load
@@ -157,11 +158,12 @@ def test_keyword_expressions() -> None:
         keyword_filter("pci and")
 
 
-def test_the_committed_matrix_is_valid(tmp_path: Path) -> None:
+def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
     root = Path(__file__).resolve().parent.parent
     data, node = load(root / "matrix.yaml")
-    images = list(data["images"])
-    smoke = expand(data, node, root / "matrix.yaml", "smoke", images, MACHINES)
+    for profile in data["profiles"]:
+        expand(data, node, root / "matrix.yaml", profile, catalog.names(), MACHINES)
+    smoke = expand(data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES)
     cells = [p.cell for p in smoke.cells]
     assert {c.transport for c in cells} == {"mmio", "pci"}
     assert {c.firmware for c in cells} == {"none", "aavmf"}

@@ -234,3 +234,46 @@ def test_saved_log_ending_at_a_login_prompt_passes() -> None:
     watcher.feed(b"Welcome to Ubuntu 16.04!\r\n\r\nubuntu login: ", 1.0)
     verdict = watcher.end_of_log()
     assert (verdict.status, verdict.stage) == ("pass", "login")
+
+
+def test_a_refused_login_is_tried_again_then_fails() -> None:
+    live = Live()
+    live.guest("host login: ")
+    live.wait(QUIET_S + 0.2)
+    for _ in range(3):
+        live.guest("root\r\nLogin incorrect\r\n\r\nhost login: ")
+        verdict = live.wait(RETRY_S + 1)
+        if verdict is not None:
+            break
+    assert verdict is not None and (verdict.status, verdict.stage, verdict.reason) == (
+        "fail",
+        "login",
+        "login-failed",
+    )
+    assert verdict.text == "Login incorrect"
+    assert live.typed == ["root\r"] * 3
+
+
+def test_a_password_set_late_lets_the_second_attempt_in() -> None:
+    live = Live(Login("ubuntu", "s3cret"))
+    live.guest("ubuntu login: ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("ubuntu\r\nPassword: ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("\r\nLogin incorrect\r\nubuntu login: ")
+    assert live.wait(RETRY_S + 1) is None
+    live.guest("ubuntu\r\nPassword: ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("\r\nubuntu@host:~$ ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("harness-shell-42-ok\r\nubuntu@host:~$ ")
+    verdict = live.wait(SETTLE_S + 0.2)
+    assert verdict is not None and verdict.status == "pass"
+    assert live.typed == ["ubuntu\r", "s3cret\r", "ubuntu\r", "s3cret\r", SHELL_PROOF + "\r"]
+
+
+def test_saved_log_ending_after_a_refused_login_fails() -> None:
+    watcher = Watcher(ROOT)
+    watcher.feed(b"host login: nobody\r\nLogin incorrect\r\n\r\nhost login: ", 1.0)
+    verdict = watcher.end_of_log()
+    assert (verdict.status, verdict.reason) == ("fail", "login-failed")

@@ -30,6 +30,13 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def discover_host(args: argparse.Namespace, catalog: Catalog) -> Host:
+    """The host, with what QEMU said about itself remembered in the image cache."""
+    from harness.host import discover
+
+    return discover(args.qemu, catalog.env, catalog.workspace.cache / "qemu-facts.json")
+
+
 def load_plan(args: argparse.Namespace, catalog: Catalog, host: Host) -> Plan:
     from harness.matrix.expand import expand
     from harness.matrix.load import load

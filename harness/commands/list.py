@@ -15,11 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from harness.catalog import Catalog, Workspace
-    from harness.commands.common import load_plan
-    from harness.host import discover
+    from harness.commands.common import discover_host, load_plan
 
     catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
-    plan = load_plan(args, catalog, discover(args.qemu, os.environ))
+    plan = load_plan(args, catalog, discover_host(args, catalog))
     for planned in plan.cells:
         notes = []
         if planned.skip:

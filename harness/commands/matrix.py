@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
+from harness.cli import EXIT_FAIL, EXIT_OK
 from harness.commands.common import add_matrix_arguments
 
 if TYPE_CHECKING:
@@ -37,6 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, help="seconds per cell, instead of matrix.yaml's")
     parser.add_argument("--smp", type=int, default=1, help="guest CPUs (default: 1)")
+    parser.add_argument(
+        "--shard", metavar="K/N", help="run only the K-th of N deterministic slices"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="RUN",
+        help="compare with RUN (a run directory or results.json)",
+    )
 
 
 def default_jobs(host: Host, guest_mib: int = 1024) -> int:
@@ -49,19 +58,20 @@ def default_jobs(host: Host, guest_mib: int = 1024) -> int:
 def main(args: argparse.Namespace) -> int:
     from harness.boot import BootOptions
     from harness.catalog import Catalog, Workspace
-    from harness.commands.common import cell_setup, load_plan
-    from harness.host import discover
+    from harness.commands.common import cell_setup, discover_host, load_plan
     from harness.matrix.progress import Progress
     from harness.matrix.run import MatrixRunner
     from harness.matrix.rundir import RunDir
 
     workspace = Workspace.locate(os.environ)
     catalog = Catalog(workspace, os.environ, print)
-    host = discover(args.qemu, os.environ)
+    host = discover_host(args, catalog)
     if args.resume:
         run = RunDir.open(args.resume)
-        args.profile = run.meta().get("profile", args.profile)
+        _as_recorded(args, run.meta())
     plan = load_plan(args, catalog, host)
+    if args.shard:
+        plan = shard(plan, args.shard)
     if not args.resume:
         run = RunDir.create(
             args.results or workspace.results, plan.profile, _meta(args, plan, host)
@@ -81,7 +91,25 @@ def main(args: argparse.Namespace) -> int:
         runner.execute(tasks, jobs, cancel, progress.tick)
     finally:
         progress.close()
-    return _report(run, plan, args.repeat)
+        if cancel.is_set():
+            _write_partial_reports(run)
+    return _report(run, plan, args.baseline)
+
+
+def _as_recorded(args: argparse.Namespace, meta: dict[str, Any]) -> None:
+    """A resumed run plans its cells as the first run did."""
+    args.profile = meta.get("profile", args.profile)
+    args.matrix = Path(meta["matrix"]) if meta.get("matrix") else None
+    args.keyword = meta.get("keyword")
+    args.shard = meta.get("shard")
+    args.repeat = meta.get("repeat", args.repeat)
+
+
+def _write_partial_reports(run: Any) -> None:
+    """On Ctrl-C: the reports of what finished, marked incomplete, then the interrupt."""
+    from harness.report.write import write_reports
+
+    write_reports(run)
 
 
 def _prepare_images(plan: Plan, setup: Any) -> None:
@@ -103,35 +131,50 @@ def _prepare_images(plan: Plan, setup: Any) -> None:
 def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
     return {
         "profile": plan.profile,
-        "matrix": str(args.matrix or "matrix.yaml"),
+        "matrix": str(args.matrix.resolve()) if args.matrix else None,
         "keyword": args.keyword,
         "repeat": args.repeat,
+        "shard": args.shard,
         "cells": [p.cell.id for p in plan.cells],
         "host": host.facts(),
     }
 
 
-def _report(run: Any, plan: Plan, repeat: int) -> int:
-    from harness.matrix.run import MET, combined
-    from harness.matrix.rundir import latest_per_cell
+def _report(run: Any, plan: Plan, baseline: Path | None) -> int:
+    from harness.report.compare import REGRESSION, table
     from harness.report.grid import build_grid, problems, render_text
+    from harness.report.results import verdict_exit
+    from harness.report.write import write_reports
 
-    latest = latest_per_cell(run.records())
-    final = []
-    for planned in plan.cells:
-        repeats = [
-            latest[(planned.cell.id, k)] for k in range(repeat) if (planned.cell.id, k) in latest
-        ]
-        if repeats:
-            final.append({**repeats[-1], "outcome": combined([r["outcome"] for r in repeats])})
-    grid = build_grid(final)
+    reports = write_reports(run, baseline)
+    grid = build_grid(reports.final)
     print(render_text(grid))
     for line in problems(grid):
         print(line)
-    outcomes = {r["outcome"] for r in final}
-    missing = len(plan.cells) - len(final)
+    if reports.comparison is not None and reports.baseline is not None:
+        print(f"compared with {baseline}:")
+        print(table(reports.comparison, reports.baseline, reports.final))
+    missing = len(plan.cells) - len(reports.final)
     resume = f"; {missing} missing (harness matrix --resume {run.path})" if missing else ""
-    print(f"{len(final)} of {len(plan.cells)} cells have results in {run.path}{resume}")
-    if "error" in outcomes or missing:
-        return EXIT_ERROR
-    return EXIT_OK if outcomes <= MET else EXIT_FAIL
+    print(f"{len(reports.final)} of {len(plan.cells)} cells have results in {run.path}{resume}")
+    print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json")
+    status = verdict_exit(reports.final, len(plan.cells))
+    if status == EXIT_OK and reports.comparison and REGRESSION in reports.comparison.values():
+        return EXIT_FAIL
+    return status
+
+
+def shard(plan: Plan, spec: str) -> Plan:
+    """The K-th of N slices, round robin over the plan's order, so slices hold a
+    similar mix of slow (AAVMF) and fast (direct) cells."""
+    import dataclasses
+
+    from harness.errors import UsageError
+
+    try:
+        k, n = (int(part) for part in spec.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {spec}: write K/N with 1 <= K <= N, e.g. 2/4")
+    return dataclasses.replace(plan, cells=plan.cells[k - 1 :: n])

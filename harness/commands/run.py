@@ -52,21 +52,21 @@ def main(args: argparse.Namespace) -> int:
     from harness.boot import BootOptions
     from harness.catalog import Catalog, Workspace
     from harness.cells import check_cell
+    from harness.commands.common import discover_host
     from harness.errors import UsageError
     from harness.firmware import read_descriptors, resolve
-    from harness.host import discover
     from harness.model import Cell
     from harness.runner import CellSetup, run_cell
 
     env = os.environ
     say = _printer(args.quiet)
     workspace = Workspace.locate(env)
-    host = discover(args.qemu, env)
+    catalog = Catalog(workspace, env, say)
+    host = discover_host(args, catalog)
     if args.cell and (args.kernel or args.disk):
         raise UsageError("give either a CELL or --kernel/--disk, not both")
     if args.cell:
         cell = Cell.parse(args.cell)
-        catalog = Catalog(workspace, env, say)
         check_cell(cell, catalog.names(), host)
 
         def image_of(c: Cell) -> Image:

@@ -110,6 +110,7 @@ TABLE: tuple[Pattern, ...] = (
     ),
     # --- bootloader (GRUB 2) -------------------------------------------------------
     Pattern("grub-banner", S, "bootloader", r"Welcome to GRUB!|GNU GRUB +version \d"),
+    Pattern("u-boot", S, "bootloader", r"^U-Boot (?:SPL )?\d{4}\.\d{2}|^Starting kernel \.\.\."),
     # Debian/Ubuntu grub.cfg echo lines and GRUB's own menu notice.
     Pattern(
         "grub-loading",
@@ -218,9 +219,14 @@ TABLE: tuple[Pattern, ...] = (
         r"|Welcome to (?!GRUB|emergency|rescue)(?!.*\((?:Initramfs|initrd)\)!).+!",
     ),
     # --- login ---------------------------------------------------------------------
-    Pattern("login-incorrect", F, "login", r"Login incorrect|Login timed out", "login-failed"),
+    # Refused logins are tried again (a cloud image may set its password after the
+    # prompt shows); the conversation fails the cell after the last attempt.
+    Pattern("login-refused", H, "login", r"Login incorrect|Login timed out", "login-failed"),
     # agetty "<host> login: ", busybox "(none) login: ", agetty --nohostname "login: ".
     Pattern("login-prompt", Kind.LOGIN_PROMPT, "login", r"(?:^|\s)(?:\S+ )?login: ?$"),
+    # The same prompt once answered: the user name echoed after it, alone on the line
+    # (how a saved log shows that login was reached).
+    Pattern("login-answered", S, "login", r"^(?:\S+ )?login: \S+\s*$"),
     Pattern("password-prompt", Kind.PASSWORD_PROMPT, "login", r"[Pp]assword: ?$"),
     # "root@host:~# ", "[root@host ~]# ", "/ # ", "sh-5.2# ", "~ $ ". Only ever a
     # candidate: the harness proves a shell by having it compute something.

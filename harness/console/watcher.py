@@ -78,7 +78,8 @@ class Watcher:
         self._hint: tuple[Pattern, Line] | None = None
         self._restarts = 0
         self._talk = Talk.WAITING
-        self._attempts = 0
+        self._logins = 0  # user names typed at a login prompt
+        self._proofs = 0  # shell proofs typed
         self._last_output = start
         self._acted_at = -1.0  # the output time of the quiet spell already acted on
         self._said_at = start
@@ -119,7 +120,7 @@ class Watcher:
             return self.verdict
         if self._talk is Talk.PROVEN:
             return self._decide("pass", "login", "login", self._last_line)
-        return self._undecided("incomplete", "incomplete")
+        return self._undecided("incomplete", "log-ended")
 
     def stopped(self, cause: str) -> Verdict:
         """The verdict of a live boot that ended without one (timeout, QEMU gone)."""
@@ -178,12 +179,25 @@ class Watcher:
             # An interactive shell before the real root is an emergency shell.
             return self._decide("fail", self.stage, "emergency-shell", tail)
         if not live:
-            # A saved log that ends waiting at a login prompt or a shell reached login.
-            self._reach("login", now)
-            if prompt.kind is Kind.PASSWORD_PROMPT:
-                return None
-            return self._decide("pass", "login", "login", tail)
+            return self._saved_log_ends_at(prompt, tail, now)
         return self._answer(prompt, tail, now)
+
+    def _saved_log_ends_at(self, prompt: Pattern, tail: Line, now: float) -> Verdict | None:
+        """A saved log that ends waiting at a login prompt or a shell reached login,
+        unless the login it shows was refused."""
+        self._reach("login", now)
+        if prompt.kind is Kind.PASSWORD_PROMPT:
+            return None
+        refusal = self._refusal()
+        if refusal is not None:
+            return self._decide("fail", "login", "login-failed", refusal)
+        return self._decide("pass", "login", "login", tail)
+
+    def _refusal(self) -> Line | None:
+        """The "Login incorrect" line, when that is the last soft error seen."""
+        if self._hint is not None and self._hint[0].reason == "login-failed":
+            return self._hint[1]
+        return None
 
     def _answer(self, prompt: Pattern, tail: Line, now: float) -> Verdict | Reply | None:
         if prompt.kind is Kind.LOGIN_PROMPT:
@@ -193,9 +207,14 @@ class Watcher:
                     self._talk, self._proven_at = Talk.PROVEN, now
                     return None
                 return self._say(Talk.POKED, ENTER, now)
-            if self._attempts >= MAX_ATTEMPTS:
-                return self._decide("fail", self.stage, "login-failed", tail)
-            self._attempts += 1
+            if self._talk is not Talk.WAITING and now - self._said_at < RETRY_S:
+                return None  # refused ("Login incorrect"): a late password may yet be set
+            if self._logins >= MAX_ATTEMPTS:
+                refused = (
+                    self._hint[1] if self._hint and self._hint[0].reason == "login-failed" else tail
+                )
+                return self._decide("fail", self.stage, "login-failed", refused)
+            self._logins += 1
             return self._say(Talk.USER_SENT, self.login.user + ENTER, now)
         if prompt.kind is Kind.PASSWORD_PROMPT and self._talk is Talk.USER_SENT:
             return self._say(Talk.PASSWORD_SENT, self.login.password + ENTER, now)
@@ -211,10 +230,10 @@ class Watcher:
         return None
 
     def _prove_shell(self, now: float) -> Reply | None:
-        if self._talk is Talk.PROOF_SENT:
-            if now - self._said_at < RETRY_S or self._attempts >= MAX_ATTEMPTS:
-                return None
-            self._attempts += 1
+        waited = now - self._said_at >= RETRY_S and self._proofs < MAX_ATTEMPTS
+        if self._talk is Talk.PROOF_SENT and not waited:
+            return None
+        self._proofs += 1
         return self._say(Talk.PROOF_SENT, SHELL_PROOF + ENTER, now)
 
     def _say(self, talk: Talk, text: str, now: float) -> Reply:

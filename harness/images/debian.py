@@ -146,12 +146,21 @@ class Archive:
             )
             self._apt("apt-get", "update", "-q")
 
-    def package(self, name: str) -> Package:
-        out = self._apt("apt-cache", "show", "--no-all-versions", name)
-        fields = _deb822_fields(out.split("\n\n")[0])
-        if "version" not in fields:
-            raise ImageBuildError(f"Debian {self.suite} arm64 has no package {name}")
-        return Package(name, fields["version"], fields.get("depends", ""))
+    def packages(self, *names: str) -> dict[str, Package]:
+        """The candidate versions of `names`, in one apt-cache call (each costs the
+        parsing of the whole index)."""
+        out = self._apt("apt-cache", "show", "--no-all-versions", *names)
+        found = {}
+        for stanza in out.split("\n\n"):
+            fields = _deb822_fields(stanza)
+            if "package" in fields and "version" in fields:
+                found[fields["package"]] = Package(
+                    fields["package"], fields["version"], fields.get("depends", "")
+                )
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise ImageBuildError(f"Debian {self.suite} arm64 has no package {', '.join(missing)}")
+        return found
 
     def download(self, pkg: Package) -> Path:
         """The .deb file for `pkg`, downloaded once into the shared debs directory."""
@@ -167,11 +176,10 @@ class Archive:
         return target
 
 
-def kernel_package(archive: Archive, meta: str) -> Package:
-    """Follows a metapackage such as linux-image-arm64 to the versioned kernel."""
-    meta_pkg = archive.package(meta)
-    match = re.search(r"(linux-image-[^\s,(|]+)", meta_pkg.depends)
-    return archive.package(match.group(1)) if match else meta_pkg
+def versioned_kernel(meta: Package) -> str | None:
+    """The versioned kernel a metapackage such as linux-image-arm64 depends on."""
+    match = re.search(r"(linux-image-[^\s,(|]+)", meta.depends)
+    return match.group(1) if match else None
 
 
 def extract(deb: Path, dest: Path, want: Callable[[str], bool]) -> list[str]:

@@ -2,86 +2,94 @@
 the modules its recipe lists, and a busybox root file system with a getty on ttyAMA0.
 
 The guest-side files (the initramfs /init, inittab, rcS...) live in images/tiny/ as
-plain files; this module only gathers packages and assembles them.
+plain files, and a fault guest's changes in images/tiny/faults/<fault>/; this module
+only gathers packages and assembles them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import subprocess
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness.errors import ImageBuildError, UsageError
-from harness.images import cpio, disk, kmod
-from harness.images.debian import Archive, Package, extract, kernel_package
+from harness.errors import ImageBuildError
+from harness.images import cpio, disk, grub, kmod
+from harness.images.debian import Archive, Package, extract, versioned_kernel
+from harness.images.recipes import Recipe
 from harness.images.store import ImageStore
 
 # Bump when the build steps change what an image contains.
-FORMAT = 1
-APPEND = "root=/dev/vda2 console=ttyAMA0 rootdelay=5"
+FORMAT = 2
 # Applets linked at build time; everything else busybox has is one `busybox X` away.
 APPLETS = {
     "bin": "sh ash cat echo ls mkdir mount umount hostname uname sleep dmesg grep sed head "
     "tail readlink ln cp mv rm chmod ps df free id env stty sync true false printf "
-    "basename dirname find sort wc cut tr awk vi less login",
+    "basename dirname find sort wc cut tr awk vi less login setsid cttyhack",
     "sbin": "init getty poweroff reboot halt insmod lsmod modprobe switch_root",
 }
 
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    suite: str
-    os: str
-    modules: tuple[str, ...]
-    description: str = ""
-    append: str = APPEND
-
-
-def load_recipes(path: Path) -> dict[str, Recipe]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return {
-            name: Recipe(
-                name=name,
-                suite=str(fields["suite"]),
-                os=str(fields["os"]),
-                modules=tuple(fields["modules"]),
-                description=str(fields.get("description", "")),
-                append=str(fields.get("append", APPEND)),
-            )
-            for name, fields in data.items()
-        }
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
-        raise UsageError(f"{path}: cannot read image recipes: {e}") from e
-
-
 class TinyBuilder:
+    """Builds recipes; one builder asks apt about each suite once, however many
+    images of that suite it builds."""
+
     def __init__(self, store: ImageStore, guest_files: Path, mirror: str, log: Log):
         self.store = store
         self.guest_files = guest_files
         self.mirror = mirror
         self.log = log
+        self._packages: dict[str, tuple[Archive, dict[str, Package]]] = {}
+        self._unpacked: dict[tuple[Path, ...], Path] = {}
+        self._scratch: Path | None = None
+
+    def _unpack(self, debs: dict[str, Path]) -> Path:
+        """The packages' files that builds use, unpacked once per builder (a kernel
+        package is 300 MB of modules): every fault guest shares one unpacking."""
+        key = tuple(sorted(debs.values()))
+        if key not in self._unpacked:
+            if self._scratch is None:
+                _remove_stale_scratch(self.store.cache)
+                self._scratch = Path(
+                    tempfile.mkdtemp(prefix=f".unpacked-{os.getpid()}-", dir=self.store.cache)
+                )
+                weakref.finalize(self, shutil.rmtree, self._scratch, True)
+            target = self._scratch / str(len(self._unpacked))
+            target.mkdir()
+            for deb in key:
+                extract(deb, target, _wanted)
+            self._unpacked[key] = target
+        return self._unpacked[key]
+
+    def _suite(self, suite: str) -> tuple[Archive, dict[str, Package]]:
+        if suite not in self._packages:
+            archive = Archive(self.store.cache / "apt", suite, self.mirror)
+            archive.update()
+            found = archive.packages("linux-image-arm64", "busybox-static", "grub-efi-arm64-bin")
+            meta = found["linux-image-arm64"]
+            kernel = versioned_kernel(meta)
+            packages = {
+                "kernel": archive.packages(kernel)[kernel]
+                if kernel
+                else found["linux-image-arm64"],
+                "busybox": found["busybox-static"],
+                "grub": found["grub-efi-arm64-bin"],
+            }
+            self._packages[suite] = (archive, packages)
+        return self._packages[suite]
 
     def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
         """Builds `recipe` unless its entry exists; returns (entry, built now)."""
-        archive = Archive(self.store.cache / "apt", recipe.suite, self.mirror)
-        archive.update()
-        packages = {
-            "kernel": kernel_package(archive, "linux-image-arm64"),
-            "busybox": archive.package("busybox-static"),
-            "grub": archive.package("grub-efi-arm64-bin"),
-        }
+        archive, packages = self._suite(recipe.suite)
         key = self._key(recipe, packages)
         with self.store.building(recipe.name) as staging:
             entry = self.store.entry(recipe.name, key)
@@ -93,30 +101,27 @@ class TinyBuilder:
             record = self._assemble(recipe, debs, staging / "work", staging)
             record.update(
                 key=key,
+                recipe_digest=recipe_digest(recipe, self.guest_files),
                 packages={pkg.name: pkg.version for pkg in packages.values()},
                 build_seconds=round(time.monotonic() - started, 1),
             )
             shutil.rmtree(staging / "work")
             return self.store.publish(recipe.name, key, staging, record), True
 
+    def _fault_dir(self, recipe: Recipe) -> Path | None:
+        return fault_dir(recipe, self.guest_files)
+
     def _key(self, recipe: Recipe, packages: dict[str, Package]) -> str:
-        digest = hashlib.sha256()
-        digest.update(json.dumps([FORMAT, asdict(recipe)], sort_keys=True).encode())
+        digest = hashlib.sha256(recipe_digest(recipe, self.guest_files).encode())
         for pkg in packages.values():
             digest.update(f"{pkg.name}={pkg.version}\n".encode())
-        for path in sorted(self.guest_files.rglob("*")):
-            if path.is_file():
-                digest.update(str(path.relative_to(self.guest_files)).encode())
-                digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
 
     def _assemble(
         self, recipe: Recipe, debs: dict[str, Path], work: Path, out: Path
     ) -> dict[str, Any]:
-        unpacked = work / "unpacked"
-        unpacked.mkdir(parents=True)
-        for deb in debs.values():
-            extract(deb, unpacked, _wanted)
+        unpacked = self._unpack(debs)
+        work.mkdir(parents=True)
         kernel = _one(unpacked.glob("boot/vmlinuz-*"), "kernel image")
         modules = {kmod.module_name(str(p)): p for p in unpacked.rglob("*.ko*")}
         builtin = {
@@ -124,17 +129,17 @@ class TinyBuilder:
             for path in unpacked.rglob("modules.builtin")
             for line in path.read_text().split()
         }
-        wanted = [m for m in recipe.modules if m not in builtin]
-        order = kmod.load_order(wanted, modules)
+        order = kmod.load_order([m for m in recipe.modules if m not in builtin], modules)
         busybox = _one(
             [p for p in (unpacked / "bin/busybox", unpacked / "usr/bin/busybox") if p.exists()],
             "busybox",
         )
-
+        fault = self._fault_dir(recipe)
         shutil.copy(kernel, out / "vmlinuz")
-        (out / "initrd.img").write_bytes(self._initramfs(busybox, order, modules))
-        rootfs = self._rootfs(recipe, busybox, work / "rootfs")
-        esp = self._esp(recipe, unpacked, out, work / "esp")
+        if recipe.initrd:
+            (out / "initrd.img").write_bytes(self._initramfs(busybox, order, modules, fault))
+        rootfs = self._rootfs(recipe, busybox, work / "rootfs", fault)
+        esp = self._esp(recipe, unpacked, out, work / "esp", fault)
         disk.vfat_image(esp, work / "esp.img")
         disk.ext4_image(rootfs, work / "root.img")
         disk.gpt_disk(out / "disk.raw", work / "esp.img", work / "root.img")
@@ -145,7 +150,11 @@ class TinyBuilder:
             "os": recipe.os,
             "description": recipe.description,
             "initramfs_modules": order,
-            "files": {"disk": "disk.raw", "kernel": "vmlinuz", "initrd": "initrd.img"},
+            "files": {
+                "disk": "disk.raw",
+                "kernel": "vmlinuz",
+                "initrd": "initrd.img" if recipe.initrd else None,
+            },
             "disk_format": "raw",
             "append": recipe.append,
             "login": {"user": "root", "password": ""},
@@ -154,7 +163,9 @@ class TinyBuilder:
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def _initramfs(self, busybox: Path, order: list[str], modules: dict[str, Path]) -> bytes:
+    def _initramfs(
+        self, busybox: Path, order: list[str], modules: dict[str, Path], fault: Path | None
+    ) -> bytes:
         archive = cpio.Archive()
         for directory in ("bin", "dev", "etc", "lib", "lib/modules", "proc", "root", "sys"):
             archive.directory(directory)
@@ -162,13 +173,17 @@ class TinyBuilder:
         archive.file("bin/busybox", busybox.read_bytes(), 0o755)
         archive.symlink("bin/sh", "busybox")
         archive.file("init", (self.guest_files / "init").read_bytes(), 0o755)
+        if fault is not None and (fault / "initramfs-hook").is_file():
+            archive.file("hook", (fault / "initramfs-hook").read_bytes(), 0o644)
         archive.file("etc/initramfs-modules", "".join(f"{m}\n" for m in order).encode())
         for name in order:
             archive.file(f"lib/modules/{name}.ko", kmod.read_module(modules[name]))
         return archive.gzipped()
 
-    def _rootfs(self, recipe: Recipe, busybox: Path, root: Path) -> Path:
+    def _rootfs(self, recipe: Recipe, busybox: Path, root: Path, fault: Path | None) -> Path:
         shutil.copytree(self.guest_files / "rootfs", root)
+        if fault is not None and (fault / "rootfs").is_dir():
+            shutil.copytree(fault / "rootfs", root, dirs_exist_ok=True)
         for directory in ("bin", "sbin", "dev", "proc", "sys", "tmp", "root", "run"):
             (root / directory).mkdir(exist_ok=True)
         shutil.copy(busybox, root / "bin/busybox")
@@ -177,41 +192,63 @@ class TinyBuilder:
                 target = "busybox" if directory == "bin" else "../bin/busybox"
                 (root / directory / applet).symlink_to(target)
         (root / "etc/init.d/rcS").chmod(0o755)
-        (root / "etc/hostname").write_text(recipe.name + "\n")
-        version = recipe.os.split()[-2] if recipe.os[-1:] == ")" else ""
+        if recipe.host_name:
+            (root / "etc/hostname").write_text(recipe.host_name + "\n")
+        version = recipe.os.split()[-2] if recipe.os.endswith(")") else ""
         (root / "etc/os-release").write_text(
             f'PRETTY_NAME="{recipe.os}"\nNAME="Debian GNU/Linux"\nVERSION_ID="{version}"\n'
-            f"ID=debian\nVARIANT_ID=harness-tiny\n"
+            "ID=debian\nVARIANT_ID=harness-tiny\n"
         )
-        (root / "etc/issue").write_text(f"{recipe.os} (harness tiny guest) \\l\n\n")
+        if not (root / "etc/issue").exists():
+            (root / "etc/issue").write_text(f"{recipe.os} (harness tiny guest) \\l\n\n")
         return root
 
-    def _esp(self, recipe: Recipe, unpacked: Path, out: Path, esp: Path) -> Path:
-        (esp / "EFI/BOOT").mkdir(parents=True)
+    def _esp(
+        self, recipe: Recipe, unpacked: Path, out: Path, esp: Path, fault: Path | None
+    ) -> Path:
+        esp.mkdir(parents=True)
+        if not recipe.esp:
+            return esp
         shutil.copy(out / "vmlinuz", esp / "vmlinuz")
-        shutil.copy(out / "initrd.img", esp / "initrd.img")
-        grub_cfg = esp.parent / "grub.cfg"
-        grub_cfg.write_text(
-            "set timeout=0\n"
-            "search --no-floppy --set=root --file /vmlinuz\n"
-            "echo 'Loading Linux ...'\n"
-            f"linux /vmlinuz {recipe.append}\n"
-            "echo 'Loading initial ramdisk ...'\n"
-            "initrd /initrd.img\n"
-            "boot\n"
+        if recipe.initrd:
+            shutil.copy(out / "initrd.img", esp / "initrd.img")
+        custom = (
+            fault / "grub.cfg" if fault is not None and (fault / "grub.cfg").is_file() else None
         )
-        grub_modules = _one(unpacked.glob("usr/lib/grub/arm64-efi"), "GRUB arm64-efi modules")
-        argv = [
-            "grub-mkstandalone", "-O", "arm64-efi", "-d", str(grub_modules),
-            "-o", str(esp / "EFI/BOOT/BOOTAA64.EFI"),
-            "--modules=part_gpt fat search search_fs_file linux echo normal",
-            "--locales=", "--themes=", "--fonts=",
-            f"boot/grub/grub.cfg={grub_cfg}",
-        ]  # fmt: skip
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise ImageBuildError(f"grub-mkstandalone failed: {proc.stderr.strip()}")
+        grub_cfg = esp.parent / "grub.cfg"
+        grub_cfg.write_text(grub.config(recipe, custom))
+        modules = _one(unpacked.glob("usr/lib/grub/arm64-efi"), "GRUB arm64-efi modules")
+        grub.efi_binary(recipe, modules, grub_cfg, esp / grub.BOOT_FILE)
         return esp
+
+
+def fault_dir(recipe: Recipe, guest_files: Path) -> Path | None:
+    if not recipe.fault:
+        return None
+    path = guest_files / "faults" / recipe.fault
+    if not path.is_dir():
+        raise ImageBuildError(f"{recipe.name}: no fault directory {path}")
+    return path
+
+
+def recipe_digest(recipe: Recipe, guest_files: Path) -> str:
+    """What a recipe is made of besides packages: its fields and its guest-side files
+    (its own fault directory only). A change here means the cached image is stale."""
+    digest = hashlib.sha256(json.dumps([FORMAT, asdict(recipe)], sort_keys=True).encode())
+    fault = fault_dir(recipe, guest_files)
+    for root in [guest_files / "init", guest_files / "rootfs", *([fault] if fault else [])]:
+        for path in sorted(p for p in [root, *root.rglob("*")] if p.is_file()):
+            digest.update(str(path.relative_to(guest_files)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _remove_stale_scratch(cache: Path) -> None:
+    """Unpacked packages left by a builder that was killed before it could clean up."""
+    for path in cache.glob(".unpacked-*"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _wanted(path: str) -> bool:
@@ -223,7 +260,7 @@ def _wanted(path: str) -> bool:
     )
 
 
-def _one(paths: Any, what: str) -> Path:
+def _one(paths: Iterable[Path], what: str) -> Path:
     found = sorted(paths)
     if len(found) != 1:
         raise ImageBuildError(f"expected one {what} in the packages, found {len(found)}")

@@ -23,9 +23,6 @@ from harness.model import CellResult
 from harness.runner import CellSetup, run_cell
 from harness.scheduler import ThreadScheduler
 
-# What each outcome means for the run's exit status: met expectations or not.
-MET = {"pass", "xfail", "skip"}
-
 
 def outcome(status: str, stage: str, reason: str, expect: Expectation | None) -> str:
     """pass/fail/error/skip, or xfail/xpass where a failure was expected."""
@@ -34,12 +31,6 @@ def outcome(status: str, stage: str, reason: str, expect: Expectation | None) ->
     if expect.met_by(status, stage, reason):
         return "xfail"
     return "xpass" if status == "pass" else status
-
-
-def combined(outcomes: list[str]) -> str:
-    """One outcome for the repeats of a cell: theirs when they agree."""
-    distinct = set(outcomes)
-    return outcomes[0] if len(distinct) == 1 else "unstable"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Measures the harness against its goals, side by side in one run (not timed tests):
+
+  overhead      `harness run CELL` vs the same QEMU argv run by hand (cmdline.sh),
+                each from its start to the same console line ("login: ")  goal <=2% or <=0.3 s
+  parallel      the same cells with -j 2 against -j 1                      goal >=90% efficiency
+  fail->verdict from the failure line on the console to the FAIL line      goal <=2 s
+  startup       harness --help                                             goal <0.5 s
+  warm cache    bytes received and images rebuilt by a second build        goal 0
+
+Run it on an idle machine: `make bench` (or bench/bench.py [--quick]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pexpect
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = [sys.executable, "-m", "harness.cli"]
+CELL = "debian-12-tiny/none/virt/mmio"
+FAILING = "debian-12-tiny-mmio-only/none/virt/pci"
+PARALLEL_CELLS = "debian-12-tiny/none/ and (virt-2.6/ or virt-4.2/ or virt-6.2/ or virt/)"
+
+
+def until(argv: list[str], pattern: str, timeout: float = 120) -> float:
+    """Seconds from starting `argv` until `pattern` appears on its output."""
+    started = time.monotonic()
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(ROOT), timeout=timeout)
+    try:
+        child.expect(pattern)
+        return time.monotonic() - started
+    finally:
+        child.close(force=True)
+
+
+def overhead(rounds: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cell"
+        subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT, check=True)
+        script = str(out / "cmdline.sh")
+        harness, by_hand = [], []
+        for _ in range(rounds):
+            by_hand.append(until([script], "login: "))
+            harness.append(until([*HARNESS, "run", CELL, "--out", str(out)], "login: "))
+    h, m = statistics.median(harness), statistics.median(by_hand)
+    return {"harness_s": h, "by_hand_s": m, "overhead_s": h - m, "overhead_pct": 100 * (h - m) / m}
+
+
+def matrix_seconds(jobs: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        subprocess.run(
+            [*HARNESS, "matrix", "--profile", "nightly", "-k", PARALLEL_CELLS, "-j", str(jobs),
+             "--results", tmp],
+            cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        return time.monotonic() - started
+
+
+def parallel() -> dict[str, float]:
+    one, two = matrix_seconds(1), matrix_seconds(2)
+    return {"j1_s": one, "j2_s": two, "efficiency_pct": 100 * one / (2 * two)}
+
+
+def fail_to_verdict(rounds: int) -> dict[str, float]:
+    gaps = []
+    for _ in range(rounds):
+        child = pexpect.spawn(
+            HARNESS[0],
+            [*HARNESS[1:], "run", FAILING, "--out", tempfile.mkdtemp()],
+            cwd=str(ROOT),
+            timeout=120,
+        )
+        try:
+            child.expect("Gave up waiting for root file system device")
+            seen = time.monotonic()
+            child.expect(r"\nFAIL \S+ initramfs root-not-found")
+            gaps.append(time.monotonic() - seen)
+        finally:
+            child.close(force=True)
+    return {"median_s": statistics.median(gaps), "max_s": max(gaps)}
+
+
+def startup(rounds: int = 10) -> dict[str, float]:
+    times = []
+    for _ in range(rounds):
+        started = time.monotonic()
+        subprocess.run(
+            [str(ROOT / ".venv/bin/harness"), "--help"], stdout=subprocess.DEVNULL, check=True
+        )
+        times.append(time.monotonic() - started)
+    return {"median_s": statistics.median(times)}
+
+
+def received_bytes() -> int:
+    total = 0
+    for line in Path("/proc/net/dev").read_text().splitlines()[2:]:
+        name, fields = line.split(":", 1)
+        if name.strip() != "lo":
+            total += int(fields.split()[0])
+    return total
+
+
+def warm_cache() -> dict[str, float]:
+    subprocess.run([*HARNESS, "images", "build"], cwd=ROOT, check=True, capture_output=True)
+    before = received_bytes()
+    proc = subprocess.run(
+        [*HARNESS, "images", "build"], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    rebuilt = sum(1 for line in proc.stdout.splitlines() if ": built in " in line)
+    check_bytes = received_bytes() - before
+    with tempfile.TemporaryDirectory() as tmp:
+        before = received_bytes()
+        subprocess.run(
+            [*HARNESS, "matrix", "--profile", "smoke", "-k", "tiny/none/virt/pci", "--results", tmp],
+            cwd=ROOT, check=True, capture_output=True,
+        )  # fmt: skip
+        run_bytes = received_bytes() - before
+    return {
+        "images_rebuilt": rebuilt,
+        "build_check_bytes": check_bytes,
+        "matrix_run_bytes": run_bytes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one round each")
+    rounds = 1 if parser.parse_args().quick else 3
+    figures = {
+        "startup": startup(),
+        "warm_cache": warm_cache(),
+        "fail_to_verdict": fail_to_verdict(rounds),
+        "overhead": overhead(rounds),
+        "parallel": parallel(),
+    }
+    print(json.dumps(figures, indent=2))
+    o, p, f, s = (
+        figures["overhead"],
+        figures["parallel"],
+        figures["fail_to_verdict"],
+        figures["startup"],
+    )
+    print(f"overhead per cell   {o['overhead_s']:+.2f} s ({o['overhead_pct']:+.1f}%) "
+          f"[harness {o['harness_s']:.2f} s, by hand {o['by_hand_s']:.2f} s]   goal <=2% or <=0.3 s")  # fmt: skip
+    print(
+        f"-j 2 efficiency     {p['efficiency_pct']:.0f}% [-j1 {p['j1_s']:.1f} s, -j2 {p['j2_s']:.1f} s]   goal >=90%"
+    )
+    print(f"fail line->verdict  {f['median_s']:.2f} s median, {f['max_s']:.2f} s max   goal <=2 s")
+    print(f"harness --help      {s['median_s']:.3f} s   goal <0.5 s")
+    w = figures["warm_cache"]
+    print(f"warm cache          {w['matrix_run_bytes']} bytes received by a matrix run, "
+          f"{w['images_rebuilt']} images rebuilt by `images build` ({w['build_check_bytes']} bytes: "
+          "apt revalidating its indexes)   goal 0")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

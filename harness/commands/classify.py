@@ -1,0 +1,114 @@
+"""harness classify: judge saved console logs with the watcher that judges live boots.
+
+`harness classify LOG...` prints, per log, the status (pass, fail, or incomplete when
+the log ends without an outcome), the furthest stage, the reason and the deciding
+line. `harness classify RUN` re-judges every cell of a run from its console logs and
+shows which verdicts would change (after the pattern table improved, say).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.cli import EXIT_FAIL, EXIT_OK
+
+if TYPE_CHECKING:
+    from harness.console.watcher import Verdict
+
+CHUNK = 1 << 16
+# A live boot that ended without a verdict is, saved, a log that ends undecided.
+_UNDECIDED_LIVE = {"timeout", "qemu-exited"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", type=Path, nargs="+", metavar="LOG|RUN", help="console logs, or run directories"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def judge_file(path: Path) -> Verdict:
+    """A saved log through the live watcher, in chunks (memory stays bounded)."""
+    from harness.console.watcher import Watcher
+    from harness.model import Login
+
+    watcher = Watcher(Login())
+    with path.open("rb") as log:
+        for chunk in iter(lambda: log.read(CHUNK), b""):
+            if watcher.feed(chunk, 0.0) is not None:
+                break
+    return watcher.end_of_log()
+
+
+def _line(path: Path, verdict: Verdict, as_json: bool) -> str:
+    fields = {
+        "file": str(path),
+        "status": verdict.status,
+        "stage": verdict.stage,
+        "reason": verdict.reason,
+        "line": verdict.line,
+        "text": verdict.text,
+    }
+    if as_json:
+        return json.dumps(fields)
+    where = f"line {verdict.line}: {verdict.text}" if verdict.line else "(no deciding line)"
+    return f"{verdict.status.upper():<10} {verdict.stage:<10} {verdict.reason:<18} {path}  {where}"
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.errors import UsageError
+
+    worst = EXIT_OK
+    for path in args.paths:
+        if path.is_dir():
+            worst = max(worst, _rejudge_run(path, args.json))
+            continue
+        if not path.is_file():
+            raise UsageError(f"{path}: no such log or run directory")
+        verdict = judge_file(path)
+        print(_line(path, verdict, args.json))
+        worst = max(worst, EXIT_OK if verdict.status == "pass" else EXIT_FAIL)
+    return worst
+
+
+def _rejudge_run(path: Path, as_json: bool) -> int:
+    from harness.matrix.rundir import RunDir
+    from harness.model import Cell
+    from harness.report.results import load_final
+
+    run = RunDir.open(path)
+    changed = 0
+    for record in load_final(run):
+        log = run.cell_dir(Cell.parse(record["cell"]), record.get("repeat", 0)) / "console.log"
+        if record["status"] not in ("pass", "fail") or not log.is_file():
+            continue
+        verdict = judge_file(log)
+        same = _same(record, verdict)
+        changed += not same
+        if as_json:
+            print(json.dumps({**json.loads(_line(log, verdict, True)), "cell": record["cell"],
+                              "was": _was(record), "changed": not same}))  # fmt: skip
+        else:
+            mark = "same   " if same else "CHANGED"
+            now = f"{verdict.status} {verdict.stage} {verdict.reason}"
+            print(f"{mark} {record['cell']}: {_was(record)} -> {now}")
+    if not as_json:
+        print(f"{changed} verdict(s) would change in {path}")
+    return EXIT_FAIL if changed else EXIT_OK
+
+
+def _was(record: dict[str, Any]) -> str:
+    return f"{record['status']} {record['stage']} {record['reason']}"
+
+
+def _same(record: dict[str, Any], verdict: Verdict) -> bool:
+    if record["reason"] in _UNDECIDED_LIVE:
+        return verdict.status == "incomplete" and verdict.stage == record["stage"]
+    return (record["status"], record["stage"], record["reason"]) == (
+        verdict.status,
+        verdict.stage,
+        verdict.reason,
+    )

@@ -1,0 +1,77 @@
+"""Image recipes: images/recipes.yaml (the guests the matrix is about) and
+images/faults.yaml (crafted guests that fail in one known way each, for proving the
+console watcher on real consoles)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import UsageError
+
+APPEND = "root=/dev/vda2 console=ttyAMA0 rootdelay=5"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    suite: str
+    os: str
+    modules: tuple[str, ...]
+    description: str = ""
+    append: str = APPEND
+    # A directory of images/tiny/faults/ whose files change the guest: an
+    # initramfs-hook run by /init, rootfs/ files over the base root, a grub.cfg.
+    fault: str = ""
+    initrd: bool = True  # False: no initramfs at all (direct boot and GRUB)
+    esp: bool = True  # False: an EFI system partition with nothing on it
+    grub: str = "standalone"  # or "rescue": GRUB looking for its modules where none are
+    hostname: str | None = None  # None: the image name; "": none ("(none) login:")
+
+    @property
+    def host_name(self) -> str:
+        return self.name if self.hostname is None else self.hostname
+
+
+_FIELDS = {
+    "suite": str, "os": str, "modules": tuple, "description": str, "append": str,
+    "fault": str, "initrd": bool, "esp": bool, "grub": str, "hostname": str,
+}  # fmt: skip
+
+
+def load_recipes(*paths: Path) -> dict[str, Recipe]:
+    recipes: dict[str, Recipe] = {}
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UsageError(f"{path}: cannot read image recipes: {e}") from e
+        for name, fields in data.items():
+            recipes[name] = _recipe(path, name, fields)
+    return recipes
+
+
+def _recipe(path: Path, name: str, fields: object) -> Recipe:
+    if not isinstance(fields, dict):
+        raise UsageError(f"{path}: {name}: expected a mapping of recipe fields")
+    unknown = set(fields) - set(_FIELDS)
+    missing = {"suite", "os", "modules"} - set(fields)
+    if unknown or missing:
+        raise UsageError(f"{path}: {name}: unknown {sorted(unknown)} / missing {sorted(missing)}")
+    values: dict[str, Any] = {}
+    for key, value in fields.items():
+        kind = _FIELDS[key]
+        if kind is tuple:
+            values[key] = tuple(str(v) for v in value)
+        elif not isinstance(value, kind) and not (kind is str and value is None):
+            raise UsageError(f"{path}: {name}.{key}: expected {kind.__name__}, got {value!r}")
+        else:
+            values[key] = value
+    if values.get("grub", "standalone") not in ("standalone", "rescue"):
+        raise UsageError(f"{path}: {name}.grub: standalone or rescue")
+    return Recipe(name=name, **values)

@@ -1,0 +1,68 @@
+"""junit.xml for CI systems: one testcase per cell, classname = image.
+
+fail, xpass and unstable are failures (message: stage and reason), error is an
+error, skip and xfail are skipped (as pytest reports xfail); the console's tail goes
+into system-out so the CI page shows why without opening the log.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+TAIL_LINES = 40
+# XML 1.0 cannot hold most control characters, which console logs are full of.
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd]")
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
+
+
+def console_tail(log: Path, lines: int = TAIL_LINES) -> str:
+    try:
+        with log.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    text = _ESCAPES.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    return _NOT_XML.sub("", "\n".join(text.splitlines()[-lines:]))
+
+
+def write_junit(path: Path, run_dir: Path, profile: str, final: list[dict[str, Any]]) -> None:
+    counts = Counter(r["outcome"] for r in final)
+    suite = ET.Element(
+        "testsuite",
+        name=f"harness.{profile}",
+        tests=str(len(final)),
+        failures=str(counts["fail"] + counts["xpass"] + counts["unstable"]),
+        errors=str(counts["error"]),
+        skipped=str(counts["skip"] + counts["xfail"]),
+        time=f"{sum(r.get('duration_s') or 0 for r in final):.1f}",
+    )
+    for record in final:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=record["image"],
+            name=f"{record['firmware']}/{record['machine']}/{record['transport']}",
+            time=f"{record.get('duration_s') or 0:.1f}",
+        )
+        message = _clean(f"{record['stage']} {record['reason']}: {record.get('detail') or ''}")
+        outcome = record["outcome"]
+        if outcome in ("fail", "xpass", "unstable"):
+            ET.SubElement(case, "failure", message=message, type=outcome)
+        elif outcome == "error":
+            ET.SubElement(case, "error", message=message, type=record["reason"])
+        elif outcome in ("skip", "xfail"):
+            why = record.get("detail") if outcome == "skip" else f"expected failure: {message}"
+            ET.SubElement(case, "skipped", message=_clean(why or ""))
+        if record.get("log"):
+            ET.SubElement(case, "system-out").text = console_tail(run_dir / record["log"])
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("", text)[:500]

@@ -1,0 +1,132 @@
+"""report.html and report.md: the grid a person reads at a glance.
+
+Rows are image x firmware, columns machine type x transport; each cell shows its
+outcome (coloured in HTML), the stage and reason when it did not pass, the comparison
+label when there is a baseline, and links to its console log. The HTML page is one
+self-contained file that works from the file system, without a server.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from harness.report.grid import Grid, build_grid
+
+COLOURS = {
+    "pass": "#b9e4bb",
+    "fail": "#f4a6a6",
+    "xfail": "#f9d9a6",
+    "xpass": "#d9b8ea",
+    "error": "#9aa5ad",
+    "skip": "#eeeeee",
+    "unstable": "#fff176",
+}
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table.grid { border-collapse: collapse; }
+.grid th, .grid td { border: 1px solid #999; padding: 3px 6px; text-align: center; }
+.grid th.row { text-align: left; white-space: nowrap; }
+.grid td a { color: inherit; }
+.grid td small { display: block; font-size: 11px; }
+.label { font-weight: bold; font-size: 10px; text-transform: uppercase; }
+.label.regression { color: #b00020; }
+.label.fixed { color: #1b5e20; }
+ul.problems { font-family: monospace; font-size: 12px; }
+"""
+
+
+def _summary(final: list[dict[str, Any]]) -> str:
+    counts = Counter(r["outcome"] for r in final)
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+
+
+def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
+    if record is None:
+        return "<td></td>"
+    outcome = record["outcome"]
+    text = html.escape(outcome)
+    if outcome not in ("pass", "skip"):
+        text += f"<small>{html.escape(record['stage'])} {html.escape(record['reason'])}</small>"
+    if record.get("log"):
+        text = f'<a href="{html.escape(record["log"])}">{text}</a>'
+    if comparison is not None:
+        what = comparison.get(record["cell"], "new")
+        if what != "still-passing":
+            text += f'<span class="label {what}">{html.escape(what)}</span>'
+    title = html.escape(f"{record['cell']}: {record.get('detail') or outcome}", quote=True)
+    style = f"background:{COLOURS.get(outcome, '#fff')}"
+    return f'<td class="{outcome}" style="{style}" title="{title}">{text}</td>'
+
+
+def render_html(
+    title: str, final: list[dict[str, Any]], comparison: dict[str, str] | None = None
+) -> str:
+    grid = build_grid(final)
+    machines = list(dict.fromkeys(m for m, _ in grid.columns))
+    spans = {m: sum(1 for mm, _ in grid.columns if mm == m) for m in machines}
+    head1 = "".join(f'<th colspan="{spans[m]}">{html.escape(m)}</th>' for m in machines)
+    head2 = "".join(f"<th>{html.escape(t)}</th>" for _, t in grid.columns)
+    body = []
+    for row in grid.rows:
+        cells = "".join(_cell_html(grid.at(row, column), comparison) for column in grid.columns)
+        body.append(
+            f'<tr><th class="row">{html.escape(row[0])} / {html.escape(row[1])}</th>{cells}</tr>'
+        )
+    problems = [
+        "<li>"
+        + html.escape(f"{r['outcome'].upper()} {r['cell']}: {r['stage']} {r['reason']}")
+        + f" &mdash; {html.escape((r.get('detail') or '')[:160])}</li>"
+        for r in final
+        if r["outcome"] not in ("pass", "skip")
+    ]
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+        f"<p>{html.escape(_summary(final))}</p>\n"
+        f'<table class="grid"><thead><tr><th rowspan="2">image / firmware</th>{head1}</tr>'
+        f"<tr>{head2}</tr></thead><tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody></table>\n"
+        + (
+            f"<h2>Not passing</h2><ul class='problems'>{''.join(problems)}</ul>\n"
+            if problems
+            else ""
+        )
+        + "</body></html>\n"
+    )
+
+
+def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
+    if record is None:
+        return ""
+    text = str(record["outcome"])
+    if text not in ("pass", "skip"):
+        text += f" {record['stage']}/{record['reason']}"
+    if record.get("log"):
+        text = f"[{text}]({record['log']})"
+    if comparison is not None and comparison.get(record["cell"], "new") != "still-passing":
+        text += f" **{comparison.get(record['cell'], 'new')}**"
+    return text
+
+
+def render_markdown(
+    title: str, final: list[dict[str, Any]], comparison: dict[str, str] | None = None
+) -> str:
+    grid: Grid = build_grid(final)
+    header = ["image / firmware", *(f"{m} {t}" for m, t in grid.columns)]
+    lines = [f"## {title}", "", _summary(final), "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    for row in grid.rows:
+        cells = [_cell_md(grid.at(row, column), comparison) for column in grid.columns]
+        lines.append(f"| {row[0]} / {row[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_pages(
+    run_dir: Path, title: str, final: list[dict[str, Any]], comparison: dict[str, str] | None
+) -> None:
+    (run_dir / "report.html").write_text(render_html(title, final, comparison))
+    (run_dir / "report.md").write_text(render_markdown(title, final, comparison))

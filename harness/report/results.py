@@ -1,0 +1,122 @@
+"""A run's final word on each cell, and results.json.
+
+results.jsonl holds every boot as it finished (retries, repeats, a resume's second
+try); the final record of a cell is its last try of each repeat, and its outcome is
+the repeats' common outcome or `unstable`. Every report is made from these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from harness.matrix.rundir import RunDir, latest_per_cell
+from harness.model import Cell
+
+SCHEMA_VERSION = 1
+# Outcomes that meet their expectation; anything else makes `harness matrix` exit 1.
+MET = {"pass", "xfail", "skip"}
+
+
+def combined(outcomes: list[str]) -> str:
+    """One outcome for the repeats of a cell: theirs when they agree."""
+    return outcomes[0] if len(set(outcomes)) == 1 else "unstable"
+
+
+def final_records(
+    records: Iterable[dict[str, Any]], order: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """One record per cell, in `order` first, then in the order first seen."""
+    latest = latest_per_cell(records)
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for (cell, _repeat), record in sorted(latest.items(), key=lambda item: item[0][1]):
+        by_cell.setdefault(cell, []).append(record)
+    ranked = list(dict.fromkeys([*order, *by_cell]))
+    final = []
+    for cell in ranked:
+        repeats = by_cell.get(cell)
+        if repeats:
+            outcomes = [r["outcome"] for r in repeats]
+            final.append({**repeats[-1], "outcome": combined(outcomes), "repeats": outcomes})
+    return final
+
+
+def verdict_exit(final: list[dict[str, Any]], planned: int) -> int:
+    """0 every cell met its expectation, 1 some did not, 2 errors or missing cells."""
+    outcomes = {r["outcome"] for r in final}
+    if "error" in outcomes or len(final) < planned:
+        return 2
+    return 0 if outcomes <= MET else 1
+
+
+def load_final(run: RunDir) -> list[dict[str, Any]]:
+    return final_records(run.records(), run.meta().get("cells", []))
+
+
+def results_document(
+    run: RunDir, final: list[dict[str, Any]], comparison: dict[str, str] | None = None
+) -> dict[str, Any]:
+    meta = run.meta()
+    planned = meta.get("cells", [])
+    cells = []
+    for record in final:
+        entry = {key: record.get(key) for key in _CELL_KEYS}
+        entry["cmdline"] = record.get("qemu", {}).get("argv", [])
+        entry["log"] = _relative_log(run, record)
+        if comparison is not None:
+            entry["comparison"] = comparison.get(record["cell"], "new")
+        cells.append(entry)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": meta.get("run", run.path.name),
+        "profile": meta.get("profile", ""),
+        "started_at": meta.get("started_at", ""),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "complete": len(final) >= len(planned),
+        "planned": len(planned),
+        "host": meta.get("host", {}),
+        "qemu": {
+            "binary": meta.get("host", {}).get("qemu", ""),
+            "version": meta.get("host", {}).get("qemu_version", ""),
+        },
+        "images": _digests(final, "image", "image_digest"),
+        "firmware": _digests(final, "firmware", "firmware_digest"),
+        "summary": dict(Counter(r["outcome"] for r in final)),
+        "cells": cells,
+    }
+
+
+_CELL_KEYS = (
+    "cell", "image", "firmware", "machine", "transport", "accel", "status", "outcome",
+    "stage", "reason", "detail", "deciding_line", "stage_times", "duration_s",
+    "started_at", "attempts", "repeats", "expect",
+)  # fmt: skip
+
+
+def _digests(final: list[dict[str, Any]], key: str, digest: str) -> dict[str, str]:
+    return {r[key]: r[digest] for r in final if r.get(digest)}
+
+
+def _relative_log(run: RunDir, record: dict[str, Any]) -> str:
+    """The console log's path inside the run directory, so reports link to it."""
+    cell_dir = run.cell_dir(Cell.parse(record["cell"]), record.get("repeat", 0))
+    log = cell_dir / "console.log"
+    return str(log.relative_to(run.path)) if log.exists() else ""
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files("harness.schemas").joinpath("results.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data

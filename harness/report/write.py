@@ -1,0 +1,55 @@
+"""Writes every report of a run: results.json, junit.xml, report.html, report.md,
+with the comparison against a baseline run when there is one."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.matrix.rundir import RunDir
+from harness.report.compare import compare
+from harness.report.junit import write_junit
+from harness.report.pages import write_pages
+from harness.report.results import load_final, results_document, write_json
+
+
+@dataclass(frozen=True)
+class Reports:
+    final: list[dict[str, Any]]
+    baseline: list[dict[str, Any]] | None
+    comparison: dict[str, str] | None
+
+
+def load_run_cells(path: Path) -> list[dict[str, Any]]:
+    """A run's final cells, from its directory or from a results.json file (e.g. the
+    artifact of last night's job)."""
+    if path.is_dir() and (path / "results.jsonl").exists():
+        return load_final(RunDir.open(path))
+    document = path / "results.json" if path.is_dir() else path
+    try:
+        cells: list[dict[str, Any]] = json.loads(document.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{path}: not a run directory or results.json ({e})") from e
+    return cells
+
+
+def write_reports(run: RunDir, baseline: Path | None = None) -> Reports:
+    final = load_final(run)
+    old = load_run_cells(baseline) if baseline else None
+    comparison = compare(old, final) if old is not None else None
+    document = results_document(run, final, comparison)
+    if comparison is not None:
+        document["comparison"] = {
+            "baseline": str(baseline),
+            "counts": dict(Counter(comparison.values())),
+        }
+    write_json(run.path / "results.json", document)
+    profile = document["profile"]
+    write_junit(run.path / "junit.xml", run.path, profile, document["cells"])
+    title = f"{document['run']} ({profile}, QEMU {document['qemu']['version']})"
+    write_pages(run.path, title, document["cells"], comparison)
+    return Reports(document["cells"], old, comparison)

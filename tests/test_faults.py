@@ -1,0 +1,147 @@
+"""The crafted guests (images/faults.yaml) on real consoles: live, each must end the
+way it was made to; saved, `harness classify` must judge its recorded log the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, Harness
+
+from harness.catalog import Catalog
+
+# Recorded log -> (status, stage, reason, deciding text) as `harness classify` judges it.
+SAVED = {
+    "fault-init-exits.log": (
+        "fail",
+        "initramfs",
+        "kernel-panic",
+        "Begin: Running /scripts/init-premount ... ",
+    ),
+    "fault-kernel-oops.log": (
+        "fail",
+        "initramfs",
+        "kernel-oops",
+        "Unable to handle kernel NULL pointer dereference",
+    ),
+    "fault-dracut-emergency.log": (
+        "fail",
+        "initramfs",
+        "emergency-shell",
+        "dracut-initqueue[351]: Warning: Could not boot.",
+    ),
+    "fault-no-initramfs.log": (
+        "fail",
+        "kernel",
+        "root-not-found",
+        "No filesystem could mount root",
+    ),
+    "fault-systemd-emergency.log": (
+        "fail",
+        "userspace",
+        "emergency-shell",
+        "You are in emergency mode.",
+    ),
+    "fault-userspace-hang.log": (
+        "incomplete",
+        "userspace",
+        "log-ended",
+        "Welcome to Debian GNU/Linux 12 (bookworm)!",
+    ),
+    "fault-panic-at-login.log": (
+        "fail",
+        "login",
+        "kernel-panic",
+        "Kernel panic - not syncing: sysrq triggered crash",
+    ),
+    "fault-reboot.log": ("incomplete", "userspace", "log-ended", "reboot: Restarting system"),
+    "fault-grub-no-kernel.log": (
+        "fail",
+        "bootloader",
+        "bootloader-no-boot",
+        "error: you need to load the kernel first.",
+    ),
+    "fault-grub-prompt.log": ("fail", "bootloader", "bootloader-prompt", "grub>"),
+    "fault-grub-rescue.log": ("fail", "bootloader", "bootloader-prompt", "grub rescue>"),
+    "fault-efi-exception.log": (
+        "fail",
+        "bootloader",
+        "firmware-crash",
+        "Synchronous Exception at 0x",
+    ),
+    "fault-no-esp.log": ("fail", "firmware", "firmware-no-boot", ">>Start PXE over IPv4."),
+    "fault-silent-kernel.log": (
+        "incomplete",
+        "kernel",
+        "log-ended",
+        "EFI stub: Exiting boot services...",
+    ),
+    "quirk-autologin.log": ("pass", "login", "login", "harness-shell-42-ok"),
+    "quirk-console.log": ("pass", "login", "login", "harness-shell-42-ok"),
+    "reset-loop.log": ("fail", "userspace", "reset-loop", "Booting Linux on physical CPU"),
+    "uefi-shell.log": ("fail", "firmware", "firmware-no-boot", "UEFI Interactive Shell v2.2"),
+    "mmio-only-on-pci-root-not-found.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "Gave up waiting for root file system device.",
+    ),
+    "tiny-aavmf-pci-pass.log": ("pass", "login", "login", "harness-shell-42-ok"),
+    "tiny-direct-mmio-pass.log": ("pass", "login", "login", "harness-shell-42-ok"),
+}
+
+
+def test_every_recorded_console_is_judged_right_by_classify(harness: Harness) -> None:
+    logs = sorted((FIXTURES / "consoles").glob("*.log"))
+    assert {log.name for log in logs} == set(SAVED)
+    proc = harness("classify", "--json", *map(str, logs))
+    assert proc.returncode == 1  # some logs do not pass
+    for line in proc.stdout.splitlines():
+        got = json.loads(line)
+        status, stage, reason, text = SAVED[Path(got["file"]).name]
+        assert (got["status"], got["stage"], got["reason"]) == (status, stage, reason), got["file"]
+        assert text in got["text"], got
+        assert isinstance(got["line"], int)
+
+
+def test_classify_plain_output_and_exit_status(harness: Harness) -> None:
+    passing = FIXTURES / "consoles" / "tiny-direct-mmio-pass.log"
+    proc = harness("classify", str(passing))
+    assert proc.returncode == 0
+    assert proc.stdout.split()[:4] == ["PASS", "login", "login", str(passing)]
+    assert harness("classify", "/nonexistent.log").returncode == 2
+
+
+@pytest.fixture(scope="module")
+def crafted(catalog: Catalog) -> None:
+    for name in catalog.names():
+        if name.startswith(("fault-", "quirk-")):
+            catalog.image(name)
+
+
+def test_every_crafted_guest_ends_as_made_live_and_classify_agrees(
+    crafted: None, harness: Harness, tmp_path: Path
+) -> None:
+    proc = harness(
+        "matrix", "--profile", "faults", "-j", "2", "--results", str(tmp_path), timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # every cell met its expectation
+    run = (tmp_path / "latest").resolve()
+    cells = {c["cell"]: c for c in json.loads((run / "results.json").read_text())["cells"]}
+    assert len(cells) == 16
+    for cell, record in cells.items():
+        expected = "pass" if cell.startswith("quirk-") else "xfail"
+        assert record["outcome"] == expected, (
+            cell,
+            record["stage"],
+            record["reason"],
+            record["detail"],
+        )
+    # The initqueue timeout is only a hint: the emergency shell decides, seconds later.
+    assert "Could not boot" in cells["fault-dracut-emergency/none/virt/pci"]["detail"]
+    # A panic after the login prompt is not a pass, and a banner saying login: is no prompt.
+    assert cells["fault-panic-at-login/none/virt/pci"]["stage"] == "login"
+    rejudged = harness("classify", str(run))
+    assert rejudged.returncode == 0, rejudged.stdout
+    assert rejudged.stdout.strip().endswith(f"0 verdict(s) would change in {run}")

@@ -1,0 +1,277 @@
+"""Every row of the pattern table: text it must recognise (so removing the row fails a
+test) and a near miss it must not. The texts are the components' format strings
+filled in as a real console shows them (our own recorded boots where we have them),
+with the prefixes and noise real consoles add."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.console.patterns import TABLE, Kind, Pattern, PatternTable
+from harness.console.text import clean
+
+# name -> (texts it must be the first match of, near misses it must not match)
+EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
+    "edk2-banner": (
+        [
+            "UEFI firmware (version  built at 13:10:49 on Nov  5 2024)",
+            "UEFI firmware (version edk2-stable202302 built at 00:00:00 on Jan  1 2023)",
+        ],
+        ["Loading UEFI firmware tables", "firmware (version 2)"],
+    ),
+    "edk2-boot-option": (
+        [
+            'BdsDxe: loading Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0)',
+            'BdsDxe: starting Boot000A "UEFI Misc Device"',
+        ],
+        ["BdsDxe: failed to load Boot0001", "BdsDxe: loading driver"],
+    ),
+    "edk2-boot-option-failed": (
+        [
+            'BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0): Not Found',
+            'BdsDxe: failed to start Boot0002 "ubuntu" from HD(1,GPT): Access Denied',
+        ],
+        ["BdsDxe: loading Boot0001", "failed to load Boot manager"],
+    ),
+    "edk2-nothing-bootable": (
+        ["BdsDxe: No bootable option or device was found."],
+        ["a bootable option was found"],
+    ),
+    "uefi-network-boot": (
+        [
+            ">>Start PXE over IPv4.",
+            ">>Start HTTP Boot over IPv6.....",
+            "iPXE initialising devices...ok",
+        ],
+        ["Start PXE server on the host", ">>Checking Media Presence......"],
+    ),
+    "uefi-shell": (
+        [
+            "UEFI Interactive Shell v2.2",
+            "Press ESC in 5 seconds to skip startup.nsh or any other key to continue.",
+        ],
+        ["UEFI Interactive Shell", "Press ESC to skip"],
+    ),
+    "uefi-shell-prompt": (["Shell> ", "FS0:\\> "], ["Shell>> ", "Use the Shell> prompt to"]),
+    "edk2-exception": (
+        [
+            "Synchronous Exception at 0x000000007C05F2FC",
+            "ASSERT [BdsDxe] /build/edk2/MdeModulePkg/BdsEntry.c(123): !EFI_ERROR (Status)",
+        ],
+        ["Synchronous Exception handling enabled", "ASSERT that the value is right"],
+    ),
+    "grub-banner": (
+        ["Welcome to GRUB!", "                             GNU GRUB  version 2.06"],
+        ["Welcome to GRUB documentation", "GNU GRUB manual"],
+    ),
+    "u-boot": (
+        ["U-Boot 2023.01 (Jan 01 2023 - 00:00:00 +0000)", "Starting kernel ..."],
+        ["U-Boot environment", "Starting kernel services"],
+    ),
+    "grub-loading": (
+        [
+            "Loading Linux 6.1.0-50-arm64 ...",
+            "Loading initial ramdisk ...",
+            "  Booting `Debian GNU/Linux'",
+        ],
+        ["[    1.1] Loading Linux kernel modules", "Loading initial ramdisk image failed"],
+    ),
+    "grub-error": (
+        [
+            "error: file `/boot/grub/arm64-efi/normal.mod' not found.",
+            "error: ../../grub-core/term/serial.c:219:serial port `com0' isn't found.",
+        ],
+        ["[   3.1] EXT4-fs error: bad block", "no error: all good"],
+    ),
+    "grub-gave-up": (
+        [
+            "Failed to boot both default and fallback entries.",
+            "error: you need to load the kernel first.",
+            "Entering rescue mode...",
+        ],
+        ["Booting the fallback entry", "you need to load the kernel modules first"],
+    ),
+    "grub-prompt": (["grub> ", "grub rescue> "], ["grub>> ", "grub> help"]),
+    "efi-stub": (
+        ["EFI stub: Booting Linux Kernel..."],
+        ["EFI stub: Exiting boot services...", "Booting Linux Kernel from disk"],
+    ),
+    "efi-stub-error": (
+        ["EFI stub: ERROR: Failed to relocate kernel"],
+        ["EFI stub: WARNING: no RNG", "EFI stub: EFI_RNG_PROTOCOL unavailable"],
+    ),
+    "linux-start": (
+        ["[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x000f0510]"],
+        ["Booting Linux on virtual CPUs"],
+    ),
+    "linux-banner": (
+        [
+            "[    0.000000] Linux version 6.1.0-50-arm64 (debian-kernel@lists.debian.org) (gcc-12)",
+            "Linux version 4.5.0-0.rc7.git0.2.fc24.aarch64 (mockbuild@buildvm)",
+        ],
+        ["Linux version: see uname -a", "Debian GNU/Linux version 12"],
+    ),
+    "kernel-no-root": (
+        [
+            '[    6.7] VFS: Cannot open root device "vda2" or unknown-block(0,0): error -6',
+            "[    6.7] No filesystem could mount root, tried:",
+            "<0>[    6.7] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)",
+        ],
+        ["VFS: Mounted root (ext4 filesystem) readonly", "EXT4-fs (vda2): mounted filesystem"],
+    ),
+    "kernel-no-init": (
+        [
+            "[    1.9] Kernel panic - not syncing: No working init found.  Try passing init= option to kernel.",
+            "Requested init /sbin/systemd failed (error -2).",
+        ],
+        ["Run /sbin/init as init process", "No working init scripts in /etc/rc.d"],
+    ),
+    "kernel-panic": (
+        [
+            "[    1.996810] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000b00",
+            "<0>[    3.600000] Kernel panic - not syncing: sysrq triggered crash",
+            "Begin: Running /scripts/init-premount ... [    2.0] Kernel panic - not syncing: Fatal exception",
+        ],
+        ["kernel.panic = 10", "Kernel panic after syncing"],
+    ),
+    "kernel-oops": (
+        [
+            "[    2.2] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000",
+            "[    2.2] Unable to handle kernel paging request at virtual address ffff800008000000",
+            "Internal error: Oops: 0000000096000004 [#1] PREEMPT SMP",
+            "[    5.0] kernel BUG at mm/slub.c:4100!",
+        ],
+        ["Unable to handle the request", "kernel: oops counter reset"],
+    ),
+    "initramfs-start": (
+        [
+            "[    1.98] Run /init as init process",
+            "Loading, please wait...",
+            "Begin: Loading essential drivers ... ",
+            "Welcome to Fedora Linux 38 (Cloud Edition) dracut-059-4.fc38 (Initramfs)!",
+            "[    5.1] dracut-initqueue[351]: Scanning devices",
+        ],
+        ["Run /sbin/init as init process", "Loading, please wait for the network"],
+    ),
+    "initramfs-no-root": (
+        [
+            "Gave up waiting for root file system device.  Common problems:",
+            "Gave up waiting for root device.  Common problems:",
+            "ALERT!  UUID=4e2c7d1a-0b9e-4a57 does not exist.  Dropping to a shell!",
+            "mount: mounting /dev/vda2 on /root failed: Can't open blockdev",
+        ],
+        ["Waiting for root file system ...", "ALERT! disk is nearly full"],
+    ),
+    "initramfs-no-init": (["No init found. Try passing init= bootarg."], ["Init found"]),
+    "dracut-initqueue-timeout": (
+        [
+            "[  201.5] dracut-initqueue[351]: Warning: dracut-initqueue timeout - starting timeout scripts",
+            "dracut-initqueue[437]: Warning: dracut-initqueue: starting timeout scripts",
+        ],
+        [
+            "dracut-initqueue[351]: Scanning devices sda1",
+            "[  OK  ] Finished dracut initqueue hook.",
+        ],
+    ),
+    "dracut-emergency": (
+        [
+            "Entering emergency mode. Exit the shell to continue.",
+            "[    6.3] dracut-initqueue[351]: Warning: Could not boot.",
+            'Warning: "/dev/mapper/rhel-root" does not exist',
+            "Warning: /dev/disk/by-uuid/4e2c7d1a does not exist",
+            "[    5.1] dracut: FATAL: No or empty root= argument",
+        ],
+        ["Warning: /etc/fstab is old", "Leaving emergency mode"],
+    ),
+    "dracut-shell": (["dracut:/# ", "dracut:/sysroot# "], ["dracut:/# ls", "dracut: /# "]),
+    "initramfs-shell": (["(initramfs) "], ["(initramfs) ls", "(initramfs tools) "]),
+    "systemd-emergency": (
+        [
+            'You are in emergency mode. After logging in, type "journalctl -xb" to view',
+            'Welcome to emergency mode! After logging in, type "journalctl -xb" to view',
+            "Give root password for maintenance",
+            "Press Enter for maintenance",
+            "(or press Control-D to continue): ",
+            "(or type Control-D to continue): ",
+            "Cannot open access to console, the root account is locked.",
+        ],
+        ["Reached target Emergency Shutdown.", "Leaving rescue mode"],
+    ),
+    "userspace-start": (
+        [
+            "Welcome to Debian GNU/Linux 12 (bookworm)!",
+            "[    1.1] Run /sbin/init as init process",
+            "INIT: version 2.96 booting",
+            "   OpenRC 0.52 is starting up Linux 6.6.7 (aarch64)",
+        ],
+        [
+            "Welcome to GRUB!",
+            "Welcome to Fedora Linux 38 dracut-059-4.fc38 (Initramfs)!",
+            "Welcome to emergency mode!",
+        ],
+    ),
+    "login-refused": (
+        ["Login incorrect", "Login timed out after 60 seconds"],
+        ["Login correct", "last login time"],
+    ),
+    "login-prompt": (
+        ["debian-12-tiny login: ", "(none) login: ", "login: ", "localhost login:"],
+        ["debian-12-tiny login: root", "Last login: Thu Nov 26 on ttyAMA0"],
+    ),
+    "login-answered": (
+        ["debian-12-tiny login: root", "(none) login: ubuntu"],
+        [
+            "Last login: Thu Nov 26 03:00:00 2026 on ttyAMA0",
+            "Please login: as root, then run the tests.",
+        ],
+    ),
+    "password-prompt": (
+        ["Password: ", "password:"],
+        ["Password: ********", "password was changed"],
+    ),
+    "shell-prompt": (
+        ["root@debian-12-tiny:~# ", "[root@fedora ~]# ", "/ # ", "sh-5.2# ", "~ $ ", "$ "],
+        ["# a comment line", "price: 5$ only", "root@host:~# ls"],
+    ),
+}
+
+
+def test_every_row_has_examples() -> None:
+    assert set(EXAMPLES) == {row.name for row in TABLE}
+
+
+def first_match(table: PatternTable, row: Pattern, text: str) -> str | None:
+    """What the watcher would take `text` for, among the rows of `row`'s kind."""
+    if row.kind is Kind.STAGE:
+        names = [p.name for p in table.stages(text)]
+        return row.name if row.name in names else (names[0] if names else None)
+    found = table.first(row.kind, text)
+    return found.name if found else None
+
+
+ROWS = {row.name: row for row in TABLE}
+CASES = [(name, text) for name, (texts, _) in EXAMPLES.items() for text in texts]
+NEAR = [(name, text) for name, (_, misses) in EXAMPLES.items() for text in misses]
+
+
+@pytest.mark.parametrize(("name", "text"), CASES)
+def test_the_row_recognises_its_text_and_nothing_else_would(name: str, text: str) -> None:
+    row = ROWS[name]
+    line = clean(text)
+    assert first_match(PatternTable(), row, line) == name
+    without = PatternTable(tuple(r for r in TABLE if r.name != name))
+    assert first_match(without, row, line) != name
+
+
+@pytest.mark.parametrize(("name", "text"), NEAR)
+def test_near_misses_do_not_match(name: str, text: str) -> None:
+    row = ROWS[name]
+    assert first_match(PatternTable((row,)), row, text) is None
+
+
+def test_a_specific_reason_wins_over_the_panic_it_causes() -> None:
+    table = PatternTable()
+    found = table.first(
+        Kind.FAIL, "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"
+    )
+    assert found is not None and found.reason == "root-not-found"
