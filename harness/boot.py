@@ -8,6 +8,9 @@ so nothing is left in /tmp and the cached base image is only ever read.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -17,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.console import probe
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import InfraError, QemuLaunchError, UsageError
 from harness.host import Host
-from harness.model import Cell, Firmware, Image
+from harness.images.seed import write_seed
+from harness.model import Cell, Firmware, Image, Login
 from harness.qemu_argv import BootFiles, qemu_argv
 from harness.qemu_process import QemuProcess
 
@@ -41,6 +46,7 @@ class BootOptions:
     # Set by the matrix runner on Ctrl-C: a boot in a worker thread stops as if the
     # interrupt had reached it.
     cancel: threading.Event | None = None
+    qemu_args: tuple[str, ...] = ()  # appended to the cell's command line, as given
 
 
 @dataclass(frozen=True)
@@ -75,23 +81,40 @@ class ConsoleLog:
         self._file.close()
 
 
-def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> BootFiles:
+def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[BootFiles, Login]:
+    """The cell's own files (disk overlay, VARS copy, NoCloud seed) and the login the
+    watcher is to use."""
     work.mkdir(parents=True, exist_ok=True)
     disk = None
     if image.disk is not None:
         disk = work / "disk.qcow2"
         _overlay(image.disk, image.disk_format, disk)
+    login, extra = image.login, tuple[Path, ...]()
+    if image.cloud_init:
+        # The seed sits beside the log, not in work/, so cmdline.sh can use it again.
+        password = secrets.token_hex(8)
+        seed = work.parent / "seed.iso"
+        write_seed(seed, f"harness-{secrets.token_hex(4)}", _hostname(cell.image), password)
+        login, extra = Login("root", password), (seed,)
     if firmware.is_uefi:
         if image.disk is None:
             raise UsageError(f"cell {cell}: image {image.name} has no disk for UEFI to boot")
         assert firmware.vars_template is not None
         shutil.copyfile(firmware.vars_template, work / "vars.fd")
-        return BootFiles(disk=disk, code=firmware.code, vars=work / "vars.fd")
+        files = BootFiles(disk=disk, code=firmware.code, vars=work / "vars.fd", extra_disks=extra)
+        return files, login
     if image.kernel is None:
         raise UsageError(
             f"cell {cell}: image {image.name} has no kernel for direct boot; use firmware aavmf"
         )
-    return BootFiles(disk=disk, kernel=image.kernel, initrd=image.initrd, append=image.append)
+    files = BootFiles(
+        disk=disk, kernel=image.kernel, initrd=image.initrd, append=image.append, extra_disks=extra
+    )
+    return files, login
+
+
+def _hostname(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "guest"
 
 
 def _overlay(base: Path, base_format: str, overlay: Path) -> None:
@@ -117,12 +140,12 @@ def boot(
 ) -> Boot:
     accel = host.accel(options.accel)
     work = out / "work"
-    files = prepare(cell, image, firmware, work)
+    files, login = prepare(cell, image, firmware, work)
     argv = qemu_argv(
         cell, host.qemu, accel, files,
         memory_mib=image.memory_mib, smp=options.smp,
         tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
-    )  # fmt: skip
+    ) + list(options.qemu_args)  # fmt: skip
     write_cmdline(out / "cmdline.sh", cell, argv, image, firmware, work)
     say(shlex.join(argv))
     log = ConsoleLog(out / "console.log", options.log_cap)
@@ -130,8 +153,9 @@ def boot(
     try:
         with QemuProcess(argv, out / "qemu.stderr") as qemu:
             start = time.monotonic()
-            watcher = Watcher(image.login, start)
+            watcher = Watcher(login, start)
             verdict = _watch(qemu, watcher, start + timeout, log, show, options.cancel)
+            verdict = _check_transport(cell, image, verdict)
             duration = time.monotonic() - start
             if verdict.status == "fail":
                 _drain(qemu, log, show)
@@ -144,6 +168,16 @@ def boot(
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
     return Boot(verdict, accel, argv, duration, exit_status)
+
+
+def _check_transport(cell: Cell, image: Image, verdict: Verdict) -> Verdict:
+    """A pass counts only if the guest's own devices sit on the cell's transport."""
+    if verdict.status != "pass" or verdict.findings is None:
+        return verdict
+    why = probe.mismatch(cell.transport, verdict.findings, image.disk is not None)
+    if not why:
+        return verdict
+    return dataclasses.replace(verdict, status="fail", reason="transport-mismatch", text=why)
 
 
 def _watch(

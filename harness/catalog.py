@@ -1,22 +1,33 @@
-"""Where things are, and which images exist: the images built here from recipes
-(images/recipes.yaml), found in the cache or built on first use.
+"""Where things are, and which images and firmware exist:
+
+- images built here from recipes (images/recipes.yaml, images/faults.yaml), found in
+  the cache or built on first use;
+- downloadable images (images/catalog.yaml, plus $HARNESS_CATALOG), fetched and
+  verified on first use;
+- firmware: `none`, `aavmf` (the host's, via QEMU's descriptors), named builds
+  (images/firmware.yaml), or a CODE file given by path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.images.download import OFFLINE_ENV, Downloader, Progress
+from harness.images.firmware_builds import firmware_build, load_builds
 from harness.images.recipes import Recipe, load_recipes
+from harness.images.remote import RemoteImage, cached, fetch, load_catalog
 from harness.images.store import ImageStore
 from harness.images.tiny import TinyBuilder, recipe_digest
-from harness.model import Image
+from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Firmware, Image
 
 ROOT_ENV = "HARNESS_ROOT"
 CACHE_ENV = "HARNESS_CACHE"
+CATALOG_ENV = "HARNESS_CATALOG"
 
 
 @dataclass(frozen=True)
@@ -46,18 +57,43 @@ class Workspace:
 
 
 class Catalog:
-    def __init__(self, workspace: Workspace, env: Mapping[str, str], log: Callable[[str], None]):
+    def __init__(
+        self,
+        workspace: Workspace,
+        env: Mapping[str, str],
+        log: Callable[[str], None],
+        offline: bool = False,
+        verify: bool = True,
+        progress: Progress | None = None,
+    ):
         self.workspace = workspace
         self.env = env
         self.log = log
+        self.offline = offline or env.get(OFFLINE_ENV, "") not in ("", "0")
+        self.verify = verify
         self.store = ImageStore(workspace.cache)
+        self.downloader = Downloader(workspace.cache, offline=self.offline, progress=progress)
         self._builder: TinyBuilder | None = None
         self.recipes: dict[str, Recipe] = load_recipes(
             workspace.images / "recipes.yaml", workspace.images / "faults.yaml"
         )
 
+    @cached_property
+    def remote(self) -> dict[str, RemoteImage]:
+        entries = load_catalog(self.workspace.images / "catalog.yaml")
+        if self.env.get(CATALOG_ENV):
+            entries.update(load_catalog(Path(self.env[CATALOG_ENV])))
+        return entries
+
+    @cached_property
+    def firmware_builds(self) -> dict[str, str]:
+        return load_builds(self.workspace.images / "firmware.yaml")
+
     def names(self) -> list[str]:
-        return sorted(self.recipes)
+        return [*sorted(self.recipes), *sorted(set(self.remote) - set(self.recipes))]
+
+    def firmware_names(self) -> list[str]:
+        return [NO_FIRMWARE, HOST_FIRMWARE, *sorted(self.firmware_builds)]
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:
@@ -65,9 +101,12 @@ class Catalog:
         return self.recipes[name]
 
     def image(self, name: str) -> Image:
-        """The image, built now if it never was or its recipe changed since. (New
-        package versions are only looked for by `harness images build`: booting a
-        cell never needs the network.)"""
+        """The image: built now if it never was or its recipe changed since, fetched
+        now if it is a download that is not cached. (New package versions are only
+        looked for by `harness images build`: booting never needs the network for
+        an image it has.)"""
+        if name in self.remote and name not in self.recipes:
+            return fetch(self.remote[name], self.downloader, self.verify)
         recipe = self.recipe(name)
         record = self.store.record(name)
         wanted = recipe_digest(recipe, self.workspace.images / "tiny")
@@ -77,31 +116,68 @@ class Catalog:
         assert found is not None
         return found
 
-    def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
+    def firmware(self, name: str, resolve_host: Callable[[str], Firmware]) -> Firmware:
+        if name in self.firmware_builds:
+            mirror = None if self.offline else self._mirror()
+            return firmware_build(
+                name, self.firmware_builds[name], self.workspace.cache, mirror, self.offline
+            )
+        return resolve_host(name)
+
+    def _mirror(self) -> str:
         from harness.images.debian import find_mirror
 
+        return find_mirror(self.env)
+
+    def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
         if self._builder is None:
-            mirror = find_mirror(self.env)
-            self._builder = TinyBuilder(
-                self.store, self.workspace.images / "tiny", mirror, self.log
-            )
+            guest_files = self.workspace.images / "tiny"
+            self._builder = TinyBuilder(self.store, guest_files, self._mirror(), self.log)
         return self._builder.build(recipe, force)
 
     def listing(self) -> list[dict[str, Any]]:
         rows = []
         for name in self.names():
-            record = self.store.record(name) or {}
-            rows.append(
-                {
+            if name in self.recipes:
+                record = self.store.record(name) or {}
+                rows.append({
                     "name": name,
                     "source": _source(self.recipes[name]),
                     "state": "built" if record else "not built",
                     "size": record.get("size"),
                     "digest": record.get("digest", ""),
                     "built_at": record.get("built_at", ""),
-                }
-            )
+                })  # fmt: skip
+                continue
+            entry = self.remote[name]
+            have = cached(entry, self.downloader)
+            rows.append({
+                "name": name,
+                "source": f"download ({entry.distro} {entry.release})",
+                "state": _download_state(entry, self.downloader) if have else "not cached",
+                "size": _cached_size(entry, self.downloader) if have else None,
+                "digest": next((f.digest for _, f in entry.files() if f.digest), ""),
+                "built_at": "",
+            })  # fmt: skip
         return rows
+
+
+def _download_state(entry: RemoteImage, downloader: Downloader) -> str:
+    for _, file in entry.files():
+        if not (downloader.known(file.url) or {}).get("verified", bool(file.digest)):
+            return "unverified"
+    return "verified"
+
+
+def _cached_size(entry: RemoteImage, downloader: Downloader) -> int:
+    total = 0
+    for _, file in entry.files():
+        known = downloader.known(file.url)
+        digest = known["digest"] if known else file.digest
+        algorithm, _, value = digest.partition(":")
+        path = downloader.cache / "blobs" / algorithm / value
+        total += path.stat().st_size if path.exists() else 0
+    return total
 
 
 def _source(recipe: Recipe) -> str:

@@ -10,15 +10,19 @@ from harness.errors import UsageError
 from harness.host import Host
 from harness.model import HOST_FIRMWARE, NO_FIRMWARE, TRANSPORTS, Cell
 
+DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE)
 
-def check_cell(cell: Cell, images: Iterable[str], host: Host) -> None:
-    images = list(images)
+
+def check_cell(
+    cell: Cell, images: Iterable[str], host: Host, firmware: Iterable[str] = DEFAULT_FIRMWARE
+) -> None:
+    images, firmware = list(images), list(firmware)
     problems = []
     if cell.image not in images:
         problems.append(f"image {cell.image!r} is not one of: {', '.join(images)}")
-    if cell.firmware not in (NO_FIRMWARE, HOST_FIRMWARE) and not Path(cell.firmware).is_file():
+    if cell.firmware not in firmware and not Path(cell.firmware).is_file():
         problems.append(
-            f"firmware {cell.firmware!r} is not one of: {NO_FIRMWARE}, {HOST_FIRMWARE}, "
+            f"firmware {cell.firmware!r} is not one of: {', '.join(firmware)}, "
             "or a firmware CODE file"
         )
     if cell.machine not in host.machines:

@@ -27,6 +27,12 @@ class InfraError(HarnessError):
     reason = "infrastructure"
 
 
+class CellSkipped(HarnessError):
+    """The cell cannot run here and that is nobody's failure (offline, say)."""
+
+    reason = "skipped"
+
+
 class ImageBuildError(InfraError):
     """An image recipe could not be built (apt, mkfs, grub...)."""
 

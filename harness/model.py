@@ -72,6 +72,8 @@ class Image:
     login: Login = field(default_factory=Login)
     memory_mib: int = 1024
     timeout_s: float = 180.0
+    verified: bool = True  # False only when the user passed --no-verify
+    cloud_init: bool = False  # boots with a NoCloud seed that sets root's password
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Firmware:
     code: Path | None = None
     vars_template: Path | None = None
     digest: str = ""
+    version: str = ""  # of the package it came from, for named builds
 
     @property
     def is_uefi(self) -> bool:
@@ -107,6 +110,9 @@ class CellResult:
     host: Mapping[str, Any] = field(default_factory=dict)
     log_path: str = ""
     deciding_line: int | None = None
+    image_verified: bool = True
+    firmware_version: str = ""
+    guest: Mapping[str, Any] | None = None  # the in-guest probe's findings
 
     def summary(self) -> str:
         """The one line `harness run` ends with."""
@@ -134,7 +140,10 @@ class CellResult:
             "started_at": self.started_at,
             "qemu": dict(self.qemu),
             "image_digest": self.image_digest,
+            "image_verified": self.image_verified,
             "firmware_digest": self.firmware_digest,
+            "firmware_version": self.firmware_version,
             "host": dict(self.host),
             "log_path": self.log_path,
+            "guest": dict(self.guest) if self.guest is not None else None,
         }

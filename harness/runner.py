@@ -8,6 +8,7 @@ the caller's input and is not caught here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.boot import Boot, BootOptions, Show, boot
-from harness.errors import InfraError
+from harness.errors import CellSkipped, InfraError
 from harness.host import Host
 from harness.model import Cell, CellResult, Firmware, Image
 
@@ -61,6 +62,8 @@ def run_cell(
         result = _from_boot(cell, finished, host, out, image, firmware, started)
     except InfraError as e:
         result = error(e.reason, str(e))
+    except CellSkipped as e:
+        result = dataclasses.replace(error(e.reason, str(e)), status="skip")
     except KeyboardInterrupt:
         write_result(out, error("interrupted", "stopped by the user"))
         raise
@@ -96,9 +99,12 @@ def _from_boot(
             "exit": finished.qemu_exit,
         },
         image_digest=image.digest,
+        image_verified=image.verified,
         firmware_digest=firmware.digest,
+        firmware_version=firmware.version,
         host=host.facts(),
         log_path=_log_path(out),
+        guest=verdict.findings.to_json() if verdict.findings else None,
     )
 
 

@@ -51,10 +51,13 @@ Harness = Callable[..., subprocess.CompletedProcess[str]]
 def harness() -> Harness:
     """The real CLI, as a user runs it."""
 
-    def run(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 300, cwd: Path = ROOT, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "harness.cli", *args],
             capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
+            env={**os.environ, **(env or {})},
         )  # fmt: skip
 
     return run

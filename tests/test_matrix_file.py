@@ -9,8 +9,8 @@ import pytest
 from harness.catalog import Catalog
 from harness.errors import UsageError
 from harness.matrix.expand import Plan, expand, select_machines
-from harness.matrix.load import MatrixError, load
 from harness.matrix.select import keyword_filter
+from harness.yamlfile import FileErrors, load
 
 MACHINES = ("virt-2.6", "virt-2.7", "virt-2.10", "virt-4.2", "virt-7.2", "virt")
 IMAGES = ["debian-12-tiny", "debian-12-tiny-mmio-only"]
@@ -48,7 +48,7 @@ def plan_of(tmp_path: Path, text: str, profile: str) -> Plan:
 
 
 def problems(tmp_path: Path, text: str, profile: str = "smoke") -> list[str]:
-    with pytest.raises(MatrixError) as caught:
+    with pytest.raises(FileErrors) as caught:
         plan_of(tmp_path, text, profile)
     return caught.value.problems
 
@@ -162,7 +162,7 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
     root = Path(__file__).resolve().parent.parent
     data, node = load(root / "matrix.yaml")
     for profile in data["profiles"]:
-        expand(data, node, root / "matrix.yaml", profile, catalog.names(), MACHINES)
+        expand(data, node, root / "matrix.yaml", profile, catalog.names(), MACHINES, catalog.firmware_names())
     smoke = expand(data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES)
     cells = [p.cell for p in smoke.cells]
     assert {c.transport for c in cells} == {"mmio", "pci"}

@@ -7,6 +7,7 @@ import random
 import pytest
 from conftest import FIXTURES
 
+from harness.console import probe
 from harness.console.watcher import QUIET_S, RETRY_S, SETTLE_S, SHELL_PROOF, Reply, Verdict, Watcher
 from harness.model import Login
 
@@ -23,9 +24,9 @@ def judge_log(name: str, login: Login = ROOT) -> Verdict:
 class Live:
     """Drives a watcher as boot.py does, with a fake clock."""
 
-    def __init__(self, login: Login = ROOT):
+    def __init__(self, login: Login = ROOT, probe: bool = False):
         self.now = 0.0
-        self.watcher = Watcher(login, start=0.0)
+        self.watcher = Watcher(login, start=0.0, probe=probe)
         self.typed: list[str] = []
 
     def guest(self, text: str | bytes) -> Verdict | None:
@@ -277,3 +278,43 @@ def test_saved_log_ending_after_a_refused_login_fails() -> None:
     watcher.feed(b"host login: nobody\r\nLogin incorrect\r\n\r\nhost login: ", 1.0)
     verdict = watcher.end_of_log()
     assert (verdict.status, verdict.reason) == ("fail", "login-failed")
+
+
+def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass() -> None:
+    live = Live(probe=True)
+    live.guest("host login: ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("root\r\nroot@host:~# ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("harness-shell-42-ok\r\nroot@host:~# ")
+    assert live.wait(0.3) is None
+    assert live.typed[-1] == probe.SCRIPT + "\r"
+    live.guest(
+        "harness-probe-3-begin\r\nkernel 6.1.0-50-arm64\r\n"
+        "virtio virtio0 id=0x0002 driver=virtio_blk transport=virtio-mmio\r\n"
+        "virtio virtio1 id=0x0001 driver=virtio_net transport=virtio-pci\r\n"
+        'root /dev/vda2\r\nos ID=debian\r\nos VERSION_ID="12"\r\nharness-probe-3-end\r\nroot@host:~# '
+    )
+    verdict = live.wait(SETTLE_S + 0.2)
+    assert verdict is not None and verdict.status == "pass" and verdict.findings is not None
+    found = verdict.findings
+    assert (
+        found.kernel == "6.1.0-50-arm64"
+        and found.root == "/dev/vda2"
+        and found.os == {"ID": "debian", "VERSION_ID": "12"}
+    )
+    assert [(d.kind, d.transport) for d in found.devices] == [("block", "mmio"), ("net", "pci")]
+    assert (
+        probe.mismatch("mmio", found, has_disk=True)
+        == "expected every virtio device on mmio, but the guest has net virtio1 on pci"
+    )
+    assert probe.mismatch("pci", found, has_disk=True).endswith("block virtio0 on mmio")
+
+
+def test_a_guest_that_never_answers_the_probe_still_passes_unprobed() -> None:
+    live = Live(probe=True)
+    live.guest("/ # ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("harness-shell-42-ok\r\n/ # ")
+    verdict = live.wait(2 * RETRY_S + SETTLE_S + 1)
+    assert verdict is not None and verdict.status == "pass" and verdict.findings is None

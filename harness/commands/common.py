@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,28 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--offline", action="store_true", help="never use the network ($HARNESS_OFFLINE=1)"
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="boot downloads whose digest is unknown (the result says unverified)",
+    )
+
+
+def open_catalog(args: argparse.Namespace, log: Callable[[str], None] = print) -> Catalog:
+    """The catalog, with the download options of the command line."""
+    from harness.catalog import Catalog, Workspace
+    from harness.images.progress import DownloadProgress
+
+    offline = getattr(args, "offline", False)
+    verify = not getattr(args, "no_verify", False)
+    progress = DownloadProgress(sys.stderr)
+    return Catalog(Workspace.locate(os.environ), os.environ, log, offline, verify, progress)
+
+
 def discover_host(args: argparse.Namespace, catalog: Catalog) -> Host:
     """The host, with what QEMU said about itself remembered in the image cache."""
     from harness.host import discover
@@ -39,12 +64,14 @@ def discover_host(args: argparse.Namespace, catalog: Catalog) -> Host:
 
 def load_plan(args: argparse.Namespace, catalog: Catalog, host: Host) -> Plan:
     from harness.matrix.expand import expand
-    from harness.matrix.load import load
     from harness.matrix.select import keyword_filter
+    from harness.yamlfile import load
 
     path = args.matrix or catalog.workspace.root / "matrix.yaml"
     data, root = load(path)
-    plan = expand(data, root, path, args.profile, catalog.names(), host.machines)
+    plan = expand(
+        data, root, path, args.profile, catalog.names(), host.machines, catalog.firmware_names()
+    )
     if args.keyword:
         wanted = keyword_filter(args.keyword)
         plan = dataclasses.replace(plan, cells=tuple(c for c in plan.cells if wanted(c.cell.id)))
@@ -57,6 +84,9 @@ def cell_setup(catalog: Catalog, host: Host) -> CellSetup:
     from harness.errors import HarnessError
     from harness.firmware import read_descriptors, resolve
     from harness.runner import CellSetup
+
+    def host_firmware(name: str) -> Firmware:
+        return resolve(name, descriptors, host.virt_alias)
 
     lock = threading.Lock()
     images: dict[str, Image | Exception] = {}
@@ -79,7 +109,7 @@ def cell_setup(catalog: Catalog, host: Host) -> CellSetup:
         with lock:
             if cell.firmware not in firmware:
                 try:
-                    firmware[cell.firmware] = resolve(cell.firmware, descriptors, host.virt_alias)
+                    firmware[cell.firmware] = catalog.firmware(cell.firmware, host_firmware)
                 except HarnessError as e:
                     firmware[cell.firmware] = e
         found = firmware[cell.firmware]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
+from typing import TYPE_CHECKING
 
-from harness.cli import EXIT_OK
+from harness.cli import EXIT_ERROR, EXIT_OK
+from harness.commands.common import add_download_arguments
+
+if TYPE_CHECKING:
+    from harness.catalog import Catalog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,13 +18,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build = sub.add_parser("build", help="build images (all by default); unchanged ones are kept")
     build.add_argument("names", nargs="*", metavar="NAME")
     build.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
-    sub.add_parser("list", help="name, state, size, digest and build time of every image")
+    sub.add_parser("list", help="every image: state (built, verified, cached...), size, digest")
+    fetch = sub.add_parser("fetch", help="download, verify and unpack catalog images")
+    fetch.add_argument("names", nargs="*", metavar="NAME")
+    fetch.add_argument("--all", action="store_true", help="every downloadable image")
+    add_download_arguments(fetch)
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.catalog import Catalog, Workspace
+    from harness.commands.common import open_catalog
 
-    catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
+    catalog = open_catalog(args)
+    if args.images_command == "fetch":
+        return _fetch(catalog, args)
     if args.images_command == "build":
         for name in args.names or catalog.names():
             started = time.monotonic()
@@ -40,3 +50,25 @@ def main(args: argparse.Namespace) -> int:
             f"{row['built_at'] or '-':<20}  {row['source']}"
         )
     return EXIT_OK
+
+
+def _fetch(catalog: Catalog, args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError, UsageError
+
+    names = sorted(catalog.remote) if args.all else args.names
+    if not names:
+        raise UsageError("name the images to fetch, or --all")
+    unknown = [name for name in names if name not in catalog.remote]
+    if unknown:
+        raise UsageError(f"not downloadable images: {', '.join(unknown)}; see harness images list")
+    failed = 0
+    for name in names:
+        try:
+            image = catalog.image(name)
+        except HarnessError as e:
+            failed += 1
+            print(f"{name}: {e}")
+            continue
+        state = "verified" if image.verified else "UNVERIFIED (--no-verify)"
+        print(f"{name}: {state} {image.digest}: {image.disk or image.kernel}")
+    return EXIT_ERROR if failed else EXIT_OK

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from harness.cli import EXIT_OK
 from harness.commands.common import add_matrix_arguments
@@ -14,10 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.catalog import Catalog, Workspace
-    from harness.commands.common import discover_host, load_plan
+    from harness.commands.common import discover_host, load_plan, open_catalog
 
-    catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
+    catalog = open_catalog(args)
     plan = load_plan(args, catalog, discover_host(args, catalog))
     for planned in plan.cells:
         notes = []

@@ -4,14 +4,13 @@ finishes, and print the grid."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cli import EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_matrix_arguments
+from harness.commands.common import add_download_arguments, add_matrix_arguments
 
 if TYPE_CHECKING:
     from harness.host import Host
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_matrix_arguments(parser)
+    add_download_arguments(parser)
     parser.add_argument(
         "-j", "--jobs", type=int, help="cells at once (default: what this host carries)"
     )
@@ -57,14 +57,13 @@ def default_jobs(host: Host, guest_mib: int = 1024) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from harness.boot import BootOptions
-    from harness.catalog import Catalog, Workspace
-    from harness.commands.common import cell_setup, discover_host, load_plan
+    from harness.commands.common import cell_setup, discover_host, load_plan, open_catalog
     from harness.matrix.progress import Progress
     from harness.matrix.run import MatrixRunner
     from harness.matrix.rundir import RunDir
 
-    workspace = Workspace.locate(os.environ)
-    catalog = Catalog(workspace, os.environ, print)
+    catalog = open_catalog(args)
+    workspace = catalog.workspace
     host = discover_host(args, catalog)
     if args.resume:
         run = RunDir.open(args.resume)

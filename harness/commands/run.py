@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
+from harness.commands.common import add_download_arguments
 
 if TYPE_CHECKING:
     from harness.model import Cell, Image
@@ -46,54 +46,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the disk overlay and VARS copy")
     parser.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    parser.add_argument(
+        "--qemu-arg", action="append", default=[], metavar="ARG",
+        help="one more argument for QEMU, appended as given (repeat for several)",
+    )  # fmt: skip
+    add_download_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     from harness.boot import BootOptions
-    from harness.catalog import Catalog, Workspace
     from harness.cells import check_cell
-    from harness.commands.common import discover_host
+    from harness.commands.common import cell_setup, discover_host, open_catalog
     from harness.errors import UsageError
-    from harness.firmware import read_descriptors, resolve
     from harness.model import Cell
-    from harness.runner import CellSetup, run_cell
+    from harness.runner import CellSetup
 
-    env = os.environ
     say = _printer(args.quiet)
-    workspace = Workspace.locate(env)
-    catalog = Catalog(workspace, env, say)
+    catalog = open_catalog(args, say)
     host = discover_host(args, catalog)
+    setup = cell_setup(catalog, host)
     if args.cell and (args.kernel or args.disk):
         raise UsageError("give either a CELL or --kernel/--disk, not both")
     if args.cell:
         cell = Cell.parse(args.cell)
-        check_cell(cell, catalog.names(), host)
-
-        def image_of(c: Cell) -> Image:
-            return catalog.image(c.image)
-
+        check_cell(cell, catalog.names(), host, catalog.firmware_names())
     elif args.kernel or args.disk:
         cell = Cell(ADHOC, args.firmware, args.machine, args.transport)
-        check_cell(cell, [ADHOC], host)
+        check_cell(cell, [ADHOC], host, catalog.firmware_names())
         image = _adhoc_image(args)
 
         def image_of(c: Cell) -> Image:
             return image
 
+        setup = CellSetup(image_of, setup.firmware)
     else:
         raise UsageError("name a CELL (IMAGE/FIRMWARE/MACHINE/TRANSPORT) or give --kernel/--disk")
-    descriptors = read_descriptors()
-    setup = CellSetup(image_of, lambda c: resolve(c.firmware, descriptors, host.virt_alias))
-    out = args.out or _default_out(workspace.results, cell)
+    out = args.out or _default_out(catalog.workspace.results, cell)
     options = BootOptions(
         timeout_s=args.timeout, accel=args.accel, smp=args.smp, keep=args.keep,
-        interactive=args.interactive,
+        interactive=args.interactive, qemu_args=tuple(args.qemu_arg),
     )  # fmt: skip
     show = None if args.quiet else _show
+    from harness.runner import run_cell
+
     result = run_cell(cell, setup, host, out, options, show, say)
     if show is not None:
         sys.stdout.write("\n")
-    if result.status == "error":
+    if result.status in ("error", "skip"):
         print(f"harness run: {result.detail}", file=sys.stderr)
     print(result.summary(), flush=True)
     say(f"results in {out}")

@@ -23,7 +23,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from harness.console import probe
 from harness.console.patterns import Kind, Pattern, PatternTable
+from harness.console.probe import Findings
 from harness.console.text import ConsoleText, Line
 from harness.model import STAGES, Login
 
@@ -46,6 +48,7 @@ class Verdict:
     line: int | None = None
     text: str = ""
     stage_times: Mapping[str, float] = field(default_factory=dict)
+    findings: Findings | None = None  # what the guest said of its devices (probe.py)
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,23 @@ class Talk(enum.Enum):
     USER_SENT = "user-sent"
     PASSWORD_SENT = "password-sent"
     PROOF_SENT = "proof-sent"
+    SHELL = "shell"  # a shell is proven; the device probe is still to be typed
+    PROBING = "probing"
     PROVEN = "proven"
 
 
 class Watcher:
-    def __init__(self, login: Login, start: float = 0.0, table: PatternTable | None = None):
+    def __init__(
+        self,
+        login: Login,
+        start: float = 0.0,
+        table: PatternTable | None = None,
+        probe: bool = True,
+    ):
         self.login = login
+        self.probe = probe
+        self.findings: Findings | None = None
+        self._probe_lines: list[str] | None = None
         self.table = table or PatternTable()
         self.start = start
         self.stage = "none"
@@ -99,6 +113,12 @@ class Watcher:
         """Called often on a live boot; acts on quiet spells and settle times."""
         if self.verdict is not None:
             return self.verdict
+        if self._talk is Talk.SHELL:
+            return self._say(Talk.PROBING, probe.SCRIPT + ENTER, now)
+        if self._talk is Talk.PROBING:
+            if now - self._said_at < 2 * RETRY_S:
+                return None  # the probe's output is on its way (lines are still judged)
+            self._talk, self._proven_at = Talk.PROVEN, now  # proven, though not probed
         if self._talk is Talk.PROVEN:
             if now - self._proven_at >= SETTLE_S:
                 return self._decide("pass", "login", "login", self._last_line)
@@ -114,11 +134,12 @@ class Watcher:
         """The verdict of a saved log that has been fed whole."""
         if self.verdict is not None:
             return self.verdict
-        if self._talk is not Talk.PROVEN:
+        proven = self._talk in (Talk.SHELL, Talk.PROBING, Talk.PROVEN)
+        if not proven:
             self._at_end_of_output(self._last_output, live=False)
         if self.verdict is not None:
             return self.verdict
-        if self._talk is Talk.PROVEN:
+        if proven:
             return self._decide("pass", "login", "login", self._last_line)
         return self._undecided("incomplete", "log-ended")
 
@@ -151,9 +172,23 @@ class Watcher:
             self._hint = (hint, line)
         if _SHELL_PROVEN.search(text):
             self._reach("login", now)
-            self._talk, self._proven_at = Talk.PROVEN, now
+            self._talk = Talk.SHELL if self.probe else Talk.PROVEN
+            self._proven_at = now
+        self._collect_probe(text, now)
         self._previous = text[-256:]
         self._last_line = line
+
+    def _collect_probe(self, text: str, now: float) -> None:
+        """The lines between the probe's markers, then what they say."""
+        if probe.BEGIN in text:
+            self._probe_lines = []
+        elif probe.END in text and self._probe_lines is not None:
+            self.findings = probe.parse(self._probe_lines)
+            self._probe_lines = None
+            if self._talk in (Talk.SHELL, Talk.PROBING):
+                self._talk, self._proven_at = Talk.PROVEN, now
+        elif self._probe_lines is not None and len(self._probe_lines) < 256:
+            self._probe_lines.append(text)
 
     # --- the end of the output: prompts and the login conversation -----------------
     def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
@@ -258,6 +293,12 @@ class Watcher:
 
     def _decide(self, status: str, stage: str, reason: str, line: Line) -> Verdict:
         self.verdict = Verdict(
-            status, stage, reason, line.number or None, line.text.strip(), dict(self.stage_times)
+            status,
+            stage,
+            reason,
+            line.number or None,
+            line.text.strip(),
+            dict(self.stage_times),
+            self.findings,
         )
         return self.verdict

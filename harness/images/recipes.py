@@ -12,7 +12,7 @@ import yaml
 
 from harness.errors import UsageError
 
-APPEND = "root=/dev/vda2 console=ttyAMA0 rootdelay=5"
+APPEND = "root=LABEL=root console=ttyAMA0 rootdelay=5"
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Recipe:
     esp: bool = True  # False: an EFI system partition with nothing on it
     grub: str = "standalone"  # or "rescue": GRUB looking for its modules where none are
     hostname: str | None = None  # None: the image name; "": none ("(none) login:")
+    cloud_init: bool = False  # root's password comes from a NoCloud seed
 
     @property
     def host_name(self) -> str:
@@ -38,7 +39,7 @@ class Recipe:
 
 _FIELDS = {
     "suite": str, "os": str, "modules": tuple, "description": str, "append": str,
-    "fault": str, "initrd": bool, "esp": bool, "grub": str, "hostname": str,
+    "fault": str, "initrd": bool, "esp": bool, "grub": str, "hostname": str, "cloud_init": bool,
 }  # fmt: skip
 
 

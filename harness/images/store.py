@@ -98,4 +98,5 @@ def image_from_record(data: dict[str, Any]) -> Image:
         login=Login(login.get("user", "root"), login.get("password", "")),
         memory_mib=data.get("memory_mib", 1024),
         timeout_s=data.get("timeout_s", 180.0),
+        cloud_init=bool(login.get("cloud_init", False)),
     )

@@ -157,7 +157,7 @@ class TinyBuilder:
             },
             "disk_format": "raw",
             "append": recipe.append,
-            "login": {"user": "root", "password": ""},
+            "login": {"user": "root", "password": "", "cloud_init": recipe.cloud_init},
             "digest": "sha256:" + _sha256(out / "disk.raw"),
             "size": (out / "disk.raw").stat().st_size,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

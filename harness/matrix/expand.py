@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from harness.host import machine_sort_key
-from harness.matrix.load import MatrixError, key_of, line_of
 from harness.model import HOST_FIRMWARE, NO_FIRMWARE, TRANSPORTS, Cell, Login
+from harness.yamlfile import FileErrors, key_of, line_of
 
 AXES = ("image", "firmware", "machine", "transport")
 
@@ -55,11 +55,19 @@ class Plan:
 
 
 class _Context:
-    def __init__(self, path: Path, root: yaml.Node, images: Sequence[str], machines: Sequence[str]):
+    def __init__(
+        self,
+        path: Path,
+        root: yaml.Node,
+        images: Sequence[str],
+        machines: Sequence[str],
+        firmware: Sequence[str],
+    ):
         self.path = path
         self.root = root
         self.images = list(images)
         self.machines = list(machines)
+        self.firmware = list(firmware)
         self.problems: list[str] = []
 
     def problem(self, where: Sequence[Any], text: str) -> None:
@@ -102,12 +110,9 @@ def _axis(ctx: _Context, where: list[Any], axis: str, value: Any) -> list[str]:
             continue
         if axis == "image" and item not in ctx.images:
             ctx.problem(at, f"image {item!r} is not one of: {', '.join(ctx.images)}")
-        if (
-            axis == "firmware"
-            and item not in (NO_FIRMWARE, HOST_FIRMWARE)
-            and not Path(item).is_file()
-        ):
-            ctx.problem(at, f"firmware {item!r} is not none, aavmf or a firmware file")
+        if axis == "firmware" and item not in ctx.firmware and not Path(item).is_file():
+            choices = ", ".join(ctx.firmware)
+            ctx.problem(at, f"firmware {item!r} is not one of: {choices}, or a firmware file")
         if axis == "transport" and item not in TRANSPORTS:
             ctx.problem(at, f"transport {item!r} is not one of: {', '.join(TRANSPORTS)}")
         values.append(str(item))
@@ -138,11 +143,12 @@ def expand(
     profile: str,
     images: Sequence[str],
     machines: Sequence[str],
+    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE),
 ) -> Plan:
     profiles = data["profiles"]
     if profile not in profiles:
-        raise MatrixError([f"{path}: no profile {profile!r}; profiles: {', '.join(profiles)}"])
-    ctx = _Context(path, root, images, machines)
+        raise FileErrors([f"{path}: no profile {profile!r}; profiles: {', '.join(profiles)}"])
+    ctx = _Context(path, root, images, machines, firmware)
     for name in data.get("images", {}):
         if name not in images:
             ctx.problem(["images", name], f"image {name!r} is not one of: {', '.join(images)}")
@@ -156,7 +162,7 @@ def expand(
         cells = [c for c in cells if not _matches(ctx, [*where, "exclude", index], rule, c)]
     planned = [_plan(ctx, data, cell) for cell in dict.fromkeys(cells)]
     if ctx.problems:
-        raise MatrixError(sorted(set(ctx.problems), key=ctx.problems.index))
+        raise FileErrors(sorted(set(ctx.problems), key=ctx.problems.index))
     return Plan(profile, tuple(planned))
 
 

@@ -43,6 +43,12 @@ def _summary(final: list[dict[str, Any]]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
+def seen_in_guest(record: dict[str, Any]) -> str:
+    """The transports the guest itself reported its virtio devices on, e.g. "pci"."""
+    guest = record.get("guest") or {}
+    return "+".join(guest.get("transports", []))
+
+
 def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
     if record is None:
         return "<td></td>"
@@ -50,6 +56,8 @@ def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None)
     text = html.escape(outcome)
     if outcome not in ("pass", "skip"):
         text += f"<small>{html.escape(record['stage'])} {html.escape(record['reason'])}</small>"
+    if seen_in_guest(record):
+        text += f"<small>seen in guest: {html.escape(seen_in_guest(record))}</small>"
     if record.get("log"):
         text = f'<a href="{html.escape(record["log"])}">{text}</a>'
     if comparison is not None:
@@ -105,6 +113,8 @@ def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -
     text = str(record["outcome"])
     if text not in ("pass", "skip"):
         text += f" {record['stage']}/{record['reason']}"
+    if seen_in_guest(record):
+        text += f" (seen {seen_in_guest(record)})"
     if record.get("log"):
         text = f"[{text}]({record['log']})"
     if comparison is not None and comparison.get(record["cell"], "new") != "still-passing":

@@ -95,7 +95,8 @@ def results_document(
 _CELL_KEYS = (
     "cell", "image", "firmware", "machine", "transport", "accel", "status", "outcome",
     "stage", "reason", "detail", "deciding_line", "stage_times", "duration_s",
-    "started_at", "attempts", "repeats", "expect",
+    "started_at", "attempts", "repeats", "expect", "guest", "image_verified",
+    "firmware_version",
 )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
-"""Reading matrix.yaml: YAML (safe) checked against matrix.schema.json, every error at
-once, each with the file, line and key it is about. Never a traceback: whatever the
-file holds, the outcome is data or one UsageError.
+"""Reading the YAML files people write (matrix.yaml, images/catalog.yaml): safe YAML
+checked against a JSON Schema file, every error at once, each with the file, line and
+key it is about. Never a traceback: whatever the file holds, the outcome is data or
+one UsageError.
 """
 
 from __future__ import annotations
@@ -20,44 +21,42 @@ from harness.errors import UsageError
 MAX_NODES = 200_000
 
 
-class MatrixError(UsageError):
-    """All that is wrong with a matrix file, one `file:line: key: problem` a line."""
+class FileErrors(UsageError):
+    """All that is wrong with a file, one `file:line: key: problem` a line."""
 
     def __init__(self, problems: Sequence[str]):
         super().__init__("\n".join(problems))
         self.problems = list(problems)
 
 
-def schema() -> dict[str, Any]:
-    text = resources.files("harness.schemas").joinpath("matrix.schema.json").read_text()
+def schema(name: str) -> dict[str, Any]:
+    text = resources.files("harness.schemas").joinpath(f"{name}.schema.json").read_text()
     data: dict[str, Any] = json.loads(text)
     return data
 
 
-def load(path: Path) -> tuple[dict[str, Any], yaml.Node]:
+def load(path: Path, schema_name: str = "matrix") -> tuple[dict[str, Any], yaml.Node]:
     """The document and its YAML node tree (for line numbers of later checks)."""
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise MatrixError([f"{path}: cannot read: {e}"]) from e
+        raise FileErrors([f"{path}: cannot read: {e}"]) from e
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is None:
-            raise MatrixError([f"{path}:1: the file is empty"])
+            raise FileErrors([f"{path}:1: the file is empty"])
         _check_size(path, root)
         data = yaml.SafeLoader(text).get_single_data()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise MatrixError([f"{where}: not valid YAML: {problem}"]) from e
+        raise FileErrors([f"{where}: not valid YAML: {problem}"]) from e
     except RecursionError as e:
-        raise MatrixError([f"{path}: nested too deeply"]) from e
+        raise FileErrors([f"{path}: nested too deeply"]) from e
     if not isinstance(data, dict):
-        raise MatrixError(
-            [f"{path}:1: expected a mapping with profiles:, found {type(data).__name__}"]
-        )
-    validator = jsonschema.Draft202012Validator(schema())
+        raise FileErrors([f"{path}:1: expected a mapping, found {type(data).__name__}"])
+    validator = jsonschema.Draft202012Validator(schema(schema_name))
     problems = [
         f"{path}:{line_of(root, error.absolute_path)}: {key_of(error.absolute_path)}: "
         f"{_message(error)}"
@@ -66,7 +65,7 @@ def load(path: Path) -> tuple[dict[str, Any], yaml.Node]:
         )
     ]
     if problems:
-        raise MatrixError(problems)
+        raise FileErrors(problems)
     return data, root
 
 
@@ -77,7 +76,7 @@ def _check_size(path: Path, root: yaml.Node) -> None:
         if id(node) not in sizes:
             sizes[id(node)] = 1 + sum(size(child) for child in _children(node))
             if sizes[id(node)] > MAX_NODES:
-                raise MatrixError(
+                raise FileErrors(
                     [f"{path}:{node.start_mark.line + 1}: more than {MAX_NODES} values "
                      "once aliases are expanded"]
                 )  # fmt: skip

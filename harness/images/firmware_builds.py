@@ -1,0 +1,92 @@
+"""Named firmware builds (images/firmware.yaml): Debian's qemu-efi-aarch64 package of a
+release, extracted into the cache without installing it, like the images built here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from harness.errors import CellSkipped, ImageBuildError, UsageError
+from harness.firmware import host_aavmf, read_descriptors, sha256
+from harness.images.debian import Archive, extract
+from harness.images.store import ImageStore
+from harness.model import Firmware
+
+PACKAGE = "qemu-efi-aarch64"
+DESCRIPTORS = "usr/share/qemu/firmware"
+
+
+def load_builds(path: Path) -> dict[str, str]:
+    """Firmware name -> Debian suite."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return {str(name): str(fields["suite"]) for name, fields in data.items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"{path}: cannot read firmware builds: {e}") from e
+
+
+def firmware_build(
+    name: str, suite: str, cache: Path, mirror: str | None, offline: bool
+) -> Firmware:
+    """The build, from the cache, or fetched now (unless offline)."""
+    store = ImageStore(cache / "firmware")
+    record = store.record(name)
+    if record is None:
+        if offline or mirror is None:
+            raise CellSkipped(f"firmware {name} is not cached (offline)")
+        _fetch(name, suite, store, cache, mirror)
+        record = store.record(name)
+        assert record is not None
+    base = Path(record["path"])
+    return Firmware(
+        name, base / "AAVMF_CODE.fd", base / "AAVMF_VARS.fd", record["digest"], record["version"]
+    )
+
+
+def _plain_build(unpacked: Path, deb: Path) -> tuple[Path, Path]:
+    """CODE and VARS of the package's plain (no secure boot) build, chosen by the
+    package's own firmware descriptors, as for the host's firmware."""
+    found = host_aavmf(read_descriptors([unpacked / DESCRIPTORS]), "virt-9.9")
+    if found is not None:
+        paths = (
+            unpacked / str(found.code).lstrip("/"),
+            unpacked / str(found.vars_template).lstrip("/"),
+        )
+    else:  # packages older than the descriptors
+        paths = (
+            unpacked / "usr/share/AAVMF/AAVMF_CODE.fd",
+            unpacked / "usr/share/AAVMF/AAVMF_VARS.fd",
+        )
+    if not all(path.is_file() for path in paths):
+        raise ImageBuildError(f"{deb.name}: no plain AAVMF CODE/VARS pair ({paths[0].name})")
+    return paths
+
+
+def _fetch(name: str, suite: str, store: ImageStore, cache: Path, mirror: str) -> None:
+    archive = Archive(cache / "apt", suite, mirror)
+    archive.update()
+    package = archive.packages(PACKAGE)[PACKAGE]
+    deb = archive.download(package)
+    with store.building(name) as staging:
+        unpacked = staging / "x"
+        extract(deb, unpacked, lambda path: path.startswith(("usr/share/AAVMF/", DESCRIPTORS)))
+        code, template = _plain_build(unpacked, deb)
+        shutil.move(code, staging / "AAVMF_CODE.fd")
+        shutil.move(template, staging / "AAVMF_VARS.fd")
+        shutil.rmtree(unpacked)
+        store.publish(
+            name,
+            package.version.replace(":", "_"),
+            staging,
+            {
+                "name": name,
+                "suite": suite,
+                "package": f"{PACKAGE} {package.version}",
+                "version": package.version,
+                "digest": sha256(staging / "AAVMF_CODE.fd"),
+            },
+        )
