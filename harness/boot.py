@@ -25,12 +25,11 @@ from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import InfraError, QemuLaunchError, UsageError
 from harness.host import Host
 from harness.images.seed import write_seed
-from harness.model import Cell, Firmware, Image, Login
+from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image, Login
 from harness.qemu_argv import BootFiles, qemu_argv
 from harness.qemu_process import QemuProcess
 
 POLL_S = 0.1
-DEFAULT_LOG_CAP = 64 << 20
 
 Show = Callable[[bytes], None]
 
@@ -234,7 +233,7 @@ def _qemu_ended(qemu: QemuProcess, watcher: Watcher, seen_output: bool) -> Verdi
     if status == "0":
         return watcher.stopped("qemu-exited")
     message = "QEMU died mid-boot" if seen_output else "QEMU exited at start"
-    raise QemuLaunchError(message, qemu.argv, status, qemu.stderr())
+    raise QemuLaunchError(message, qemu.argv, status, qemu.stderr(), watcher.stage)
 
 
 def write_cmdline(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,8 @@ COMMANDS = {
     "compare": "what changed between two runs (exit 1 on a regression)",
     "merge": "join shard runs into one run",
     "classify": "judge saved console logs (or re-judge a run) with the live watcher",
+    "export": "libvirt domain XML of cells, and per-OS facts of a run",
+    "bisect": "the first machine type or firmware build where a cell changes",
     "images": "build and list the images",
     "doctor": "check that this host can run cells",
 }
@@ -52,15 +55,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     module = importlib.import_module(f"harness.commands.{args.command}")
+    caught: list[int] = []
+
+    def terminate(signum: int, frame: object) -> None:
+        # SIGTERM ends a command the way Ctrl-C does: every QEMU stopped and reaped,
+        # what finished written, the rest marked incomplete.
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         code: int = module.main(args)
         return code
     except HarnessError as e:
         print(f"harness {args.command}: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as e:  # the host's file system: full, read-only, gone
+        where = f": {e.filename}" if e.filename else ""
+        print(f"harness {args.command}: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"\nharness {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        how = "terminated" if caught else "interrupted"
+        print(f"\nharness {args.command}: {how}", file=sys.stderr)
+        return 128 + caught[0] if caught else EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`harness list | head`): nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

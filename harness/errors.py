@@ -25,6 +25,7 @@ class InfraError(HarnessError):
     """The host could not do its part (tools, network, disk, QEMU)."""
 
     reason = "infrastructure"
+    stage = "none"  # how far the guest had got, when it had started
 
 
 class CellSkipped(HarnessError):
@@ -44,8 +45,11 @@ class QemuLaunchError(InfraError):
 
     reason = "qemu-failed"
 
-    def __init__(self, message: str, argv: Sequence[str], exit_status: str, stderr: str):
+    def __init__(
+        self, message: str, argv: Sequence[str], exit_status: str, stderr: str, stage: str = "none"
+    ):
         super().__init__(message)
+        self.stage = stage
         self.argv = list(argv)
         self.exit_status = exit_status
         self.stderr = stderr

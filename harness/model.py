@@ -19,6 +19,8 @@ STAGES = ("none", "firmware", "bootloader", "kernel", "initramfs", "userspace", 
 # skip is a cell that could not run here (machine type missing, offline...).
 STATUSES = ("pass", "fail", "error", "skip")
 NO_FIRMWARE = "none"
+# The most of one console log that is kept (a flooding guest must not fill the disk).
+DEFAULT_LOG_CAP = 64 << 20
 HOST_FIRMWARE = "aavmf"
 
 

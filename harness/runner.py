@@ -42,14 +42,17 @@ def run_cell(
     show: Show | None = None,
     say: Callable[[str], None] = print,
 ) -> CellResult:
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InfraError(f"cannot make the output directory {out}: {e.strerror or e}") from e
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     clock = time.monotonic()
     digests = ["", ""]
 
-    def error(reason: str, detail: str) -> CellResult:
+    def error(reason: str, detail: str, stage: str = "none") -> CellResult:
         return CellResult(
-            cell, "error", "none", reason, detail=detail, started_at=started, host=host.facts(),
+            cell, "error", stage, reason, detail=detail, started_at=started, host=host.facts(),
             duration_s=time.monotonic() - clock, image_digest=digests[0],
             firmware_digest=digests[1], log_path=_log_path(out),
         )  # fmt: skip
@@ -61,9 +64,11 @@ def run_cell(
         finished = boot(cell, image, firmware, host, out, options, show, say)
         result = _from_boot(cell, finished, host, out, image, firmware, started)
     except InfraError as e:
-        result = error(e.reason, str(e))
+        result = error(e.reason, str(e), e.stage)
     except CellSkipped as e:
         result = dataclasses.replace(error(e.reason, str(e)), status="skip")
+    except OSError as e:  # the host's disk: full, read-only...
+        result = error("host-error", f"{e.strerror or e}: {e.filename or out}")
     except KeyboardInterrupt:
         write_result(out, error("interrupted", "stopped by the user"))
         raise
@@ -116,9 +121,13 @@ def _log_path(out: Path) -> str:
 def write_result(out: Path, result: CellResult) -> None:
     """result.json, replaced atomically so a reader never sees half of it."""
     partial = out / f".{RESULT}.tmp"
-    with partial.open("w") as f:
-        json.dump(result.to_json(), f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, out / RESULT)
+    try:
+        with partial.open("w") as f:
+            json.dump(result.to_json(), f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, out / RESULT)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise InfraError(f"cannot write {out / RESULT}: {e.strerror or e}") from e

@@ -162,7 +162,15 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
     root = Path(__file__).resolve().parent.parent
     data, node = load(root / "matrix.yaml")
     for profile in data["profiles"]:
-        expand(data, node, root / "matrix.yaml", profile, catalog.names(), MACHINES, catalog.firmware_names())
+        expand(
+            data,
+            node,
+            root / "matrix.yaml",
+            profile,
+            catalog.names(),
+            MACHINES,
+            catalog.firmware_names(),
+        )
     smoke = expand(data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES)
     cells = [p.cell for p in smoke.cells]
     assert {c.transport for c in cells} == {"mmio", "pci"}

@@ -33,6 +33,18 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_log_cap_argument(parser: argparse.ArgumentParser) -> None:
+    from harness.model import DEFAULT_LOG_CAP
+
+    parser.add_argument(
+        "--log-cap",
+        type=int,
+        default=DEFAULT_LOG_CAP,
+        metavar="BYTES",
+        help=f"keep at most this much of a console log (default: {DEFAULT_LOG_CAP >> 20} MiB)",
+    )
+
+
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--offline", action="store_true", help="never use the network ($HARNESS_OFFLINE=1)"

@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cli import EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_download_arguments, add_matrix_arguments
+from harness.commands.common import (
+    add_download_arguments,
+    add_log_cap_argument,
+    add_matrix_arguments,
+)
 
 if TYPE_CHECKING:
     from harness.host import Host
@@ -37,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, help="seconds per cell, instead of matrix.yaml's")
     parser.add_argument("--smp", type=int, default=1, help="guest CPUs (default: 1)")
+    add_log_cap_argument(parser)
     parser.add_argument(
         "--shard", metavar="K/N", help="run only the K-th of N deterministic slices"
     )
@@ -78,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     setup = cell_setup(catalog, host)
     jobs = args.jobs or default_jobs(host)
     cancel = threading.Event()
-    options = BootOptions(timeout_s=args.timeout, smp=args.smp, cancel=cancel)
+    options = BootOptions(timeout_s=args.timeout, smp=args.smp, cancel=cancel, log_cap=args.log_cap)
     print(f"run {run.path} | profile {plan.profile} | {len(plan.cells)} cells | -j {jobs} | "
           f"{host.accel('auto')} | QEMU {host.qemu_version}", flush=True)  # fmt: skip
     _prepare_images(plan, setup)
@@ -106,9 +111,13 @@ def _as_recorded(args: argparse.Namespace, meta: dict[str, Any]) -> None:
 
 def _write_partial_reports(run: Any) -> None:
     """On Ctrl-C: the reports of what finished, marked incomplete, then the interrupt."""
+    from harness.errors import HarnessError
     from harness.report.write import write_reports
 
-    write_reports(run)
+    try:
+        write_reports(run)
+    except (OSError, HarnessError) as e:  # a full disk may be why the run stopped
+        print(f"harness matrix: no partial reports: {e}", file=sys.stderr)
 
 
 def _prepare_images(plan: Plan, setup: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_download_arguments
+from harness.commands.common import add_download_arguments, add_log_cap_argument
 
 if TYPE_CHECKING:
     from harness.model import Cell, Image
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one more argument for QEMU, appended as given (repeat for several)",
     )  # fmt: skip
     add_download_arguments(parser)
+    add_log_cap_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -84,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or _default_out(catalog.workspace.results, cell)
     options = BootOptions(
         timeout_s=args.timeout, accel=args.accel, smp=args.smp, keep=args.keep,
-        interactive=args.interactive, qemu_args=tuple(args.qemu_arg),
+        interactive=args.interactive, qemu_args=tuple(args.qemu_arg), log_cap=args.log_cap,
     )  # fmt: skip
     show = None if args.quiet else _show
     from harness.runner import run_cell

@@ -241,27 +241,18 @@ class CompiledPattern:
 
 
 class PatternTable:
-    """The table compiled, grouped by kind, with one regex per kind to skip lines fast."""
+    """The table compiled and grouped by kind. Each row is searched on its own: most
+    start with a literal, which `re` finds fast, where one alternation of every row
+    would be tried at each position of each line (measured: three times slower)."""
 
     def __init__(self, table: tuple[Pattern, ...] = TABLE):
         self.by_kind: dict[Kind, list[CompiledPattern]] = {kind: [] for kind in Kind}
         for row in table:
             self.by_kind[row.kind].append(CompiledPattern(row, re.compile(row.regex)))
-        self._any = {
-            kind: re.compile("|".join(f"(?:{c.pattern.regex})" for c in rows))
-            for kind, rows in self.by_kind.items()
-            if rows
-        }
 
     def first(self, kind: Kind, text: str) -> Pattern | None:
         """The first row of `kind`, in table order, whose regex occurs in `text`."""
-        quick = self._any.get(kind)
-        if quick is None or not quick.search(text):
-            return None
         return next((c.pattern for c in self.by_kind[kind] if c.regex.search(text)), None)
 
     def stages(self, text: str) -> list[Pattern]:
-        quick = self._any.get(Kind.STAGE)
-        if quick is None or not quick.search(text):
-            return []
         return [c.pattern for c in self.by_kind[Kind.STAGE] if c.regex.search(text)]

@@ -1,7 +1,8 @@
 """The cache of images built here: images/cache/built/<name>/<key>/.
 
 An entry is either complete or absent: it is built in a staging directory on the same
-file system and renamed into place, and `current` (a symlink) is switched atomically.
+file system and renamed into place, and `current` (a symlink) is switched atomically;
+the entry it replaced stays a day for the runs that still use it.
 The key is a digest of the recipe and the package versions, so a rebuild with nothing
 changed finds its entry and does nothing. Disks are made read-only: cells boot qcow2
 overlays on them and never write the base.
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 from harness.model import Image, Login
 
 RECORD = "image.json"
+PRUNE_AFTER_S = 24 * 3600
 
 
 class ImageStore:
@@ -73,10 +76,17 @@ class ImageStore:
         link.unlink(missing_ok=True)
         link.symlink_to(key)
         os.replace(link, target.parent / "current")
-        for old in target.parent.iterdir():
-            if old.is_dir() and not old.is_symlink() and old.name != key:
-                shutil.rmtree(old, ignore_errors=True)
+        self._prune(target.parent, keep=key)
         return target
+
+    @staticmethod
+    def _prune(directory: Path, keep: str) -> None:
+        """Older builds of an image go a day after they were replaced: a run that
+        started before the rebuild may still be creating overlays on them."""
+        for old in directory.iterdir():
+            stale = time.time() - old.stat().st_mtime > PRUNE_AFTER_S
+            if old.is_dir() and not old.is_symlink() and old.name != keep and stale:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def image_from_record(data: dict[str, Any]) -> Image:

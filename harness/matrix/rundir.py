@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.errors import InfraError, UsageError
 from harness.model import Cell
 
 RESULTS = "results.jsonl"
@@ -71,10 +71,15 @@ class RunDir:
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, sort_keys=True) + "\n"
-        with (self.path / RESULTS).open("a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with (self.path / RESULTS).open("a") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise InfraError(
+                f"cannot record a result in {self.path / RESULTS}: {e.strerror or e}"
+            ) from e
 
     def records(self) -> list[dict[str, Any]]:
         """Every complete line; a line cut short by a crash is ignored."""

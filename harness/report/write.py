@@ -12,6 +12,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.matrix.rundir import RunDir
 from harness.report.compare import compare
+from harness.report.flaky import write_flaky
 from harness.report.junit import write_junit
 from harness.report.pages import write_pages
 from harness.report.results import load_final, results_document, write_json
@@ -52,4 +53,5 @@ def write_reports(run: RunDir, baseline: Path | None = None) -> Reports:
     write_junit(run.path / "junit.xml", run.path, profile, document["cells"])
     title = f"{document['run']} ({profile}, QEMU {document['qemu']['version']})"
     write_pages(run.path, title, document["cells"], comparison)
+    write_flaky(run, run.path / "flaky.html")
     return Reports(document["cells"], old, comparison)

@@ -1,0 +1,87 @@
+"""harness bisect: the first machine type (or firmware build) where a cell changes.
+
+harness bisect IMAGE/FIRMWARE/TRANSPORT --machines virt-2.6..virt-7.2
+harness bisect IMAGE/MACHINE/TRANSPORT --firmware aavmf-bullseye,aavmf-bookworm,aavmf-trixie
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli import EXIT_FAIL, EXIT_OK
+from harness.commands.common import add_download_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="IMAGE/FIRMWARE/TRANSPORT | IMAGE/MACHINE/TRANSPORT")
+    axis = parser.add_mutually_exclusive_group(required=True)
+    axis.add_argument(
+        "--machines",
+        metavar="RANGE",
+        help="machine types to search, e.g. virt-2.6..virt-7.2, or all",
+    )
+    axis.add_argument(
+        "--firmware", metavar="A,B,...", help="firmware builds to search, in this order"
+    )
+    parser.add_argument("--timeout", type=float, help="seconds per boot")
+    add_download_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.bisect import bisect
+    from harness.boot import BootOptions
+    from harness.cells import check_cell
+    from harness.commands.common import cell_setup, discover_host, open_catalog
+    from harness.errors import UsageError
+    from harness.matrix.expand import select_machines
+    from harness.matrix.rundir import RunDir
+    from harness.model import Cell, CellResult
+    from harness.runner import run_cell
+
+    catalog = open_catalog(args)
+    host = discover_host(args, catalog)
+    parts = args.spec.split("/")
+    if len(parts) != 3:
+        raise UsageError(
+            f"bad bisect spec {args.spec!r}: write IMAGE/FIRMWARE/TRANSPORT with --machines, "
+            "IMAGE/MACHINE/TRANSPORT with --firmware"
+        )
+    image, fixed, transport = parts
+    if args.machines:
+        machines = select_machines(args.machines, host.machines)
+        if isinstance(machines, str):
+            raise UsageError(f"--machines {args.machines}: {machines}")
+        cells = [Cell(image, fixed, machine, transport) for machine in machines]
+    else:
+        cells = [Cell(image, firmware, fixed, transport) for firmware in args.firmware.split(",")]
+    if len(cells) < 2:
+        raise UsageError("bisect needs at least two cells along the axis")
+    for cell in cells:
+        check_cell(cell, catalog.names(), host, catalog.firmware_names())
+    run = RunDir.create(
+        catalog.workspace.results, "bisect", {"profile": "bisect", "cells": [c.id for c in cells]}
+    )
+    setup = cell_setup(catalog, host)
+    options = BootOptions(timeout_s=args.timeout)
+
+    def boot(cell: Cell) -> CellResult:
+        result = run_cell(cell, setup, host, run.cell_dir(cell), options, None, lambda _: None)
+        run.append({**result.to_json(), "outcome": result.status, "repeat": 0})
+        print(f"  {result.summary()}", flush=True)
+        return result
+
+    print(f"bisecting {len(cells)} cells from {cells[0]} to {cells[-1]} (logs in {run.path})")
+    found = bisect(cells, boot)
+    axis = "machine type" if args.machines else "firmware build"
+    if found.first_different is None:
+        print(f"no change: {cells[0]} and {cells[-1]} both end {found.tried[0].status}")
+        return EXIT_FAIL
+    before, after = found.last_same, found.first_different
+    assert before is not None
+    field = "machine" if args.machines else "firmware"
+    changed, unchanged = getattr(after.cell, field), getattr(before.cell, field)
+    print(
+        f"first {axis} that changes it: {changed} ({after.status} {after.stage} {after.reason}); "
+        f"last as before: {unchanged} ({before.status}); {len(found.tried)} boots"
+    )
+    return EXIT_OK

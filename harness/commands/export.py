@@ -1,0 +1,99 @@
+"""harness export: what a cell or a run means for the tools that pick defaults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness.cli import EXIT_OK
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="export_command", metavar="WHAT", required=True)
+    libvirt = sub.add_parser(
+        "libvirt", help="libvirt domain XML reproducing a cell (or a run's passing cells)"
+    )
+    libvirt.add_argument("cell", nargs="?", help="IMAGE/FIRMWARE/MACHINE/TRANSPORT")
+    libvirt.add_argument("--run", type=Path, help="every passing cell of this run instead")
+    libvirt.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="file (one cell) or directory (a run); default: stdout / RUN/libvirt",
+    )
+    facts = sub.add_parser(
+        "facts", help="per OS: what reached login, and is virtio-pci a safe default"
+    )
+    facts.add_argument("run", type=Path)
+    facts.add_argument("--json", type=Path, help="default: RUN/facts.json")
+    facts.add_argument("--markdown", type=Path, help="default: RUN/facts.md")
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.commands.common import discover_host, open_catalog
+
+    catalog = open_catalog(args)
+    if args.export_command == "facts":
+        return _facts(args, catalog)
+    host = discover_host(args, catalog)
+    return _libvirt(args, catalog, host)
+
+
+def _libvirt(args: argparse.Namespace, catalog, host) -> int:  # type: ignore[no-untyped-def]
+    from harness.cells import check_cell
+    from harness.commands.common import cell_setup
+    from harness.errors import UsageError
+    from harness.export.libvirt import domain_name, domain_xml, write_domain
+    from harness.matrix.rundir import RunDir
+    from harness.model import Cell
+    from harness.report.results import load_final
+
+    setup = cell_setup(catalog, host)
+    accel = host.accel("auto")
+    if args.run is None:
+        if not args.cell:
+            raise UsageError("name a CELL, or --run RUN for every passing cell of a run")
+        cell = Cell.parse(args.cell)
+        check_cell(cell, catalog.names(), host, catalog.firmware_names())
+        xml = domain_xml(cell, setup.image(cell), setup.firmware(cell), host.qemu, accel)
+        if args.out:
+            write_domain(args.out, xml)
+        else:
+            print(xml, end="")
+        return EXIT_OK
+    run = RunDir.open(args.run)
+    out = args.out or run.path / "libvirt"
+    passing = [r for r in load_final(run) if r["outcome"] in ("pass", "xpass")]
+    for record in passing:
+        cell = Cell.parse(record["cell"])
+        xml = domain_xml(
+            cell, setup.image(cell), setup.firmware(cell), host.qemu, record.get("accel") or accel
+        )
+        write_domain(out / f"{domain_name(cell)}.xml", xml)
+    print(f"{len(passing)} domain XML files in {out}")
+    return EXIT_OK
+
+
+def _facts(args: argparse.Namespace, catalog) -> int:  # type: ignore[no-untyped-def]
+    from harness.export.facts import facts, markdown
+    from harness.matrix.rundir import RunDir
+    from harness.report.results import load_final
+
+    run = RunDir.open(args.run)
+    meta = run.meta()
+    labels = {name: recipe.os for name, recipe in catalog.recipes.items()}
+    labels.update({name: f"{e.distro} {e.release}" for name, e in catalog.remote.items()})
+    document = facts(
+        {
+            "run": meta.get("run", ""),
+            "qemu": {"version": meta.get("host", {}).get("qemu_version", "")},
+        },
+        load_final(run),
+        labels,
+    )
+    table = markdown(document)
+    (args.json or run.path / "facts.json").write_text(json.dumps(document, indent=2) + "\n")
+    (args.markdown or run.path / "facts.md").write_text(table)
+    print(table, end="")
+    return EXIT_OK
