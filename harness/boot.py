@@ -152,7 +152,7 @@ def boot(
     try:
         with QemuProcess(argv, out / "qemu.stderr") as qemu:
             start = time.monotonic()
-            watcher = Watcher(login, start)
+            watcher = Watcher(login, start, ready=image.ready)
             verdict = _watch(qemu, watcher, start + timeout, log, show, options.cancel)
             verdict = _check_transport(cell, image, verdict)
             duration = time.monotonic() - start

@@ -70,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as e:
         print(f"harness {args.command}: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`harness list | head`): nothing more to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as e:  # the host's file system: full, read-only, gone
         where = f": {e.filename}" if e.filename else ""
         print(f"harness {args.command}: {e.strerror or e}{where}", file=sys.stderr)
@@ -78,10 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         how = "terminated" if caught else "interrupted"
         print(f"\nharness {args.command}: {how}", file=sys.stderr)
         return 128 + caught[0] if caught else EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`harness list | head`): nothing more to say.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
 
 
 if __name__ == "__main__":

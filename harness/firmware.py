@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InfraError, UsageError
+from harness.images.digest import file_digest
 from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Firmware
 
 # Later directories override earlier ones file by file, as QEMU's spec says.
@@ -78,14 +78,6 @@ def host_aavmf(descriptors: Iterable[Descriptor], machine: str) -> Descriptor | 
     return None
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
-
-
 def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmware:
     """`none`, `aavmf` or a path to a CODE image (its VARS template beside it)."""
     if name == NO_FIRMWARE:
@@ -108,4 +100,4 @@ def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmw
     for path in (code, template):
         if not path.is_file():
             raise InfraError(f"firmware file {path} is missing: apt-get install qemu-efi-aarch64")
-    return Firmware(name, code, template, sha256(code))
+    return Firmware(name, code, template, file_digest(code))

@@ -76,6 +76,7 @@ class Image:
     timeout_s: float = 180.0
     verified: bool = True  # False only when the user passed --no-verify
     cloud_init: bool = False  # boots with a NoCloud seed that sets root's password
+    ready: str = ""  # a regex that counts as "up" instead of a login (an installer)
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,14 @@ def test_adhoc_files_boot_without_the_catalog(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("PASS custom/none/virt-4.2/mmio login ")
+
+
+def test_the_debian_installer_is_up_at_its_first_screen(
+    catalog: object, harness: Harness, tmp_path: Path
+) -> None:
+    catalog.image("debian-12-installer")  # type: ignore[attr-defined]
+    proc = harness("run", "debian-12-installer/none/virt/mmio", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["status"], result["stage"]) == ("pass", "login")
+    assert re.search("Select a language|Choose language|Language selection", result["detail"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from harness.cli import EXIT_OK
-from harness.commands.common import add_matrix_arguments
+from harness.commands.common import add_download_arguments, add_matrix_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_matrix_arguments(parser)
+    add_download_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -17,10 +18,15 @@ def main(args: argparse.Namespace) -> int:
 
     catalog = open_catalog(args)
     plan = load_plan(args, catalog, discover_host(args, catalog))
+    from harness.images.remote import cached
+
     for planned in plan.cells:
         notes = []
         if planned.skip:
             notes.append(f"skip: {planned.skip}")
+        remote = catalog.remote.get(planned.cell.image)
+        if catalog.offline and remote and not cached(remote, catalog.downloader):
+            notes.append("skip: not cached (offline)")
         if planned.expect:
             why = " ".join(filter(None, [planned.expect.stage, planned.expect.reason]))
             notes.append(f"expected to fail{': ' + why if why else ''}")

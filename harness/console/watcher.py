@@ -76,9 +76,12 @@ class Watcher:
         start: float = 0.0,
         table: PatternTable | None = None,
         probe: bool = True,
+        ready: str = "",
     ):
         self.login = login
         self.probe = probe
+        # What counts as up for an image without a login (an installer's first screen).
+        self.ready = re.compile(ready) if ready else None
         self.findings: Findings | None = None
         self._probe_lines: list[str] | None = None
         self.table = table or PatternTable()
@@ -98,6 +101,7 @@ class Watcher:
         self._acted_at = -1.0  # the output time of the quiet spell already acted on
         self._said_at = start
         self._proven_at = 0.0
+        self._proof = Line(0, "")  # the line that proved the guest up
 
     # --- input -------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> Verdict | None:
@@ -121,7 +125,7 @@ class Watcher:
             self._talk, self._proven_at = Talk.PROVEN, now  # proven, though not probed
         if self._talk is Talk.PROVEN:
             if now - self._proven_at >= SETTLE_S:
-                return self._decide("pass", "login", "login", self._last_line)
+                return self._decide("pass", "login", "login", self._proof)
             return None
         if now - self._last_output < QUIET_S:
             return None
@@ -140,7 +144,7 @@ class Watcher:
         if self.verdict is not None:
             return self.verdict
         if proven:
-            return self._decide("pass", "login", "login", self._last_line)
+            return self._decide("pass", "login", "login", self._proof)
         return self._undecided("incomplete", "log-ended")
 
     def stopped(self, cause: str) -> Verdict:
@@ -170,10 +174,11 @@ class Watcher:
         if hint is not None:
             self._reach(hint.stage, now)
             self._hint = (hint, line)
-        if _SHELL_PROVEN.search(text):
+        if _SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
             self._reach("login", now)
-            self._talk = Talk.SHELL if self.probe else Talk.PROVEN
-            self._proven_at = now
+            shell = self.probe and not self.ready
+            self._talk = Talk.SHELL if shell else Talk.PROVEN
+            self._proven_at, self._proof = now, line
         self._collect_probe(text, now)
         self._previous = text[-256:]
         self._last_line = line
@@ -193,6 +198,10 @@ class Watcher:
     # --- the end of the output: prompts and the login conversation -----------------
     def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
         tail = self._text.partial
+        if self.ready and self.ready.search(tail.text):
+            self._reach("login", now)
+            self._talk, self._proven_at, self._proof = Talk.PROVEN, now, tail
+            return None if live else self._decide("pass", "login", "login", tail)
         failure = self.table.first(Kind.FAIL, tail.text) if tail.text.strip() else None
         if failure is not None:
             self._reach(failure.stage, now)
@@ -239,7 +248,7 @@ class Watcher:
             self._reach("login", now)
             if self.login.user is None:
                 if self._talk is Talk.POKED and self._last_output > self._said_at:
-                    self._talk, self._proven_at = Talk.PROVEN, now
+                    self._talk, self._proven_at, self._proof = Talk.PROVEN, now, tail
                     return None
                 return self._say(Talk.POKED, ENTER, now)
             if self._talk is not Talk.WAITING and now - self._said_at < RETRY_S:

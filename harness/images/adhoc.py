@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from harness.errors import InfraError, UsageError
-from harness.firmware import sha256
+from harness.images.digest import file_digest
 from harness.model import Image, Login
 
 
@@ -33,7 +33,7 @@ def adhoc_image(
         kernel=kernel.resolve() if kernel else None,
         initrd=initrd.resolve() if initrd else None,
         append=append,
-        digest=sha256(content) if content else "",
+        digest=file_digest(content) if content else "",
         login=Login(user or None, password),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import UsageError
 
@@ -54,3 +55,12 @@ def from_checksums(text: str, filename: str) -> Digest | None:
         if algorithm in found:
             return Digest(algorithm, found[algorithm])
     return None
+
+
+def file_digest(path: Path) -> str:
+    """`sha256:<hex>` of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"

@@ -9,8 +9,9 @@ from pathlib import Path
 import yaml
 
 from harness.errors import CellSkipped, ImageBuildError, UsageError
-from harness.firmware import host_aavmf, read_descriptors, sha256
+from harness.firmware import host_aavmf, read_descriptors
 from harness.images.debian import Archive, extract
+from harness.images.digest import file_digest
 from harness.images.store import ImageStore
 from harness.model import Firmware
 
@@ -87,6 +88,6 @@ def _fetch(name: str, suite: str, store: ImageStore, cache: Path, mirror: str) -
                 "suite": suite,
                 "package": f"{PACKAGE} {package.version}",
                 "version": package.version,
-                "digest": sha256(staging / "AAVMF_CODE.fd"),
+                "digest": file_digest(staging / "AAVMF_CODE.fd"),
             },
         )

@@ -31,6 +31,11 @@ class Recipe:
     grub: str = "standalone"  # or "rescue": GRUB looking for its modules where none are
     hostname: str | None = None  # None: the image name; "": none ("(none) login:")
     cloud_init: bool = False  # root's password comes from a NoCloud seed
+    # kind "installer": the Debian installer's netboot kernel and initrd from
+    # `package`; it passes when `ready` (its first screen) shows, not at a login.
+    kind: str = "tiny"
+    package: str = ""
+    ready: str = ""
 
     @property
     def host_name(self) -> str:
@@ -40,6 +45,7 @@ class Recipe:
 _FIELDS = {
     "suite": str, "os": str, "modules": tuple, "description": str, "append": str,
     "fault": str, "initrd": bool, "esp": bool, "grub": str, "hostname": str, "cloud_init": bool,
+    "kind": str, "package": str, "ready": str,
 }  # fmt: skip
 
 
@@ -75,4 +81,8 @@ def _recipe(path: Path, name: str, fields: object) -> Recipe:
             values[key] = value
     if values.get("grub", "standalone") not in ("standalone", "rescue"):
         raise UsageError(f"{path}: {name}.grub: standalone or rescue")
+    if values.get("kind", "tiny") not in ("tiny", "installer"):
+        raise UsageError(f"{path}: {name}.kind: tiny or installer")
+    if values.get("kind") == "installer" and not (values.get("package") and values.get("ready")):
+        raise UsageError(f"{path}: {name}: an installer needs `package` and `ready`")
     return Recipe(name=name, **values)

@@ -109,4 +109,5 @@ def image_from_record(data: dict[str, Any]) -> Image:
         memory_mib=data.get("memory_mib", 1024),
         timeout_s=data.get("timeout_s", 180.0),
         cloud_init=bool(login.get("cloud_init", False)),
+        ready=data.get("ready", ""),
     )

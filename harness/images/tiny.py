@@ -23,6 +23,8 @@ from typing import Any
 from harness.errors import ImageBuildError
 from harness.images import cpio, disk, grub, kmod
 from harness.images.debian import Archive, Package, extract, versioned_kernel
+from harness.images.digest import file_digest
+from harness.images.installer import installer_image
 from harness.images.recipes import Recipe
 from harness.images.store import ImageStore
 
@@ -90,6 +92,8 @@ class TinyBuilder:
     def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
         """Builds `recipe` unless its entry exists; returns (entry, built now)."""
         archive, packages = self._suite(recipe.suite)
+        if recipe.kind == "installer":
+            packages = {"installer": archive.packages(recipe.package)[recipe.package]}
         key = self._key(recipe, packages)
         with self.store.building(recipe.name) as staging:
             entry = self.store.entry(recipe.name, key)
@@ -98,14 +102,17 @@ class TinyBuilder:
             started = time.monotonic()
             debs = {role: archive.download(pkg) for role, pkg in packages.items()}
             self.log(f"{recipe.name}: assembling from {', '.join(map(_label, packages.values()))}")
-            record = self._assemble(recipe, debs, staging / "work", staging)
+            if recipe.kind == "installer":
+                record = installer_image(recipe, debs["installer"], staging)
+            else:
+                record = self._assemble(recipe, debs, staging / "work", staging)
             record.update(
                 key=key,
                 recipe_digest=recipe_digest(recipe, self.guest_files),
                 packages={pkg.name: pkg.version for pkg in packages.values()},
                 build_seconds=round(time.monotonic() - started, 1),
             )
-            shutil.rmtree(staging / "work")
+            shutil.rmtree(staging / "work", ignore_errors=True)
             return self.store.publish(recipe.name, key, staging, record), True
 
     def _fault_dir(self, recipe: Recipe) -> Path | None:
@@ -158,7 +165,7 @@ class TinyBuilder:
             "disk_format": "raw",
             "append": recipe.append,
             "login": {"user": "root", "password": "", "cloud_init": recipe.cloud_init},
-            "digest": "sha256:" + _sha256(out / "disk.raw"),
+            "digest": file_digest(out / "disk.raw"),
             "size": (out / "disk.raw").stat().st_size,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -269,11 +276,3 @@ def _one(paths: Iterable[Path], what: str) -> Path:
 
 def _label(pkg: Package) -> str:
     return f"{pkg.name} {pkg.version}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
