@@ -6,6 +6,7 @@
   parallel      the same cells with -j 2 against -j 1                      goal >=90% efficiency
   fail->verdict from the failure line on the console to the FAIL line      goal <=2 s
   startup       harness --help                                             goal <0.5 s
+  flood         the runner's memory while a console prints 100 MB          goal <100 MiB
   warm cache    bytes received and images rebuilt by a second build        goal 0
 
 Run it on an idle machine: `make bench` (or bench/bench.py [--quick]).
@@ -132,6 +133,50 @@ def warm_cache() -> dict[str, float]:
     }
 
 
+FAKE_QEMU = """#!/bin/sh
+# QEMU's answers about itself are the real ones; the "guest" floods the console.
+case "$1" in --version|-machine|-device|-L) exec qemu-system-aarch64 "$@";; esac
+yes 'flood: the quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnop' | head -c {size}
+echo 'Kernel panic - not syncing: the flood is over'
+sleep 30
+"""
+
+
+def peak_rss(argv: list[str]) -> tuple[float, float]:
+    """(peak resident MiB of the harness process itself, seconds) for one command."""
+    started = time.monotonic()
+    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while child.poll() is None:
+        try:
+            status = Path(f"/proc/{child.pid}/status").read_text()
+            peak = max(peak, int(status.split("VmRSS:")[1].split()[0]))
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.05)
+    return peak / 1024, time.monotonic() - started
+
+
+def flood(size_mb: int = 100) -> dict[str, float]:
+    """A console of `size_mb` MB through the whole runner: QEMU is a script that prints
+    it as fast as the pipe takes (a real guest's PL011 manages ~150 KB/s under TCG)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = Path(tmp) / "qemu-system-aarch64"
+        fake.write_text(FAKE_QEMU.replace("{size}", str(size_mb << 20)))
+        fake.chmod(0o755)
+        rss, seconds = peak_rss([*HARNESS, "run", CELL, "--qemu", str(fake), "--quiet", "--out", f"{tmp}/out",
+                                 "--log-cap", str(1 << 20), "--timeout", "600"])  # fmt: skip
+        log = Path(tmp) / "out" / "console.log"
+        capped = log.read_bytes().endswith(b"capped at 1048576 bytes]\n")
+        return {
+            "mb": size_mb,
+            "peak_rss_mib": rss,
+            "seconds": seconds,
+            "mb_per_s": size_mb / seconds,
+            "capped": capped,
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -139,6 +184,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round each")
     rounds = 1 if parser.parse_args().quick else 3
     figures = {
+        "flood": flood(),
         "startup": startup(),
         "warm_cache": warm_cache(),
         "fail_to_verdict": fail_to_verdict(rounds),
@@ -159,6 +205,9 @@ def main() -> None:
     )
     print(f"fail line->verdict  {f['median_s']:.2f} s median, {f['max_s']:.2f} s max   goal <=2 s")
     print(f"harness --help      {s['median_s']:.3f} s   goal <0.5 s")
+    fl = figures["flood"]
+    print(f"100 MB console      runner peak RSS {fl['peak_rss_mib']:.0f} MiB, {fl['mb_per_s']:.1f} MB/s judged, "
+          f"log capped: {fl['capped']}   goal <100 MiB")  # fmt: skip
     w = figures["warm_cache"]
     print(f"warm cache          {w['matrix_run_bytes']} bytes received by a matrix run, "
           f"{w['images_rebuilt']} images rebuilt by `images build` ({w['build_check_bytes']} bytes: "

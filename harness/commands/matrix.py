@@ -76,7 +76,9 @@ def main(args: argparse.Namespace) -> int:
     plan = load_plan(args, catalog, host)
     if args.shard:
         plan = shard(plan, args.shard)
-    if not args.resume:
+    if args.resume:
+        plan = _recorded_cells(plan, run.meta())
+    else:
         run = RunDir.create(
             args.results or workspace.results, plan.profile, _meta(args, plan, host)
         )
@@ -98,6 +100,14 @@ def main(args: argparse.Namespace) -> int:
         if cancel.is_set():
             _write_partial_reports(run)
     return _report(run, plan, args.baseline)
+
+
+def _recorded_cells(plan: Plan, meta: dict[str, Any]) -> Plan:
+    """A resumed run finishes the cells it planned, even if matrix.yaml grew since."""
+    import dataclasses
+
+    recorded = set(meta.get("cells", []))
+    return dataclasses.replace(plan, cells=tuple(p for p in plan.cells if p.cell.id in recorded))
 
 
 def _as_recorded(args: argparse.Namespace, meta: dict[str, Any]) -> None:
