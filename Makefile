@@ -26,8 +26,10 @@ nightly: setup
 	$(BIN)/harness images build
 	$(BIN)/harness matrix --profile nightly
 
+# One worker per core, a test file per worker (real boots are CPU-bound; the files'
+# shared fixtures run once).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check harness tests bench
