@@ -23,7 +23,7 @@ smoke: setup
 	$(BIN)/harness matrix --profile smoke
 
 nightly: setup
-	$(BIN)/harness images build
+	$(BIN)/harness images build --with-full
 	$(BIN)/harness matrix --profile nightly
 
 # One worker per core, a test file per worker (real boots are CPU-bound; the files'

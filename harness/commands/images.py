@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="images_command", metavar="ACTION", required=True)
     build = sub.add_parser("build", help="build images (all by default); unchanged ones are kept")
-    build.add_argument("names", nargs="*", metavar="NAME")
+    build.add_argument("names", nargs="*", metavar="NAME", help="default: all but the full systems")
+    build.add_argument(
+        "--with-full", action="store_true", help="also the full Debian systems (slow)"
+    )
     build.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
     sub.add_parser("list", help="every image: state (built, verified, cached...), size, digest")
     fetch = sub.add_parser("fetch", help="download, verify and unpack catalog images")
@@ -32,7 +35,11 @@ def main(args: argparse.Namespace) -> int:
     if args.images_command == "fetch":
         return _fetch(catalog, args)
     if args.images_command == "build":
-        for name in args.names or catalog.names():
+        everything = [
+            name for name in catalog.recipes
+            if args.with_full or catalog.recipes[name].kind != "full"
+        ]  # fmt: skip
+        for name in args.names or everything:
             started = time.monotonic()
             entry, built = catalog.build(catalog.recipe(name), force=args.force)
             took = time.monotonic() - started

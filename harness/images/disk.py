@@ -46,7 +46,8 @@ def vfat_image(source: Path, out: Path, label: str = "ESP") -> None:
 
 
 def ext4_image(source: Path, out: Path, label: str = "root") -> None:
-    size = _size_for(source, 24)
+    # Room to boot in: a quarter more than the files, at least 24 MiB.
+    size = _size_for(source, max(24, tree_size(source) // MIB // 4))
     with out.open("wb") as f:
         f.truncate(size)
     _run(["mkfs.ext4", "-q", "-F", "-L", label, "-d", str(source), str(out)])

@@ -29,7 +29,9 @@ def config(recipe: Recipe, custom: Path | None) -> str:
     return "\n".join([*lines, "boot", ""])
 
 
-def efi_binary(recipe: Recipe, modules: Path, grub_cfg: Path, out: Path) -> None:
+def efi_binary(
+    recipe: Recipe, modules: Path, grub_cfg: Path, out: Path, extra_modules: str = ""
+) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if recipe.grub == "rescue":
         # A core image whose prefix names a directory that does not exist: GRUB cannot
@@ -39,7 +41,7 @@ def efi_binary(recipe: Recipe, modules: Path, grub_cfg: Path, out: Path) -> None
     else:
         argv = [
             "grub-mkstandalone", "-O", "arm64-efi", "-d", str(modules), "-o", str(out),
-            "--modules=part_gpt fat search search_fs_file linux echo normal memrw",
+            f"--modules=part_gpt fat search search_fs_file linux echo normal memrw {extra_modules}",
             "--locales=", "--themes=", "--fonts=",
             f"boot/grub/grub.cfg={grub_cfg}",
         ]  # fmt: skip

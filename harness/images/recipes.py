@@ -33,6 +33,7 @@ class Recipe:
     cloud_init: bool = False  # root's password comes from a NoCloud seed
     # kind "installer": the Debian installer's netboot kernel and initrd from
     # `package`; it passes when `ready` (its first screen) shows, not at a login.
+    # kind "full": a whole Debian system from mmdebstrap (images/full.py).
     kind: str = "tiny"
     package: str = ""
     ready: str = ""
@@ -81,8 +82,8 @@ def _recipe(path: Path, name: str, fields: object) -> Recipe:
             values[key] = value
     if values.get("grub", "standalone") not in ("standalone", "rescue"):
         raise UsageError(f"{path}: {name}.grub: standalone or rescue")
-    if values.get("kind", "tiny") not in ("tiny", "installer"):
-        raise UsageError(f"{path}: {name}.kind: tiny or installer")
+    if values.get("kind", "tiny") not in ("tiny", "installer", "full"):
+        raise UsageError(f"{path}: {name}.kind: tiny, installer or full")
     if values.get("kind") == "installer" and not (values.get("package") and values.get("ready")):
         raise UsageError(f"{path}: {name}: an installer needs `package` and `ready`")
     return Recipe(name=name, **values)

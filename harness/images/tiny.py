@@ -24,6 +24,7 @@ from harness.errors import ImageBuildError
 from harness.images import cpio, disk, grub, kmod
 from harness.images.debian import Archive, Package, extract, versioned_kernel
 from harness.images.digest import file_digest
+from harness.images.full import full_image
 from harness.images.installer import installer_image
 from harness.images.recipes import Recipe
 from harness.images.store import ImageStore
@@ -104,6 +105,11 @@ class TinyBuilder:
             self.log(f"{recipe.name}: assembling from {', '.join(map(_label, packages.values()))}")
             if recipe.kind == "installer":
                 record = installer_image(recipe, debs["installer"], staging)
+            elif recipe.kind == "full":
+                modules = self._unpack(debs) / "usr/lib/grub/arm64-efi"
+                work = staging / "work"
+                work.mkdir()
+                record = full_image(recipe, self.mirror, modules, work, staging, self.log)
             else:
                 record = self._assemble(recipe, debs, staging / "work", staging)
             record.update(

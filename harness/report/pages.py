@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,24 +50,47 @@ def seen_in_guest(record: dict[str, Any]) -> str:
     return "+".join(guest.get("transports", []))
 
 
+@dataclass(frozen=True)
+class CellView:
+    """What a report shows of one cell, whatever it is drawn in."""
+
+    outcome: str
+    why: str  # stage and reason, when it did not plainly pass
+    seen: str  # transports the guest reported
+    log: str
+    label: str  # the comparison with a baseline, when it is news
+    title: str
+
+
+def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
+    outcome = str(record["outcome"])
+    label = comparison.get(record["cell"], "new") if comparison is not None else ""
+    return CellView(
+        outcome=outcome,
+        why="" if outcome in ("pass", "skip") else f"{record['stage']} {record['reason']}",
+        seen=seen_in_guest(record),
+        log=record.get("log") or "",
+        label="" if label == "still-passing" else label,
+        title=f"{record['cell']}: {record.get('detail') or outcome}",
+    )
+
+
 def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
     if record is None:
         return "<td></td>"
-    outcome = record["outcome"]
-    text = html.escape(outcome)
-    if outcome not in ("pass", "skip"):
-        text += f"<small>{html.escape(record['stage'])} {html.escape(record['reason'])}</small>"
-    if seen_in_guest(record):
-        text += f"<small>seen in guest: {html.escape(seen_in_guest(record))}</small>"
-    if record.get("log"):
-        text = f'<a href="{html.escape(record["log"])}">{text}</a>'
-    if comparison is not None:
-        what = comparison.get(record["cell"], "new")
-        if what != "still-passing":
-            text += f'<span class="label {what}">{html.escape(what)}</span>'
-    title = html.escape(f"{record['cell']}: {record.get('detail') or outcome}", quote=True)
-    style = f"background:{COLOURS.get(outcome, '#fff')}"
-    return f'<td class="{outcome}" style="{style}" title="{title}">{text}</td>'
+    cell = view(record, comparison)
+    text = html.escape(cell.outcome)
+    if cell.why:
+        text += f"<small>{html.escape(cell.why)}</small>"
+    if cell.seen:
+        text += f"<small>seen in guest: {html.escape(cell.seen)}</small>"
+    if cell.log:
+        text = f'<a href="{html.escape(cell.log)}">{text}</a>'
+    if cell.label:
+        text += f'<span class="label {cell.label}">{html.escape(cell.label)}</span>'
+    style = f"background:{COLOURS.get(cell.outcome, '#fff')}"
+    title = html.escape(cell.title, quote=True)
+    return f'<td class="{cell.outcome}" style="{style}" title="{title}">{text}</td>'
 
 
 def render_html(
@@ -110,16 +134,11 @@ def render_html(
 def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
     if record is None:
         return ""
-    text = str(record["outcome"])
-    if text not in ("pass", "skip"):
-        text += f" {record['stage']}/{record['reason']}"
-    if seen_in_guest(record):
-        text += f" (seen {seen_in_guest(record)})"
-    if record.get("log"):
-        text = f"[{text}]({record['log']})"
-    if comparison is not None and comparison.get(record["cell"], "new") != "still-passing":
-        text += f" **{comparison.get(record['cell'], 'new')}**"
-    return text
+    cell = view(record, comparison)
+    text = cell.outcome + (f" {cell.why.replace(' ', '/')}" if cell.why else "")
+    text += f" (seen {cell.seen})" if cell.seen else ""
+    text = f"[{text}]({cell.log})" if cell.log else text
+    return text + (f" **{cell.label}**" if cell.label else "")
 
 
 def render_markdown(
