@@ -27,9 +27,10 @@ nightly: setup
 	$(BIN)/harness matrix --profile nightly
 
 # One worker per core, a test file per worker (real boots are CPU-bound; the files'
-# shared fixtures run once).
+# shared fixtures run once); then, alone, the check that no cached base image changed.
 test: setup
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --ignore=tests/test_zz_integrity.py
+	$(BIN)/pytest tests/test_zz_integrity.py
 
 lint: setup
 	$(BIN)/ruff check harness tests bench

@@ -80,9 +80,9 @@ class Catalog:
 
     @cached_property
     def remote(self) -> dict[str, RemoteImage]:
-        entries = load_catalog(self.workspace.images / "catalog.yaml")
+        entries = load_catalog(self.workspace.images / "catalog.yaml", self._mirror)
         if self.env.get(CATALOG_ENV):
-            entries.update(load_catalog(Path(self.env[CATALOG_ENV])))
+            entries.update(load_catalog(Path(self.env[CATALOG_ENV]), self._mirror))
         return entries
 
     @cached_property

@@ -157,3 +157,21 @@ def test_repeats_that_disagree_are_unstable_with_their_logs_side_by_side(
         and "heads, this boot dies" in page
         and "tails, this boot lives" in page
     )
+
+
+def test_bisect_over_firmware_builds_reports_no_change_when_none_breaks(
+    tiny: Image, harness: Harness
+) -> None:
+    proc = harness(
+        "bisect",
+        "debian-12-tiny/virt/pci",
+        "--firmware",
+        "aavmf-bullseye,aavmf-trixie",
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "no change: debian-12-tiny/aavmf-bullseye/virt/pci and debian-12-tiny/aavmf-trixie/virt/pci both end pass"
+    )
+    bad = harness("bisect", "debian-12-tiny/pci", "--machines", "all")
+    assert bad.returncode == 2 and "bad bisect spec" in bad.stderr

@@ -191,3 +191,20 @@ def test_the_debian_installer_is_up_at_its_first_screen(
     result = json.loads((tmp_path / "result.json").read_text())
     assert (result["status"], result["stage"]) == ("pass", "login")
     assert re.search("Select a language|Choose language|Language selection", result["detail"])
+
+
+def test_interactive_hands_the_console_over_after_the_verdict(tiny: Image, tmp_path: Path) -> None:
+    child = pexpect.spawn(
+        sys.executable, ["-m", "harness.cli", "run", "debian-12-tiny/none/virt/pci", "--interactive", "--out", str(tmp_path)],
+        cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace",
+    )  # fmt: skip
+    try:
+        child.expect_exact("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
+        child.sendline("echo typed-by-$((2*2))-hands")
+        child.expect_exact("typed-by-4-hands")
+        child.send("\x1d")  # Ctrl-]
+        child.expect(r"PASS debian-12-tiny/none/virt/pci login \d+\.\ds")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

@@ -9,6 +9,7 @@ distro's checksum file; with neither, the fetch refuses.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,31 +56,41 @@ class RemoteImage:
         return [(role, f) for role, f in roles if f is not None]
 
 
-def load_catalog(path: Path) -> dict[str, RemoteImage]:
+def load_catalog(path: Path, debian_mirror: Callable[[], str]) -> dict[str, RemoteImage]:
+    """The entries of `path`; `{debian_mirror}` in a URL becomes the host's Debian
+    mirror (asked for only when an entry uses it)."""
     if not path.exists():
         return {}
     data, _ = load(path, "catalog")
-    return {name: _entry(name, fields) for name, fields in data.items()}
+    return {name: _entry(name, fields, debian_mirror) for name, fields in data.items()}
 
 
-def _file(fields: dict[str, Any] | None) -> RemoteFile | None:
+def _file(fields: dict[str, Any] | None, debian_mirror: Callable[[], str]) -> RemoteFile | None:
     if not fields:
         return None
-    return RemoteFile(fields["url"], fields.get("digest", ""), fields.get("checksums", ""))
+
+    def url(text: str) -> str:
+        return (
+            text.replace("{debian_mirror}", debian_mirror()) if "{debian_mirror}" in text else text
+        )
+
+    return RemoteFile(
+        url(fields["url"]), fields.get("digest", ""), url(fields.get("checksums", ""))
+    )
 
 
-def _entry(name: str, fields: dict[str, Any]) -> RemoteImage:
+def _entry(name: str, fields: dict[str, Any], debian_mirror: Callable[[], str]) -> RemoteImage:
     login = fields.get("login", {})
     return RemoteImage(
         name=name,
         distro=fields["distro"],
         release=str(fields["release"]),
         boot=fields["boot"],
-        disk=_file(fields.get("disk")),
+        disk=_file(fields.get("disk"), debian_mirror),
         format=fields.get("format", "qcow2"),
         compression=fields.get("compression", "none"),
-        kernel=_file(fields.get("kernel")),
-        initrd=_file(fields.get("initrd")),
+        kernel=_file(fields.get("kernel"), debian_mirror),
+        initrd=_file(fields.get("initrd"), debian_mirror),
         append=fields.get("append", ""),
         login=Login(login.get("user"), login.get("password", "")),
         cloud_init=bool(login.get("cloud_init", False)),
@@ -100,7 +111,14 @@ def expected_digest(file: RemoteFile, downloader: Downloader, verify: bool) -> D
         # file cannot be read again.
         return Digest.parse(known["digest"])
     if file.checksums:
-        listed = from_checksums(downloader.text(file.checksums), posixpath.basename(file.url))
+        # Checksum files list names relative to their own directory.
+        base = posixpath.dirname(file.checksums) + "/"
+        name = (
+            file.url.removeprefix(base)
+            if file.url.startswith(base)
+            else posixpath.basename(file.url)
+        )
+        listed = from_checksums(downloader.text(file.checksums), name)
         if listed is not None:
             return listed
         if verify:
