@@ -318,3 +318,29 @@ def test_a_guest_that_never_answers_the_probe_still_passes_unprobed() -> None:
     live.guest("harness-shell-42-ok\r\n/ # ")
     verdict = live.wait(2 * RETRY_S + SETTLE_S + 1)
     assert verdict is not None and verdict.status == "pass" and verdict.findings is None
+
+
+def test_a_prompt_that_cloud_init_wrote_over_is_still_answered() -> None:
+    live = Live()
+    live.guest(
+        "Welcome to Ubuntu 24.04 LTS!\r\n\r\nubuntu login: [   35.120000] cloud-init[812]: Cloud-init v. 24.1 finished at Tue. Up 35.10 seconds\r\n"
+    )
+    assert live.wait(QUIET_S + 0.2) is None
+    assert live.typed == ["root\r"]
+    assert live.watcher.stage == "login"
+
+
+def test_a_banner_sentence_with_login_in_it_is_not_an_overrun_prompt() -> None:
+    live = Live()
+    live.guest("Welcome to Debian!\r\nPlease login: as root, then run the tests.\r\n")
+    assert live.wait(3) is None and live.typed == []
+
+
+def test_a_saved_log_that_ends_after_an_overrun_prompt_reached_login() -> None:
+    watcher = Watcher(ROOT)
+    watcher.feed(
+        b"Welcome to Fedora!\r\nlocalhost login: ci-info: no authorized SSH keys fingerprints found for user fedora.\r\n",
+        1.0,
+    )
+    verdict = watcher.end_of_log()
+    assert (verdict.status, verdict.stage) == ("pass", "login")

@@ -37,6 +37,9 @@ MAX_RESTARTS = 2
 ENTER = "\r"  # what a terminal's Enter key sends
 SHELL_PROOF = "echo harness-shell-$((6*7))-ok"
 _SHELL_PROVEN = re.compile(r"(?:^|\s)harness-shell-42-ok\s*$")
+# What writes to a console after its login prompt: the kernel (with or without a
+# timestamp or syslog level), cloud-init, systemd.
+_OVERRUN = re.compile(r"\[\s*\d+\.\d+\]|<\d+>|ci-info: |[Cc]loud-init[ \[]|\[\s*OK\s*\]|systemd\[")
 _PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
 
 
@@ -102,6 +105,7 @@ class Watcher:
         self._said_at = start
         self._proven_at = 0.0
         self._proof = Line(0, "")  # the line that proved the guest up
+        self._overrun: tuple[Pattern, Line] | None = None  # a prompt others wrote after
 
     # --- input -------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> Verdict | None:
@@ -180,8 +184,19 @@ class Watcher:
             self._talk = Talk.SHELL if shell else Talk.PROVEN
             self._proven_at, self._proof = now, line
         self._collect_probe(text, now)
+        self._note_overrun_prompt(line)
         self._previous = text[-256:]
         self._last_line = line
+
+    def _note_overrun_prompt(self, line: Line) -> None:
+        """A login prompt that other output ran into ("host login: [  35.1] cloud-init
+        ...", "host login: ci-info: ..."): messages written to the console after
+        getty showed its prompt, common on cloud images."""
+        head, found, rest = line.text.partition("login: ")
+        if found and _OVERRUN.match(rest):
+            prompt = self.table.first(Kind.LOGIN_PROMPT, head + found)
+            if prompt is not None:
+                self._overrun = (prompt, Line(line.number, head + found))
 
     def _collect_probe(self, text: str, now: float) -> None:
         """The lines between the probe's markers, then what they say."""
@@ -214,6 +229,9 @@ class Watcher:
             ),
             None,
         )
+        if prompt is None and self._overrun is not None and self._talk is Talk.WAITING:
+            # The last prompt was written over by messages; it still waits for input.
+            prompt, tail = self._overrun
         if prompt is None:
             return self._nudge(now) if live else None
         if prompt.kind is Kind.FAIL_PROMPT:
@@ -259,6 +277,7 @@ class Watcher:
                 )
                 return self._decide("fail", self.stage, "login-failed", refused)
             self._logins += 1
+            self._overrun = None
             return self._say(Talk.USER_SENT, self.login.user + ENTER, now)
         if prompt.kind is Kind.PASSWORD_PROMPT and self._talk is Talk.USER_SENT:
             return self._say(Talk.PASSWORD_SENT, self.login.password + ENTER, now)
