@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -177,13 +178,43 @@ def flood(size_mb: int = 100) -> dict[str, float]:
         }
 
 
+def stop_on_signal(signum: int) -> dict[str, float]:
+    """Seconds from a signal to a running matrix to its exit, every QEMU reaped."""
+
+    with tempfile.TemporaryDirectory() as tmp:
+        child = subprocess.Popen(
+            [*HARNESS, "matrix", "--profile", "smoke", "-k", "aavmf", "-j", "2", "--results", tmp],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+        def qemus() -> list[str]:
+            found = subprocess.run(
+                ["pgrep", "-f", f"qemu-system-aarch64.*{tmp}"], capture_output=True, text=True
+            )
+            return found.stdout.split()
+
+        while len(qemus()) < 2:
+            time.sleep(0.1)
+        time.sleep(2)
+        started = time.monotonic()
+        os.kill(child.pid, signum)
+        child.wait(timeout=30)
+        exited = time.monotonic() - started
+        left = len(qemus())
+        return {"seconds": exited, "exit": child.returncode, "qemu_left": left}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="one round each")
     rounds = 1 if parser.parse_args().quick else 3
+    import signal
+
     figures = {
+        "sigint": stop_on_signal(signal.SIGINT),
+        "sigterm": stop_on_signal(signal.SIGTERM),
         "flood": flood(),
         "startup": startup(),
         "warm_cache": warm_cache(),
@@ -205,6 +236,10 @@ def main() -> None:
     )
     print(f"fail line->verdict  {f['median_s']:.2f} s median, {f['max_s']:.2f} s max   goal <=2 s")
     print(f"harness --help      {s['median_s']:.3f} s   goal <0.5 s")
+    for name in ("sigint", "sigterm"):
+        sig = figures[name]
+        print(f"{name:<19} matrix stopped in {sig['seconds']:.2f} s, exit {sig['exit']}, "
+              f"{sig['qemu_left']} QEMU left   goal <5 s, 0 left")  # fmt: skip
     fl = figures["flood"]
     print(f"100 MB console      runner peak RSS {fl['peak_rss_mib']:.0f} MiB, {fl['mb_per_s']:.1f} MB/s judged, "
           f"log capped: {fl['capped']}   goal <100 MiB")  # fmt: skip

@@ -265,3 +265,28 @@ def test_named_firmware_builds_are_debian_packages_of_other_releases(
     assert "firmware" in result["stage_times"]
     listed = harness("list", "--profile", "nightly", "-k", "aavmf-trixie").stdout
     assert "debian-12-tiny/aavmf-trixie/virt/pci" in listed
+
+
+def test_a_combination_an_image_cannot_do_is_a_skip_in_a_matrix(
+    cloud: dict[str, str], harness: Harness, tmp_path: Path
+) -> None:
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        "profiles:\n  p:\n    matrix: {image: test-cloud, firmware: none, machine: virt, transport: pci}\n"
+    )
+    proc = harness(
+        "matrix",
+        "--matrix",
+        str(matrix),
+        "--profile",
+        "p",
+        "--results",
+        str(tmp_path / "r"),
+        env=cloud,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (cell,) = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())["cells"]
+    assert (cell["outcome"], cell["reason"]) == ("skip", "impossible")
+    assert "has no kernel for direct boot" in cell["detail"]
+    alone = harness("run", "test-cloud/none/virt/pci", env=cloud)
+    assert alone.returncode == 2 and "has no kernel for direct boot" in alone.stderr

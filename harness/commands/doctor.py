@@ -40,6 +40,8 @@ def main(args: argparse.Namespace) -> int:
     from harness.firmware import host_aavmf, read_descriptors
     from harness.host import discover
     from harness.images.debian import KEYRING, find_mirror
+    from harness.images.full import HOW_TO_GET_READY, check_host
+    from harness.images.store import ImageStore
 
     install = "sudo apt-get install"
     try:
@@ -79,9 +81,27 @@ def main(args: argparse.Namespace) -> int:
     except HarnessError as e:
         can_build = _line(False, "mirror", str(e))
     catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
-    built = [row["name"] for row in catalog.listing() if row["state"] == "built"]
+    rows = catalog.listing()
+    built = [row["name"] for row in rows if row["state"] == "built"]
     _line(bool(built) or can_build, "images",
           f"built: {', '.join(built) or 'none yet'}", "harness images build")  # fmt: skip
+    cached = [row["name"] for row in rows if row["state"] in ("verified", "unverified")]
+    _line(
+        True,
+        "downloads",
+        f"{len(cached)} of {len(catalog.remote)} cached: {', '.join(cached) or '-'}",
+    )
+    firmware = {
+        name: ImageStore(catalog.workspace.cache / "firmware").record(name)
+        for name in catalog.firmware_builds
+    }
+    versions = [f"{n} ({r['version'] if r else 'not fetched yet'})" for n, r in firmware.items()]
+    _line(True, "firmware", "builds: " + ", ".join(versions))
+    try:
+        check_host()
+        _line(True, "full images", "mmdebstrap and qemu-aarch64 binfmt ready (--with-full)")
+    except HarnessError as e:
+        _line(False, "full images", "optional: " + str(e).split(":")[0], HOW_TO_GET_READY)
     return EXIT_OK if runnable and (built or can_build) else EXIT_ERROR
 
 

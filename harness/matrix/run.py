@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.boot import BootOptions
+from harness.errors import UsageError
 from harness.host import Host
 from harness.matrix.expand import Expectation, Plan, Planned
 from harness.matrix.rundir import RunDir
@@ -104,10 +105,17 @@ class MatrixRunner:
                 lambda c: dataclasses.replace(image_of(c), login=login), self.setup.firmware
             )
         out = self.run.cell_dir(planned.cell, task.repeat)
+        quiet = lambda _: None  # noqa: E731 - cells of a matrix show no console
         attempts = 0
         while True:
             attempts += 1
-            result = run_cell(planned.cell, setup, self.host, out, options, None, lambda _: None)
+            try:
+                result = run_cell(planned.cell, setup, self.host, out, options, None, quiet)
+            except UsageError as e:
+                # A combination this image cannot do (UEFI-only image, direct boot):
+                # skipped with why, not an end to the whole run.
+                impossible = CellResult(planned.cell, "skip", "none", "impossible", detail=str(e))
+                return record_of(impossible, task, attempts)
             if result.status != "error" or attempts > planned.retries:
                 return record_of(result, task, attempts)
 
