@@ -115,3 +115,24 @@ def test_images_list_shows_name_size_digest_and_build_time(tiny: Image, harness:
     assert proc.returncode == 0
     row = next(line for line in proc.stdout.splitlines() if line.startswith("debian-12-tiny "))
     assert "built" in row and "MiB" in row and "sha256:" in row and "T" in row
+
+
+def test_a_full_image_with_a_module_list_gets_its_initramfs_settings_before_the_kernel(
+    tmp_path: Path,
+) -> None:
+    from harness.images.full import _hooks
+    from harness.images.recipes import Recipe
+
+    recipe = Recipe(
+        "debian-12-full-mmio-only", "bookworm", "Debian", ("virtio_mmio", "virtio_blk", "ext4")
+    )
+    hooks = _hooks(recipe, tmp_path)
+    assert f"--setup-hook=copy-in {tmp_path}/conf.d {tmp_path}/hooks /etc/initramfs-tools/" in hooks
+    assert (tmp_path / "conf.d" / "harness-modules").read_text() == "MODULES=list\n"
+    hook = (tmp_path / "hooks" / "harness-modules").read_text()
+    assert (
+        hook.endswith("manual_add_modules virtio_mmio virtio_blk ext4\n")
+        and "virtio_pci" not in hook
+    )
+    plain = _hooks(Recipe("debian-12-full", "bookworm", "Debian", ()), tmp_path / "plain")
+    assert not any(h.startswith("--setup-hook") for h in plain)

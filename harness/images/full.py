@@ -38,20 +38,31 @@ def check_host() -> None:
         raise ImageBuildError(f"building a full Debian image needs {what}: {HOW_TO_GET_READY}")
 
 
-def _hooks(recipe: Recipe) -> list[str]:
+def _hooks(recipe: Recipe, work: Path) -> list[str]:
+    """mmdebstrap hook options: host name, root without a password, fstab; and for a
+    recipe with a module list, an initramfs of only those modules, set up before the
+    kernel package makes its initramfs (so it is made once, and fast)."""
     hooks = [
-        f'echo {recipe.host_name} > "$1/etc/hostname"',
-        'chroot "$1" passwd -d root',
-        'printf "LABEL=root / ext4 rw,errors=remount-ro 0 1\\n" > "$1/etc/fstab"',
+        f'--customize-hook=echo {recipe.host_name} > "$1/etc/hostname"',
+        '--customize-hook=chroot "$1" passwd -d root',
+        '--customize-hook=printf "LABEL=root / ext4 rw,errors=remount-ro 0 1\\n" > "$1/etc/fstab"',
     ]
     if recipe.modules:
-        # Only the listed modules in the initramfs (MODULES=dep would add virtio_pci
-        # whenever the build host has it), as a distro built on an mmio-only host was.
-        modules = "\\n".join(recipe.modules)
+        # MODULES=list, as a distro built on an mmio-only host had: MODULES=dep would add
+        # virtio_pci whenever the build host has it. A hook adds the listed modules
+        # (/etc/initramfs-tools/modules is a conffile, not to be written before).
+        conf, hook = work / "conf.d" / "harness-modules", work / "hooks" / "harness-modules"
+        for path in (conf, hook):
+            path.parent.mkdir(parents=True)
+        conf.write_text("MODULES=list\n")
+        hook.write_text(
+            '#!/bin/sh\n[ "$1" = prereqs ] && exit 0\n. /usr/share/initramfs-tools/hook-functions\n'
+            f"manual_add_modules {' '.join(recipe.modules)}\n"
+        )
+        hook.chmod(0o755)
         hooks += [
-            'echo MODULES=list > "$1/etc/initramfs-tools/conf.d/harness-modules"',
-            f'printf "{modules}\\n" > "$1/etc/initramfs-tools/modules"',
-            'chroot "$1" update-initramfs -u -k all',
+            '--setup-hook=mkdir -p "$1/etc/initramfs-tools"',
+            f"--setup-hook=copy-in {conf.parent} {hook.parent} /etc/initramfs-tools/",
         ]
     return hooks
 
@@ -64,7 +75,7 @@ def full_image(
     argv = [
         "mmdebstrap", "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
         "--architectures=arm64", "--variant=minbase", f"--include={PACKAGES}",
-        *(f"--customize-hook={hook}" for hook in _hooks(recipe)),
+        *_hooks(recipe, work),
         recipe.suite, str(rootfs), mirror,
     ]  # fmt: skip
     log(f"{recipe.name}: mmdebstrap under emulation, 20-30 minutes")
