@@ -11,8 +11,10 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ImageBuildError
+from harness.images.digest import file_digest
 
 SECTOR = 512
 MIB = 1 << 20
@@ -82,3 +84,12 @@ def gpt_disk(out: Path, esp: Path, root: Path) -> None:
             disk.seek(start * SECTOR)
             with image.open("rb") as part:
                 shutil.copyfileobj(part, disk, 4 * MIB)
+
+
+def assemble(esp: Path, rootfs: Path, work: Path, out: Path) -> dict[str, Any]:
+    """out/disk.raw from an ESP tree and a root tree; its digest and size, for the
+    image record."""
+    vfat_image(esp, work / "esp.img")
+    ext4_image(rootfs, work / "root.img")
+    gpt_disk(out / "disk.raw", work / "esp.img", work / "root.img")
+    return {"digest": file_digest(out / "disk.raw"), "size": (out / "disk.raw").stat().st_size}

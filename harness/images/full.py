@@ -19,8 +19,7 @@ from typing import Any
 
 from harness.errors import ImageBuildError
 from harness.images import disk, grub
-from harness.images.digest import file_digest
-from harness.images.recipes import Recipe
+from harness.images.recipes import Recipe, base_record
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 PACKAGES = "systemd-sysv,udev,initramfs-tools,linux-image-arm64,kmod,procps,iproute2,login,passwd"
@@ -102,23 +101,14 @@ def full_image(
         "boot\n"
     )
     grub.efi_binary(recipe, grub_modules, grub_cfg, esp / grub.BOOT_FILE, extra_modules="ext2")
-    disk.vfat_image(esp, work / "esp.img")
-    disk.ext4_image(rootfs, work / "root.img")
-    disk.gpt_disk(out / "disk.raw", work / "esp.img", work / "root.img")
     return {
-        "name": recipe.name,
-        "kind": "full",
-        "suite": recipe.suite,
-        "os": recipe.os,
-        "description": recipe.description,
+        **base_record(recipe, "full"),
+        **disk.assemble(esp, rootfs, work, out),
         "initramfs_modules": list(recipe.modules) or "initramfs-tools default (MODULES=most)",
         "files": {"disk": "disk.raw", "kernel": "vmlinuz", "initrd": "initrd.img"},
         "disk_format": "raw",
         "append": f"{recipe.append} rw",
         "login": {"user": "root", "password": ""},
-        "digest": file_digest(out / "disk.raw"),
-        "size": (out / "disk.raw").stat().st_size,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 

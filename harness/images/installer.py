@@ -5,14 +5,13 @@ recipe's `ready` pattern (the installer's first screen) is what counts as up."""
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ImageBuildError
 from harness.images.debian import extract
 from harness.images.digest import file_digest
-from harness.images.recipes import Recipe
+from harness.images.recipes import Recipe, base_record
 
 _TEXT = "/text/debian-installer/arm64/"
 
@@ -30,16 +29,11 @@ def installer_image(recipe: Recipe, deb: Path, out: Path) -> dict[str, Any]:
         target = "vmlinuz" if name.endswith("/linux") else "initrd.img"
         shutil.move(unpacked / name, out / target)
     return {
-        "name": recipe.name,
-        "kind": "installer",
-        "suite": recipe.suite,
-        "os": recipe.os,
-        "description": recipe.description,
+        **base_record(recipe, "installer"),
         "files": {"disk": None, "kernel": "vmlinuz", "initrd": "initrd.img"},
         "append": recipe.append,
         "login": {"user": None, "password": ""},
         "ready": recipe.ready,
         "digest": file_digest(out / "initrd.img"),
         "size": (out / "initrd.img").stat().st_size + (out / "vmlinuz").stat().st_size,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

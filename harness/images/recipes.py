@@ -4,6 +4,7 @@ console watcher on real consoles)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,15 @@ def _recipe(path: Path, name: str, fields: object) -> Recipe:
     if values.get("kind") == "installer" and not (values.get("package") and values.get("ready")):
         raise UsageError(f"{path}: {name}: an installer needs `package` and `ready`")
     return Recipe(name=name, **values)
+
+
+def base_record(recipe: Recipe, kind: str) -> dict[str, Any]:
+    """The fields every image record starts with."""
+    return {
+        "name": recipe.name,
+        "kind": kind,
+        "suite": recipe.suite,
+        "os": recipe.os,
+        "description": recipe.description,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

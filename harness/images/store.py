@@ -71,6 +71,10 @@ class ImageStore:
             path.chmod(0o444)
         target = self.entry(name, key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # rebuilt with nothing changed (--force): replace it
+            stale = target.with_name(f".{key}-replaced-{os.getpid()}")
+            os.rename(target, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         os.rename(staging, target)
         link = target.parent / ".current.tmp"
         link.unlink(missing_ok=True)

@@ -23,10 +23,9 @@ from typing import Any
 from harness.errors import ImageBuildError
 from harness.images import cpio, disk, grub, kmod
 from harness.images.debian import Archive, Package, extract, versioned_kernel
-from harness.images.digest import file_digest
 from harness.images.full import full_image
 from harness.images.installer import installer_image
-from harness.images.recipes import Recipe
+from harness.images.recipes import Recipe, base_record
 from harness.images.store import ImageStore
 
 # Bump when the build steps change what an image contains.
@@ -153,15 +152,9 @@ class TinyBuilder:
             (out / "initrd.img").write_bytes(self._initramfs(busybox, order, modules, fault))
         rootfs = self._rootfs(recipe, busybox, work / "rootfs", fault)
         esp = self._esp(recipe, unpacked, out, work / "esp", fault)
-        disk.vfat_image(esp, work / "esp.img")
-        disk.ext4_image(rootfs, work / "root.img")
-        disk.gpt_disk(out / "disk.raw", work / "esp.img", work / "root.img")
         return {
-            "name": recipe.name,
-            "kind": "built",
-            "suite": recipe.suite,
-            "os": recipe.os,
-            "description": recipe.description,
+            **base_record(recipe, "built"),
+            **disk.assemble(esp, rootfs, work, out),
             "initramfs_modules": order,
             "files": {
                 "disk": "disk.raw",
@@ -171,9 +164,6 @@ class TinyBuilder:
             "disk_format": "raw",
             "append": recipe.append,
             "login": {"user": "root", "password": "", "cloud_init": recipe.cloud_init},
-            "digest": file_digest(out / "disk.raw"),
-            "size": (out / "disk.raw").stat().st_size,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
     def _initramfs(
