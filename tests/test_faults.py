@@ -88,6 +88,8 @@ SAVED = {
         "Gave up waiting for root file system device.",
     ),
     "tiny-aavmf-pci-pass.log": ("pass", "login", "login", "harness-shell-42-ok"),
+    # A real Debian 12 system (debian-12-full: systemd, udev, initramfs-tools).
+    "debian-12-full-aavmf-pci-pass.log": ("pass", "login", "login", "harness-shell-42-ok"),
     "tiny-direct-mmio-pass.log": ("pass", "login", "login", "harness-shell-42-ok"),
 }
 

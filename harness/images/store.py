@@ -69,6 +69,7 @@ class ImageStore:
         (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
         for path in staging.iterdir():
             path.chmod(0o444)
+        staging.chmod(0o755)  # mkdtemp made it private
         target = self.entry(name, key)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():  # rebuilt with nothing changed (--force): replace it
