@@ -3,7 +3,7 @@ part and list the valid choices."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from harness.errors import UsageError
@@ -14,9 +14,9 @@ DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE)
 
 
 def check_cell(
-    cell: Cell, images: Iterable[str], host: Host, firmware: Iterable[str] = DEFAULT_FIRMWARE
+    cell: Cell, images: Collection[str], host: Host, firmware: Iterable[str] = DEFAULT_FIRMWARE
 ) -> None:
-    images, firmware = list(images), list(firmware)
+    firmware = list(firmware)
     problems = []
     if cell.image not in images:
         problems.append(f"image {cell.image!r} is not one of: {', '.join(images)}")

@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     if len(cells) < 2:
         raise UsageError("bisect needs at least two cells along the axis")
     for cell in cells:
-        check_cell(cell, catalog.names(), host, catalog.firmware_names())
+        check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
     run = RunDir.create(
         catalog.workspace.results, "bisect", {"profile": "bisect", "cells": [c.id for c in cells]}
     )

@@ -55,7 +55,7 @@ def _libvirt(args: argparse.Namespace, catalog, host) -> int:  # type: ignore[no
         if not args.cell:
             raise UsageError("name a CELL, or --run RUN for every passing cell of a run")
         cell = Cell.parse(args.cell)
-        check_cell(cell, catalog.names(), host, catalog.firmware_names())
+        check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
         xml = domain_xml(cell, setup.image(cell), setup.firmware(cell), host.qemu, accel)
         if args.out:
             write_domain(args.out, xml)

@@ -33,7 +33,6 @@ from harness.images.digest import Digest
 
 CHUNK = 1 << 20
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
-OFFLINE_ENV = "HARNESS_OFFLINE"
 
 Progress = Callable[[str, int, int | None], None]  # name, bytes so far, total
 

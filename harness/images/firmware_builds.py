@@ -14,6 +14,7 @@ from harness.images.debian import Archive, extract
 from harness.images.digest import file_digest
 from harness.images.store import ImageStore
 from harness.model import Firmware
+from harness.yamlfile import safe_load
 
 PACKAGE = "qemu-efi-aarch64"
 DESCRIPTORS = "usr/share/qemu/firmware"
@@ -24,7 +25,7 @@ def load_builds(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load(path.read_text()) or {}
         return {str(name): str(fields["suite"]) for name, fields in data.items()}
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"{path}: cannot read firmware builds: {e}") from e

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from harness.errors import UsageError
+from harness.yamlfile import safe_load
 
 APPEND = "root=LABEL=root console=ttyAMA0 rootdelay=5"
 
@@ -57,7 +58,7 @@ def load_recipes(*paths: Path) -> dict[str, Recipe]:
         if not path.exists():
             continue
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
             raise UsageError(f"{path}: cannot read image recipes: {e}") from e
         for name, fields in data.items():
