@@ -131,8 +131,9 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "[    1.996810] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000b00",
             "<0>[    3.600000] Kernel panic - not syncing: sysrq triggered crash",
             "Begin: Running /scripts/init-premount ... [    2.0] Kernel panic - not syncing: Fatal exception",
+            "KDB: enter: panic",
         ],
-        ["kernel.panic = 10", "Kernel panic after syncing"],
+        ["kernel.panic = 10", "Kernel panic after syncing", "KDB: debugger backends: ddb"],
     ),
     "kernel-oops": (
         [
@@ -143,6 +144,16 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ],
         ["Unable to handle the request", "kernel: oops counter reset"],
     ),
+    "kernel-stall": (
+        [
+            "[   52.1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]",
+            "[   60.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+            "[   61.0] rcu: INFO: rcu_sched self-detected stall on CPU",
+            "[  242.1] INFO: task kworker/0:1:23 blocked for more than 120 seconds.",
+        ],
+        ["rcu: Hierarchical RCU implementation.", "watchdog: Delayed init of the lockup detector"],
+    ),
+    "mountroot-prompt": (["mountroot> "], ["mountroot> ufs:/dev/vtbd0p2", "vfs.root.mountfrom"]),
     "initramfs-start": (
         [
             "[    1.98] Run /init as init process",
@@ -150,8 +161,16 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "Begin: Loading essential drivers ... ",
             "Welcome to Fedora Linux 38 (Cloud Edition) dracut-059-4.fc38 (Initramfs)!",
             "[    5.1] dracut-initqueue[351]: Scanning devices",
+            "Alpine Init 3.20.3",
+            ":: running early hook [udev]",
+            ":: running hook [udev]",
         ],
-        ["Run /sbin/init as init process", "Loading, please wait for the network"],
+        [
+            "Run /sbin/init as init process",
+            "Loading, please wait for the network",
+            "Alpine Initial setup",
+            ":: running cleanup hook [udev]",
+        ],
     ),
     "initramfs-no-root": (
         [
@@ -159,10 +178,28 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "Gave up waiting for root device.  Common problems:",
             "ALERT!  UUID=4e2c7d1a-0b9e-4a57 does not exist.  Dropping to a shell!",
             "mount: mounting /dev/vda2 on /root failed: Can't open blockdev",
+            "ERROR: device 'UUID=4e2c7d1a-0b9e-4a57' not found. Skipping fsck.",
+            "ERROR: Unable to find root device 'UUID=4e2c7d1a-0b9e-4a57'.",
+            " * Mounting root: failed.",
+            "Mounting root failed. ",
         ],
-        ["Waiting for root file system ...", "ALERT! disk is nearly full"],
+        [
+            "Waiting for root file system ...",
+            "ALERT! disk is nearly full",
+            "ERROR: device busy",
+            " * Mounting root: ok.",
+        ],
     ),
     "initramfs-no-init": (["No init found. Try passing init= bootarg."], ["Init found"]),
+    "initramfs-rescue": (
+        [
+            "initramfs emergency recovery shell launched. Type 'exit' to continue boot",
+            "/sbin/init not found in new root. Launching emergency recovery shell",
+            "You are now being dropped into an emergency shell.",
+            "You are being dropped to a recovery shell",
+        ],
+        ["Type 'exit' to continue boot", "emergency shell disabled by rd.shell=0"],
+    ),
     "dracut-initqueue-timeout": (
         [
             "[  201.5] dracut-initqueue[351]: Warning: dracut-initqueue timeout - starting timeout scripts",
@@ -184,7 +221,10 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["Warning: /etc/fstab is old", "Leaving emergency mode"],
     ),
     "dracut-shell": (["dracut:/# ", "dracut:/sysroot# "], ["dracut:/# ls", "dracut: /# "]),
-    "initramfs-shell": (["(initramfs) "], ["(initramfs) ls", "(initramfs tools) "]),
+    "initramfs-shell": (
+        ["(initramfs) ", "[rootfs ]# ", "[ramfs /]# "],
+        ["(initramfs) ls", "(initramfs tools) ", "[rootfs ]# ls"],
+    ),
     "systemd-emergency": (
         [
             'You are in emergency mode. After logging in, type "journalctl -xb" to view',
@@ -196,6 +236,15 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "Cannot open access to console, the root account is locked.",
         ],
         ["Reached target Emergency Shutdown.", "Leaving rescue mode"],
+    ),
+    "init-crash": (
+        [
+            "[    5.0] systemd[1]: Caught <SEGV>, dumped core as pid 312.",
+            "systemd[1]: Caught <ABRT> from PID 1.",
+            "Caught <Segmentation fault>, core dump failed.",
+            "[    5.0] systemd[1]: Freezing execution.",
+        ],
+        ["Caught up with the time server", "Freezing user space processes"],
     ),
     "userspace-start": (
         [

@@ -179,6 +179,48 @@ def test_a_shell_prompt_in_the_initramfs_is_an_emergency_shell() -> None:
     )
 
 
+def probed_shell(root_line: str, login_first: bool) -> Verdict | None:
+    """A guest whose shell (after a login or without one) answers the probe with
+    `root_line`, and whose console said nothing of the stage it is in (`quiet`)."""
+    live = Live(probe=True)
+    if login_first:
+        live.guest("buildroot login: ")
+        live.wait(QUIET_S + 0.2)
+    live.guest("~ # ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("harness-shell-42-ok\r\n~ # ")
+    live.wait(0.3)
+    live.guest(
+        f"harness-probe-3-begin\r\nkernel 6.6.7-0-virt\r\n{root_line}\r\nharness-probe-3-end\r\n"
+    )
+    return live.wait(SETTLE_S + 0.2)
+
+
+def test_a_shell_with_no_login_on_the_initramfs_is_an_emergency_shell() -> None:
+    verdict = probed_shell("root rootfs rootfs", login_first=False)
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        "fail",
+        "initramfs",
+        "emergency-shell",
+    )
+    assert "never mounted" in verdict.text
+
+
+@pytest.mark.parametrize(
+    ("root_line", "login_first"),
+    [
+        ("root /dev/vda2 ext4", False),  # autologin on the real root
+        ("root tmpfs tmpfs", False),  # a live system (Alpine's ISO) runs from tmpfs
+        ("root rootfs rootfs", True),  # an initramfs-only system with its own getty
+        ("root /dev/vda2", False),  # what the probe said before it named the type
+    ],
+)
+def test_a_shell_on_a_real_root_or_behind_a_login_passes(root_line: str, login_first: bool) -> None:
+    verdict = probed_shell(root_line, login_first)
+    assert verdict is not None and verdict.status == "pass", verdict
+
+
 def test_timeout_names_the_last_stage_and_the_soft_error_before_it() -> None:
     live = Live()
     live.guest('UEFI firmware (version 1)\r\nBdsDxe: failed to load Boot0001 "disk": Not Found\r\n')

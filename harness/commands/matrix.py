@@ -133,7 +133,7 @@ def _write_partial_reports(run: Any) -> None:
 def _prepare_images(plan: Plan, setup: Any) -> None:
     """Builds what the runnable cells need before any boot, so the progress and the
     cells' durations are about booting."""
-    from harness.errors import HarnessError
+    from harness.errors import CellSkipped, HarnessError
 
     seen = set()
     for planned in plan.cells:
@@ -143,7 +143,8 @@ def _prepare_images(plan: Plan, setup: Any) -> None:
         try:
             setup.image(planned.cell)
         except HarnessError as e:
-            print(f"image {planned.cell.image}: {e} (its cells will be errors)", flush=True)
+            outcome = "skipped" if isinstance(e, CellSkipped) else "errors"
+            print(f"image {planned.cell.image}: {e} (its cells will be {outcome})", flush=True)
 
 
 def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:

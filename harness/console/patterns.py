@@ -23,8 +23,11 @@ ArmPkg DefaultExceptionHandlerLib; GRUB grub-core/kern/err.c, normal/menu.c,
 kern/rescue_reader.c; Linux kernel/panic.c, init/main.c, init/do_mounts.c,
 arch/arm64/mm/fault.c, arch/arm64/kernel/traps.c, lib/bug.c; initramfs-tools
 scripts/local and scripts/functions; dracut modules.d/98dracut-systemd and 99base;
-systemd src/sulogin-shell/sulogin-shell.c and units/emergency.service.in (< v240);
-util-linux login-utils/sulogin.c and term-utils/agetty.c; busybox libbb/login.c.
+systemd src/sulogin-shell/sulogin-shell.c, units/emergency.service.in (< v240) and
+src/core/main.c / crash-handler.c; mkinitcpio init_functions; Alpine mkinitfs
+initramfs-init.in; FreeBSD kern/vfs_mountroot.c and ddb; Linux kernel/watchdog.c,
+rcu/tree_stall.h, hung_task.c; util-linux login-utils/sulogin.c and term-utils/agetty.c;
+busybox libbb/login.c.
 """
 
 from __future__ import annotations
@@ -152,7 +155,14 @@ TABLE: tuple[Pattern, ...] = (
         r"No working init found|Requested init \S+ failed",
         "no-init",
     ),
-    Pattern("kernel-panic", F, "kernel", r"Kernel panic - not syncing", "kernel-panic"),
+    # Linux, and FreeBSD's debugger entered on a panic.
+    Pattern(
+        "kernel-panic",
+        F,
+        "kernel",
+        r"Kernel panic - not syncing|KDB: enter: panic",
+        "kernel-panic",
+    ),
     Pattern(
         "kernel-oops",
         F,
@@ -161,24 +171,48 @@ TABLE: tuple[Pattern, ...] = (
         r"|[Kk]ernel BUG at ",
         "kernel-oops",
     ),
+    # Under TCG on a loaded host these can be spurious and pass; they only explain a
+    # boot that then stops in the kernel.
+    Pattern(
+        "kernel-stall",
+        H,
+        "kernel",
+        r"BUG: soft lockup - CPU#\d+ stuck|rcu: INFO: rcu_\w+ (?:self-)?detected stall"
+        r"|INFO: task \S+ blocked for more than \d+ seconds",
+        "kernel-stall",
+    ),
+    # FreeBSD asks for its root file system when it cannot find it.
+    Pattern("mountroot-prompt", Kind.FAIL_PROMPT, "kernel", r"^mountroot> ?$", "root-not-found"),
     # --- initramfs -----------------------------------------------------------------
     Pattern(
         "initramfs-start",
         S,
         "initramfs",
         r"Run /init as init process|^Loading, please wait\.\.\.|^Begin: .* \.\.\. "
-        r"|Welcome to .*\((?:Initramfs|initrd)\)!|dracut-\d+|dracut(?:-\w+)*\[\d+\]: ",
+        r"|Welcome to .*\((?:Initramfs|initrd)\)!|dracut-\d+|dracut(?:-\w+)*\[\d+\]: "
+        r"|^Alpine Init \S+|^:: running (?:early )?hook \[",
     ),
-    # initramfs-tools (old: "root device", new: "root file system device") and busybox.
+    # initramfs-tools (old: "root device", new: "root file system device"), busybox,
+    # mkinitcpio (init_functions) and Alpine's mkinitfs (its ebegin/eend, quiet or not).
     Pattern(
         "initramfs-no-root",
         F,
         "initramfs",
         r"Gave up waiting for root(?: file system)? device|ALERT!\s+\S.* does not exist"
-        r"|[Cc]an't open blockdev",
+        r"|[Cc]an't open blockdev|ERROR: (?:device '.*' not found|Unable to find root device)"
+        r"|Mounting root:? failed",
         "root-not-found",
     ),
     Pattern("initramfs-no-init", F, "initramfs", r"No init found\. Try passing init=", "no-init"),
+    # The rescue shells of mkinitcpio and Alpine's mkinitfs, whatever sent them there.
+    Pattern(
+        "initramfs-rescue",
+        F,
+        "initramfs",
+        r"emergency recovery shell launched|Launching emergency recovery shell"
+        r"|You are (?:now )?being dropped (?:in)?to (?:an emergency|a recovery) shell",
+        "emergency-shell",
+    ),
     # dracut's initqueue times out at 2/3 of rd.retry; its timeout scripts may still
     # find the root (LVM, degraded RAID), so only the emergency shell decides.
     Pattern(
@@ -198,7 +232,11 @@ TABLE: tuple[Pattern, ...] = (
     ),
     Pattern("dracut-shell", Kind.FAIL_PROMPT, "initramfs", r"^dracut:/\S*# ?$", "emergency-shell"),
     Pattern(
-        "initramfs-shell", Kind.FAIL_PROMPT, "initramfs", r"^\(initramfs\) ?$", "emergency-shell"
+        "initramfs-shell",
+        Kind.FAIL_PROMPT,
+        "initramfs",
+        r"^\(initramfs\) ?$|^\[(?:rootfs|ramfs) [^\]]*\][#$] ?$",
+        "emergency-shell",
     ),
     # --- userspace -----------------------------------------------------------------
     Pattern(
@@ -210,6 +248,14 @@ TABLE: tuple[Pattern, ...] = (
         r"|\(or (?:press|type) Control-D to continue\)"
         r"|Cannot open access to console, the root account is locked",
         "emergency-shell",
+    ),
+    # systemd as PID 1 crashed (src/core/crash-handler.c): nothing will start any more.
+    Pattern(
+        "init-crash",
+        F,
+        "userspace",
+        r"Freezing execution\.|Caught <[^>]+>(?:,| from )",
+        "init-crash",
     ),
     Pattern(
         "userspace-start",

@@ -25,7 +25,7 @@ SCRIPT = (
     'driver=$(basename "$(readlink "$d/driver")") '
     'transport=$(basename "$(readlink "$d/../driver")")"; '
     "done; "
-    'echo "root $(awk \'$2 == "/" {print $1}\' /proc/mounts | tail -n 1)"; '
+    'echo "root $(awk \'$2 == "/" {print $1, $3}\' /proc/mounts | tail -n 1)"; '
     "grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release 2>/dev/null | sed 's/^/os /'; "
     "echo harness-probe-$((1+2))-end"
 )
@@ -50,6 +50,7 @@ class Findings:
     kernel: str = ""
     devices: tuple[Device, ...] = ()
     root: str = ""
+    root_fs: str = ""  # "rootfs": the initramfs itself, never switched away from
     os: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -57,20 +58,21 @@ class Findings:
             "kernel": self.kernel,
             "devices": [vars(d) for d in self.devices],
             "root": self.root,
+            "root_fs": self.root_fs,
             "os": dict(self.os),
             "transports": sorted({d.transport for d in self.devices}),
         }
 
 
 def parse(lines: list[str]) -> Findings:
-    kernel, root = "", ""
+    kernel, root, root_fs = "", "", ""
     devices = []
     os_release: dict[str, str] = {}
     for line in (raw.strip() for raw in lines):
         if line.startswith("kernel "):
             kernel = line.removeprefix("kernel ").strip()
         elif line.startswith("root "):
-            root = line.removeprefix("root ").strip()
+            root, _, root_fs = line.removeprefix("root ").strip().partition(" ")
         elif line.startswith("os ") and "=" in line:
             key, _, value = line.removeprefix("os ").partition("=")
             os_release[key] = value.strip().strip('"')
@@ -78,7 +80,7 @@ def parse(lines: list[str]) -> Findings:
             name, device_id, driver, parent = match.groups()
             kind = DEVICE_TYPES.get(device_id.lstrip("0") or "0", f"virtio-id-{device_id}")
             devices.append(Device(name, kind, driver, TRANSPORTS.get(parent, parent or "none")))
-    return Findings(kernel, tuple(devices), root, os_release)
+    return Findings(kernel, tuple(devices), root, root_fs.strip(), os_release)
 
 
 def mismatch(transport: str, findings: Findings, has_disk: bool) -> str:

@@ -183,7 +183,9 @@ class Watcher:
             shell = self.probe and not self.ready
             self._talk = Talk.SHELL if shell else Talk.PROVEN
             self._proven_at, self._proof = now, line
-        self._collect_probe(text, now)
+        self._collect_probe(line, now)
+        if self.verdict is not None:
+            return
         self._note_overrun_prompt(line)
         self._previous = text[-256:]
         self._last_line = line
@@ -198,13 +200,20 @@ class Watcher:
             if prompt is not None:
                 self._overrun = (prompt, Line(line.number, head + found))
 
-    def _collect_probe(self, text: str, now: float) -> None:
+    def _collect_probe(self, line: Line, now: float) -> None:
         """The lines between the probe's markers, then what they say."""
+        text = line.text
         if probe.BEGIN in text:
             self._probe_lines = []
         elif probe.END in text and self._probe_lines is not None:
             self.findings = probe.parse(self._probe_lines)
             self._probe_lines = None
+            if self._logins == 0 and self.findings.root_fs == "rootfs":
+                # A shell that no login led to, on a / that is still the initramfs: a
+                # rescue shell whose messages and prompt no row knew (or `quiet` hid).
+                why = "the shell's / is the initramfs (rootfs): the real root was never mounted"
+                self._decide("fail", "initramfs", "emergency-shell", Line(line.number, why))
+                return
             if self._talk in (Talk.SHELL, Talk.PROBING):
                 self._talk, self._proven_at = Talk.PROVEN, now
         elif self._probe_lines is not None and len(self._probe_lines) < 256:
