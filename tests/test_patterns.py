@@ -237,6 +237,13 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ],
         ["Reached target Emergency Shutdown.", "Leaving rescue mode"],
     ),
+    "systemd-job-waiting": (
+        [
+            "[ ***  ] A start job is running for /dev/disk/by-uuid/4E2C-7D1A (1min 2s / no limit)",
+            "[ TIME ] Timed out waiting for device /dev/disk/by-uuid/4E2C-7D1A.",
+        ],
+        ["[  OK  ] Finished Start job for ifup", "Timed out waiting for the network"],
+    ),
     "init-crash": (
         [
             "[    5.0] systemd[1]: Caught <SEGV>, dumped core as pid 312.",

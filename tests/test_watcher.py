@@ -230,6 +230,22 @@ def test_timeout_names_the_last_stage_and_the_soft_error_before_it() -> None:
     assert verdict.text.startswith("BdsDxe: failed to load Boot0001")
 
 
+def test_a_saved_log_stuck_on_a_systemd_start_job_names_the_job() -> None:
+    watcher = Watcher(ROOT)
+    watcher.feed(
+        b"Welcome to Fedora Linux 38 (Cloud Edition)!\r\n"
+        b"[ ***  ] A start job is running for /dev/disk/by-uuid/4E2C-7D1A (1min 2s / no limit)\r",
+        1.0,
+    )
+    verdict = watcher.end_of_log()
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        "incomplete",
+        "userspace",
+        "start-job-waiting",
+    )
+    assert "/dev/disk/by-uuid/4E2C-7D1A" in verdict.text
+
+
 def test_a_soft_error_the_boot_got_past_is_not_the_reason() -> None:
     live = Live()
     live.guest(

@@ -249,6 +249,15 @@ TABLE: tuple[Pattern, ...] = (
         r"|Cannot open access to console, the root account is locked",
         "emergency-shell",
     ),
+    # systemd waits on a unit (a device from fstab, the network); with no time limit it
+    # waits for ever, so this names what a boot that stops here was waiting for.
+    Pattern(
+        "systemd-job-waiting",
+        H,
+        "userspace",
+        r"A start job is running for |Timed out waiting for device ",
+        "start-job-waiting",
+    ),
     # systemd as PID 1 crashed (src/core/crash-handler.c): nothing will start any more.
     Pattern(
         "init-crash",
