@@ -204,21 +204,27 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         [
             "[  201.5] dracut-initqueue[351]: Warning: dracut-initqueue timeout - starting timeout scripts",
             "dracut-initqueue[437]: Warning: dracut-initqueue: starting timeout scripts",
+            "[    6.3] dracut-initqueue[351]: Warning: Could not boot.",
         ],
         [
             "dracut-initqueue[351]: Scanning devices sda1",
             "[  OK  ] Finished dracut initqueue hook.",
         ],
     ),
+    "dracut-no-device": (
+        [
+            'Warning: "/dev/mapper/rhel-root" does not exist',
+            "Warning: /dev/disk/by-uuid/4e2c7d1a does not exist",
+        ],
+        ["Warning: /etc/fstab is old", "Warning: /dev/vda1 exists"],
+    ),
     "dracut-emergency": (
         [
             "Entering emergency mode. Exit the shell to continue.",
-            "[    6.3] dracut-initqueue[351]: Warning: Could not boot.",
-            'Warning: "/dev/mapper/rhel-root" does not exist',
-            "Warning: /dev/disk/by-uuid/4e2c7d1a does not exist",
             "[    5.1] dracut: FATAL: No or empty root= argument",
+            "Dropping to debug shell.",
         ],
-        ["Warning: /etc/fstab is old", "Leaving emergency mode"],
+        ["Leaving emergency mode", "Dropping to the next boot option"],
     ),
     "dracut-shell": (["dracut:/# ", "dracut:/sysroot# "], ["dracut:/# ls", "dracut: /# "]),
     "initramfs-shell": (
@@ -241,6 +247,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         [
             "[ ***  ] A start job is running for /dev/disk/by-uuid/4E2C-7D1A (1min 2s / no limit)",
             "[ TIME ] Timed out waiting for device /dev/disk/by-uuid/4E2C-7D1A.",
+            r"[ ***  ] Job dev-disk-by\x2duuid-4E2C\x2d7D1A.device/start running (1min 2s / no limit)",
         ],
         ["[  OK  ] Finished Start job for ifup", "Timed out waiting for the network"],
     ),

@@ -246,6 +246,48 @@ def test_a_saved_log_stuck_on_a_systemd_start_job_names_the_job() -> None:
     assert "/dev/disk/by-uuid/4E2C-7D1A" in verdict.text
 
 
+def test_dracut_names_the_device_that_never_showed_up() -> None:
+    watcher = Watcher(ROOT)
+    verdict = watcher.feed(
+        b"Welcome to Fedora Linux 40 (Cloud Edition) dracut-101-1.fc40 (Initramfs)!\r\n"
+        b"[*     ] A start job is running for /dev/disk/by-uuid/4e2c-7d1a (2min 30s / no limit)\r\n"
+        b"[  250.3] dracut-initqueue[432]: Warning: Could not boot.\r\n"
+        b'Warning: "/dev/disk/by-uuid/4e2c-7d1a" does not exist\r\n',
+        1.0,
+    )
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        "fail",
+        "initramfs",
+        "root-not-found",
+    )
+
+
+def test_a_stall_message_explains_a_boot_that_got_no_further_after_it() -> None:
+    watcher = Watcher(ROOT)
+    watcher.feed(
+        b"Welcome to Debian GNU/Linux 12 (bookworm)!\r\n"
+        b"[   60.0] rcu: INFO: rcu_sched self-detected stall on CPU\r\n",
+        1.0,
+    )
+    verdict = watcher.end_of_log()
+    assert (verdict.stage, verdict.reason) == ("userspace", "kernel-stall")
+
+
+def test_an_efi_stub_error_the_kernel_boots_past_is_no_failure() -> None:
+    live = Live()
+    live.guest(
+        "EFI stub: ERROR: FIRMWARE BUG: efi_loaded_image_t::image_base has bogus value\r\n"
+        "EFI stub: Exiting boot services...\r\n"
+    )
+    assert live.watcher.verdict is None
+    live.guest("[    0.0] Booting Linux on physical CPU 0x0\r\nRun /init as init process\r\n")
+    assert live.watcher.stopped("timeout").reason == "timeout"
+    silent = Watcher(ROOT)
+    silent.feed(b"EFI stub: ERROR: Failed to relocate kernel\r\n", 1.0)
+    assert (silent.end_of_log().stage, silent.end_of_log().reason) == ("kernel", "efi-stub-error")
+
+
 def test_a_soft_error_the_boot_got_past_is_not_the_reason() -> None:
     live = Live()
     live.guest(
@@ -386,6 +428,21 @@ def test_a_prompt_that_cloud_init_wrote_over_is_still_answered() -> None:
     assert live.wait(QUIET_S + 0.2) is None
     assert live.typed == ["root\r"]
     assert live.watcher.stage == "login"
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "         Starting Record Runlevel Change in UTMP...",
+        "[FAILED] Failed to start cloud-final.service - Execute cloud user/final scripts.",
+        "[  OK  ] Finished cloud-final.service - Execute cloud user/final scripts.",
+    ],
+)
+def test_a_prompt_that_systemd_status_wrote_over_is_still_answered(after: str) -> None:
+    live = Live()
+    live.guest(f"Welcome to Ubuntu 24.04 LTS!\r\n\r\nubuntu login: {after}\r\n")
+    assert live.wait(QUIET_S + 0.2) is None
+    assert live.typed == ["root\r"]
 
 
 def test_a_banner_sentence_with_login_in_it_is_not_an_overrun_prompt() -> None:

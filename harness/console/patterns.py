@@ -136,7 +136,9 @@ TABLE: tuple[Pattern, ...] = (
     ),
     # --- kernel --------------------------------------------------------------------
     Pattern("efi-stub", S, "kernel", r"EFI stub: Booting Linux Kernel"),
-    Pattern("efi-stub-error", F, "kernel", r"EFI stub: ERROR: ", "efi-stub-error"),
+    # Some are only printed (a "FIRMWARE BUG" about image_base, KASLR without an RNG)
+    # and the kernel boots on; a fatal one hands back to the firmware, which decides.
+    Pattern("efi-stub-error", H, "kernel", r"EFI stub: ERROR: ", "efi-stub-error"),
     Pattern("linux-start", S, "kernel", r"Booting Linux on physical CPU", restart=True),
     Pattern("linux-banner", S, "kernel", r"Linux version \d+\.\d+\S* \("),
     # Root file system failures reported by the kernel itself (no initramfs, or one
@@ -214,20 +216,29 @@ TABLE: tuple[Pattern, ...] = (
         "emergency-shell",
     ),
     # dracut's initqueue times out at 2/3 of rd.retry; its timeout scripts may still
-    # find the root (LVM, degraded RAID), so only the emergency shell decides.
+    # find the root (LVM, degraded RAID), so only the emergency shell decides. Its
+    # "Could not boot." comes just before the emergency hooks say which device never
+    # showed up (dracut-lib.sh wait_for_dev), the better reason.
     Pattern(
         "dracut-initqueue-timeout",
         H,
         "initramfs",
-        r"dracut-initqueue(?:\[\d+\])?: Warning: dracut-initqueue(?::| timeout)",
+        r"dracut-initqueue(?:\[\d+\])?: Warning: dracut-initqueue(?::| timeout)"
+        r"|Warning: Could not boot\.",
         "emergency-shell",
+    ),
+    Pattern(
+        "dracut-no-device",
+        F,
+        "initramfs",
+        r"Warning: \"?/dev/\S+?\"? does not exist",
+        "root-not-found",
     ),
     Pattern(
         "dracut-emergency",
         F,
         "initramfs",
-        r"Entering emergency mode|Warning: Could not boot\.|dracut: FATAL: "
-        r"|Warning: \"?/dev/\S+?\"? does not exist|Dropping to debug shell",
+        r"Entering emergency mode|dracut: FATAL: |Dropping to debug shell",
         "emergency-shell",
     ),
     Pattern("dracut-shell", Kind.FAIL_PROMPT, "initramfs", r"^dracut:/\S*# ?$", "emergency-shell"),
@@ -250,12 +261,13 @@ TABLE: tuple[Pattern, ...] = (
         "emergency-shell",
     ),
     # systemd waits on a unit (a device from fstab, the network); with no time limit it
-    # waits for ever, so this names what a boot that stops here was waiting for.
+    # waits for ever, so this names what a boot that stops here was waiting for. Its
+    # initrd prints these too: the stage is the least they show.
     Pattern(
         "systemd-job-waiting",
         H,
-        "userspace",
-        r"A start job is running for |Timed out waiting for device ",
+        "initramfs",
+        r"A start job is running for |Job \S+/start running \(|Timed out waiting for device ",
         "start-job-waiting",
     ),
     # systemd as PID 1 crashed (src/core/crash-handler.c): nothing will start any more.

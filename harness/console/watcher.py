@@ -39,7 +39,11 @@ SHELL_PROOF = "echo harness-shell-$((6*7))-ok"
 _SHELL_PROVEN = re.compile(r"(?:^|\s)harness-shell-42-ok\s*$")
 # What writes to a console after its login prompt: the kernel (with or without a
 # timestamp or syslog level), cloud-init, systemd.
-_OVERRUN = re.compile(r"\[\s*\d+\.\d+\]|<\d+>|ci-info: |[Cc]loud-init[ \[]|\[\s*OK\s*\]|systemd\[")
+_OVERRUN = re.compile(
+    r"\[\s*\d+\.\d+\]|<\d+>|ci-info: |[Cc]loud-init[ \[]|systemd\["
+    r"|\[\s*(?:OK|FAILED|DEPEND|TIME|WARN|INFO|SKIP)\s*\]"  # systemd's status lines
+    r"|\s+(?:Starting|Stopping|Reloading|Mounting|Unmounting|Activating|Deactivating) \S"
+)
 _PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
 
 
@@ -95,7 +99,8 @@ class Watcher:
         self._text = ConsoleText()
         self._previous = ""
         self._last_line = Line(0, "")
-        self._hint: tuple[Pattern, Line] | None = None
+        # The last soft error, with the stage the boot had reached when it came.
+        self._hint: tuple[Pattern, Line, str] | None = None
         self._restarts = 0
         self._talk = Talk.WAITING
         self._logins = 0  # user names typed at a login prompt
@@ -177,7 +182,7 @@ class Watcher:
         hint = self.table.first(Kind.HINT, text)
         if hint is not None:
             self._reach(hint.stage, now)
-            self._hint = (hint, line)
+            self._hint = (hint, line, self.stage)
         if _SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
             self._reach("login", now)
             shell = self.probe and not self.ready
@@ -281,10 +286,7 @@ class Watcher:
             if self._talk is not Talk.WAITING and now - self._said_at < RETRY_S:
                 return None  # refused ("Login incorrect"): a late password may yet be set
             if self._logins >= MAX_ATTEMPTS:
-                refused = (
-                    self._hint[1] if self._hint and self._hint[0].reason == "login-failed" else tail
-                )
-                return self._decide("fail", self.stage, "login-failed", refused)
+                return self._decide("fail", self.stage, "login-failed", self._refusal() or tail)
             self._logins += 1
             self._overrun = None
             return self._say(Talk.USER_SENT, self.login.user + ENTER, now)
@@ -322,7 +324,7 @@ class Watcher:
         """Timeout, QEMU gone or log ended: the last soft error explains it, if the
         boot got no further after it."""
         hint = self._hint
-        if hint is not None and STAGES.index(hint[0].stage) >= STAGES.index(self.stage):
+        if hint is not None and hint[2] == self.stage:
             if status == "incomplete":
                 reason = hint[0].reason
             return self._decide(status, self.stage, reason, hint[1])
