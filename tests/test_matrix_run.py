@@ -19,6 +19,7 @@ from conftest import ROOT, Harness, qemu_processes
 from PIL import Image as Picture
 
 from harness.model import Image
+from harness.report.grid import build_grid, render_text
 from harness.report.pages import COLOURS
 from harness.report.results import schema
 
@@ -270,3 +271,22 @@ def test_ctrl_c_stops_every_qemu_and_writes_incomplete_reports(
     assert not ours(results)
     document = json.loads((results / "latest" / "results.json").read_text())
     assert document["complete"] is False
+
+
+def test_the_terminal_grid_has_a_line_only_where_a_row_has_cells() -> None:
+    records = [
+        {"image": image, "firmware": "none", "machine": machine, "transport": transport,
+         "outcome": outcome}
+        for image, machine, transport, outcome in [
+            ("debian-12-tiny", "virt-2.6", "mmio", "pass"),
+            ("debian-12-tiny", "virt", "pci", "xfail"),
+            ("debian-11-tiny", "virt", "pci", "fail"),
+        ]
+    ]  # fmt: skip
+    lines = render_text(build_grid(records)).splitlines()
+    assert lines[0].split() == ["2.6", "virt"]
+    assert [line.split() for line in lines[1:-1]] == [
+        ["debian-12-tiny", "/", "none", "/", "mmio", "ok"],
+        ["debian-12-tiny", "/", "none", "/", "pci", "xf"],
+        ["debian-11-tiny", "/", "none", "/", "pci", "FAIL"],
+    ]

@@ -53,25 +53,20 @@ def build_grid(records: Iterable[dict[str, Any]]) -> Grid:
 def render_text(grid: Grid) -> str:
     machines = list(dict.fromkeys(m for m, _ in grid.columns))
     transports = sorted({t for _, t in grid.columns})
-    labels = [
-        f"{image} / {firmware} / {transport}"
-        for image, firmware in grid.rows
-        for transport in transports
-    ]
-    width = max([len(label) for label in labels] + [10])
+    # A line per row and transport that has cells (a profile may boot a row on one).
+    marked: dict[str, list[str]] = {}
+    for image, firmware in grid.rows:
+        for transport in transports:
+            records = [grid.at((image, firmware), (m, transport)) for m in machines]
+            if any(records):
+                marks = [MARKS.get(r["outcome"], "?") if r else "" for r in records]
+                marked[f"{image} / {firmware} / {transport}"] = marks
+    width = max([len(label) for label in marked] + [10])
     short = [m.removeprefix("virt-") for m in machines]
     col = max([len(s) for s in short] + [4]) + 1
     lines = [" " * width + " " + "".join(f"{s:>{col}}" for s in short)]
-    for image, firmware in grid.rows:
-        for transport in transports:
-            marks = []
-            for machine in machines:
-                record = grid.at((image, firmware), (machine, transport))
-                marks.append(MARKS.get(record["outcome"], "?") if record else "")
-            lines.append(
-                f"{image + ' / ' + firmware + ' / ' + transport:<{width}} "
-                + "".join(f"{m:>{col}}" for m in marks)
-            )
+    for label, marks in marked.items():
+        lines.append(f"{label:<{width}} " + "".join(f"{m:>{col}}" for m in marks))
     lines.append(f"({LEGEND})")
     return "\n".join(lines)
 
