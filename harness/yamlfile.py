@@ -16,8 +16,10 @@ import yaml
 
 from harness.errors import UsageError
 
-# A document this big after expanding aliases is an "alias bomb", not a matrix.
-MAX_NODES = 200_000
+# A document this big, as written or after expanding aliases (an "alias bomb"), is
+# not a matrix or a catalog (those are hundreds of values).
+MAX_NODES = 100_000
+MAX_BYTES = 16 * 1024 * 1024
 # libyaml's loader when PyYAML was built with it (ten times faster), same results.
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -43,10 +45,13 @@ def schema(name: str) -> dict[str, Any]:
 def load(path: Path, schema_name: str = "matrix") -> tuple[dict[str, Any], yaml.Node]:
     """The document and its YAML node tree (for line numbers of later checks)."""
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise FileErrors([f"{path}:1: larger than {MAX_BYTES // 2**20} MiB"])
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise FileErrors([f"{path}: cannot read: {e}"]) from e
     try:
+        _count_values(path, text)
         root = yaml.compose(text, Loader=SafeLoader)
         if root is None:
             raise FileErrors([f"{path}:1: the file is empty"])
@@ -76,6 +81,21 @@ def load(path: Path, schema_name: str = "matrix") -> tuple[dict[str, Any], yaml.
     return data, root
 
 
+def _too_big(path: Path, line: int) -> FileErrors:
+    return FileErrors([f"{path}:{line}: more than {MAX_NODES} values once aliases are expanded"])
+
+
+def _count_values(path: Path, text: str) -> None:
+    """Stops reading a huge file early: its events stream, where composing the whole
+    tree first would take seconds."""
+    count = 0
+    for event in yaml.parse(text, Loader=SafeLoader):
+        if isinstance(event, yaml.NodeEvent):
+            count += 1
+            if count > MAX_NODES:
+                raise _too_big(path, event.start_mark.line + 1 if event.start_mark else 1)
+
+
 def _check_size(path: Path, root: yaml.Node) -> None:
     sizes: dict[int, int] = {}
 
@@ -83,10 +103,7 @@ def _check_size(path: Path, root: yaml.Node) -> None:
         if id(node) not in sizes:
             sizes[id(node)] = 1 + sum(size(child) for child in _children(node))
             if sizes[id(node)] > MAX_NODES:
-                raise FileErrors(
-                    [f"{path}:{node.start_mark.line + 1}: more than {MAX_NODES} values "
-                     "once aliases are expanded"]
-                )  # fmt: skip
+                raise _too_big(path, node.start_mark.line + 1)
         return sizes[id(node)]
 
     size(root)

@@ -259,7 +259,10 @@ def test_a_huge_list_and_an_alias_bomb_through_the_cli(harness: Harness, tmp_pat
         )
         + "profiles: *h\n"
     )
-    for path in (huge, bomb):
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as sparse:
+        sparse.truncate(17 * 2**20)
+    for path in (huge, bomb, big):
         started = time.monotonic()
         proc = harness("list", "--matrix", str(path))
         assert proc.returncode == 2 and time.monotonic() - started < 5
