@@ -56,7 +56,7 @@ def load(path: Path, schema_name: str = "matrix") -> tuple[dict[str, Any], yaml.
         if root is None:
             raise FileErrors([f"{path}:1: the file is empty"])
         _check_size(path, root)
-        data = safe_load(text)
+        data = _construct(root)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -79,6 +79,15 @@ def load(path: Path, schema_name: str = "matrix") -> tuple[dict[str, Any], yaml.
     if problems:
         raise FileErrors(problems)
     return data, root
+
+
+def _construct(root: yaml.Node) -> Any:
+    """The document from the tree compose() made, rather than parsing the text again."""
+    loader = SafeLoader("")
+    try:
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def _too_big(path: Path, line: int) -> FileErrors:
