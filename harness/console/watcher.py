@@ -59,6 +59,15 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Hint:
+    """A soft error seen on the console, and the stage the boot had reached then."""
+
+    pattern: Pattern
+    line: Line
+    stage: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """Text the watcher wants typed into the guest's console."""
 
@@ -99,8 +108,7 @@ class Watcher:
         self._text = ConsoleText()
         self._previous = ""
         self._last_line = Line(0, "")
-        # The last soft error, with the stage the boot had reached when it came.
-        self._hint: tuple[Pattern, Line, str] | None = None
+        self._hint: Hint | None = None  # the last soft error
         self._restarts = 0
         self._talk = Talk.WAITING
         self._logins = 0  # user names typed at a login prompt
@@ -182,7 +190,7 @@ class Watcher:
         hint = self.table.first(Kind.HINT, text)
         if hint is not None:
             self._reach(hint.stage, now)
-            self._hint = (hint, line, self.stage)
+            self._hint = Hint(hint, line, self.stage)
         if _SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
             self._reach("login", now)
             shell = self.probe and not self.ready
@@ -271,8 +279,8 @@ class Watcher:
 
     def _refusal(self) -> Line | None:
         """The "Login incorrect" line, when that is the last soft error seen."""
-        if self._hint is not None and self._hint[0].reason == "login-failed":
-            return self._hint[1]
+        if self._hint is not None and self._hint.pattern.reason == "login-failed":
+            return self._hint.line
         return None
 
     def _answer(self, prompt: Pattern, tail: Line, now: float) -> Verdict | Reply | None:
@@ -324,10 +332,10 @@ class Watcher:
         """Timeout, QEMU gone or log ended: the last soft error explains it, if the
         boot got no further after it."""
         hint = self._hint
-        if hint is not None and hint[2] == self.stage:
+        if hint is not None and hint.stage == self.stage:
             if status == "incomplete":
-                reason = hint[0].reason
-            return self._decide(status, self.stage, reason, hint[1])
+                reason = hint.pattern.reason
+            return self._decide(status, self.stage, reason, hint.line)
         return self._decide(status, self.stage, reason, self._last_line)
 
     def _decide(self, status: str, stage: str, reason: str, line: Line) -> Verdict:
