@@ -15,10 +15,15 @@ ROOT = Login("root", "")
 NO_LOGIN = Login(None, "")
 
 
-def judge_log(name: str, login: Login = ROOT) -> Verdict:
+def judge_saved(log: bytes, login: Login = ROOT) -> Verdict:
+    """The verdict of a saved log, as `harness classify` judges it."""
     watcher = Watcher(login)
-    watcher.feed((FIXTURES / "consoles" / name).read_bytes(), 1.0)
+    watcher.feed(log, 1.0)
     return watcher.end_of_log()
+
+
+def judge_log(name: str, login: Login = ROOT) -> Verdict:
+    return judge_saved((FIXTURES / "consoles" / name).read_bytes(), login)
 
 
 class Live:
@@ -252,9 +257,7 @@ def test_timeout_names_the_last_stage_and_the_soft_error_before_it() -> None:
 def test_a_saved_log_that_stops_after_a_soft_error_names_it(
     log: bytes, stage: str, reason: str, text: str
 ) -> None:
-    watcher = Watcher(ROOT)
-    watcher.feed(log, 1.0)
-    verdict = watcher.end_of_log()
+    verdict = judge_saved(log)
     assert (verdict.status, verdict.stage, verdict.reason) == ("incomplete", stage, reason)
     assert text in verdict.text
 
@@ -285,9 +288,8 @@ def test_an_efi_stub_error_the_kernel_boots_past_is_no_failure() -> None:
     assert live.watcher.verdict is None
     live.guest("[    0.0] Booting Linux on physical CPU 0x0\r\nRun /init as init process\r\n")
     assert live.watcher.stopped("timeout").reason == "timeout"
-    silent = Watcher(ROOT)
-    silent.feed(b"EFI stub: ERROR: Failed to relocate kernel\r\n", 1.0)
-    assert (silent.end_of_log().stage, silent.end_of_log().reason) == ("kernel", "efi-stub-error")
+    silent = judge_saved(b"EFI stub: ERROR: Failed to relocate kernel\r\n")
+    assert (silent.stage, silent.reason) == ("kernel", "efi-stub-error")
 
 
 def test_a_soft_error_the_boot_got_past_is_not_the_reason() -> None:
@@ -324,18 +326,14 @@ def test_a_reset_loop_fails() -> None:
 
 
 def test_saved_log_that_stops_mid_boot_is_incomplete_with_its_stage() -> None:
-    watcher = Watcher(ROOT)
-    watcher.feed(
-        b"EFI stub: Booting Linux Kernel...\r\nEFI stub: Exiting boot services...\r\n", 1.0
+    verdict = judge_saved(
+        b"EFI stub: Booting Linux Kernel...\r\nEFI stub: Exiting boot services...\r\n"
     )
-    verdict = watcher.end_of_log()
     assert (verdict.status, verdict.stage) == ("incomplete", "kernel")
 
 
 def test_saved_log_ending_at_a_login_prompt_passes() -> None:
-    watcher = Watcher(ROOT)
-    watcher.feed(b"Welcome to Ubuntu 16.04!\r\n\r\nubuntu login: ", 1.0)
-    verdict = watcher.end_of_log()
+    verdict = judge_saved(b"Welcome to Ubuntu 16.04!\r\n\r\nubuntu login: ")
     assert (verdict.status, verdict.stage) == ("pass", "login")
 
 
@@ -376,9 +374,7 @@ def test_a_password_set_late_lets_the_second_attempt_in() -> None:
 
 
 def test_saved_log_ending_after_a_refused_login_fails() -> None:
-    watcher = Watcher(ROOT)
-    watcher.feed(b"host login: nobody\r\nLogin incorrect\r\n\r\nhost login: ", 1.0)
-    verdict = watcher.end_of_log()
+    verdict = judge_saved(b"host login: nobody\r\nLogin incorrect\r\n\r\nhost login: ")
     assert (verdict.status, verdict.reason) == ("fail", "login-failed")
 
 
@@ -454,10 +450,7 @@ def test_a_banner_sentence_with_login_in_it_is_not_an_overrun_prompt() -> None:
 
 
 def test_a_saved_log_that_ends_after_an_overrun_prompt_reached_login() -> None:
-    watcher = Watcher(ROOT)
-    watcher.feed(
-        b"Welcome to Fedora!\r\nlocalhost login: ci-info: no authorized SSH keys fingerprints found for user fedora.\r\n",
-        1.0,
+    verdict = judge_saved(
+        b"Welcome to Fedora!\r\nlocalhost login: ci-info: no authorized SSH keys fingerprints found for user fedora.\r\n"
     )
-    verdict = watcher.end_of_log()
     assert (verdict.status, verdict.stage) == ("pass", "login")
