@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
 from harness.images.firmware_builds import firmware_build, load_builds
+from harness.images.limits import DownloadLimits
 from harness.images.recipes import Recipe, load_recipes
 from harness.images.store import ImageStore
 from harness.images.tiny import TinyBuilder, recipe_digest
@@ -78,6 +79,7 @@ class Catalog:
         self.offline = offline or env.get(OFFLINE_ENV, "") not in ("", "0")
         self.verify = verify
         self.progress = progress
+        self.limits = DownloadLimits.from_env(env)
         self.store = ImageStore(workspace.cache)
         self._builder: TinyBuilder | None = None
         self.recipes: dict[str, Recipe] = load_recipes(
@@ -88,7 +90,12 @@ class Catalog:
     def downloader(self) -> Downloader:
         from harness.images.download import Downloader
 
-        return Downloader(self.workspace.cache, offline=self.offline, progress=self.progress)
+        return Downloader(
+            self.workspace.cache,
+            offline=self.offline,
+            progress=self.progress,
+            limits=self.limits,
+        )
 
     @cached_property
     def remote(self) -> dict[str, RemoteImage]:

@@ -20,6 +20,9 @@ class Served:
     cut_first_after: int | None = None  # first full response stops after N bytes
     delay_s: float = 0.0  # pause between chunks (to overlap concurrent clients)
     etag: str = ""
+    endless: bool = False  # after the body, the same bytes again until the client leaves
+    trickle_s: float = 0.0  # one byte at a time, this many seconds apart
+    length: int | None = None  # the Content-Length to claim (default: the body's)
     served: int = field(default=0)
 
     def data(self) -> bytes:
@@ -30,6 +33,7 @@ class Served:
 class Request:
     path: str
     range: str | None
+    method: str = "GET"
 
 
 class Server:
@@ -49,8 +53,12 @@ class Server:
                 server.connections += 1
                 super().setup()
 
-            def do_GET(self) -> None:
-                server.requests.append(Request(self.path, self.headers.get("Range")))
+            def do_HEAD(self) -> None:
+                self.do_GET(head=True)
+
+            def do_GET(self, head: bool = False) -> None:
+                method = "HEAD" if head else "GET"
+                server.requests.append(Request(self.path, self.headers.get("Range"), method))
                 served = server.files.get(self.path)
                 if served is None:
                     self._reply(404, b"not found")
@@ -73,10 +81,19 @@ class Server:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
+                if served.endless:
+                    self.close_connection = True  # the body ends when the connection does
+                else:
+                    length = served.length if served.length is not None else len(data) - start
+                    self.send_header("Content-Length", str(length))
                 self.send_header("ETag", etag)
                 self.end_headers()
                 body = data[start:]
+                if head:
+                    return
+                if served.endless or served.trickle_s:
+                    self._pour(served, body)
+                    return
                 if served.cut_first_after is not None and served.served == 0 and start == 0:
                     body = body[: served.cut_first_after]
                     served.served += 1
@@ -87,6 +104,23 @@ class Server:
                 for at in range(0, len(body), 1 << 16):
                     self.wfile.write(body[at : at + (1 << 16)])
                     time.sleep(served.delay_s)
+
+            def _pour(self, served: Served, body: bytes) -> None:
+                """Endless or trickling: until the body ends (or forever) or the client
+                goes away."""
+                try:
+                    while True:
+                        if served.trickle_s:
+                            for byte in body:
+                                self.wfile.write(bytes([byte]))
+                                self.wfile.flush()
+                                time.sleep(served.trickle_s)
+                        else:
+                            self.wfile.write(body)
+                        if not served.endless:
+                            return
+                except OSError:
+                    self.close_connection = True
 
             def _reply(self, code: int, text: bytes) -> None:
                 self.send_response(code)

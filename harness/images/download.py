@@ -8,6 +8,11 @@ request (If-Range guards against the file having changed); a server that ignores
 Range, or a changed validator, starts it over. Connection errors, 5xx and 429 are
 retried with backoff; a 404 or a wrong digest never is. One lock per URL: two runs
 needing the same file download it once.
+
+Every download is bounded (harness/images/limits.py): by the catalog's size of the
+file (or a configurable maximum), an overall deadline and a minimum rate; a checksum
+file by a small size. `file://` URLs (a local mirror) are copied the same way, and
+also offline: they are not the network.
 """
 
 from __future__ import annotations
@@ -16,29 +21,39 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from harness.errors import CellSkipped, InfraError
 from harness.images.digest import Digest
+from harness.images.http_parts import (
+    DownloadError,
+    Transient,
+    check_status,
+    content_total,
+    meta,
+    range_start,
+    resumable,
+    short,
+    validator_of,
+)
+from harness.images.limits import MAX_ENV, DownloadLimits, Pace
 
 CHUNK = 1 << 20
-TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
+CONNECT_TIMEOUT_S = 10.0
+# Bytes as the server stores them: the digest is of those, and a range of them resumes.
+IDENTITY = {"Accept-Encoding": "identity"}
 
 Progress = Callable[[str, int, int | None], None]  # name, bytes so far, total
-
-
-class DownloadError(InfraError):
-    reason = "download-failed"
 
 
 class DigestMismatch(InfraError):
@@ -49,10 +64,6 @@ class NotCached(CellSkipped):
     """Offline and not in the cache: the cell is skipped, not failed."""
 
     reason = "not-cached-offline"
-
-
-class _Transient(Exception):
-    """Worth another try: the connection broke, or the server said 5xx/429."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,10 @@ class Downloader:
         progress: Progress | None = None,
         attempts: int = 4,
         backoff_s: float = 1.0,
+        limits: DownloadLimits | None = None,
     ):
         self.cache = cache
+        self.limits = limits or DownloadLimits()
         self.offline = offline
         self.progress = progress or (lambda name, done, total: None)
         self.attempts = attempts
@@ -92,9 +105,15 @@ class Downloader:
     def blob(self, digest: Digest) -> Path:
         return self.cache / "blobs" / digest.algorithm / digest.hex
 
-    def fetch(self, url: str, digest: Digest | None, name: str = "") -> Fetched:
-        """The file at `url`, verified against `digest`. With no digest (--no-verify)
-        the file is kept under its own sha256 and marked unverified."""
+    def fetch(
+        self, url: str, digest: Digest | None, name: str = "", size: int | None = None
+    ) -> Fetched:
+        """The file at `url` (http, https or file), verified against `digest`. With no
+        digest (--no-verify) the file is kept under its own sha256 and marked
+        unverified. `size` (bytes, from the catalog) bounds the download, else
+        DownloadLimits.max_bytes does. Raises NotCached (offline), DownloadError (the
+        network, a limit) or DigestMismatch; the cache keeps no part of a refused file
+        but a resumable prefix in its partial directory."""
         known = self.known(url)
         if digest is not None and self.blob(digest).exists():
             return Fetched(self.blob(digest), digest, True, 0)
@@ -102,109 +121,168 @@ class Downloader:
             seen = Digest.parse(known["digest"])
             if self.blob(seen).exists():
                 return Fetched(self.blob(seen), seen, bool(known["verified"]), 0)
-        if self.offline:
+        if self.offline and not _local(url):
             raise NotCached(f"not cached (offline): {url}")
         with self._locked(url):
             if digest is not None and self.blob(digest).exists():
                 return Fetched(self.blob(digest), digest, True, 0)
-            return self._download_verified(url, digest, name or url.rsplit("/", 1)[-1])
+            return self._download_verified(url, digest, name or url.rsplit("/", 1)[-1], size)
 
     def text(self, url: str) -> str:
-        """A small file (a checksum list), not cached: its digest is unknown."""
+        """A small file (a checksum list), not cached: its digest is unknown. Read up
+        to DownloadLimits.text_max bytes (DownloadError beyond), as UTF-8."""
+        limit = self.limits.text_max
+        too_big = f"{url}: a checksum file of more than {limit} bytes: refused"
+        if path := _local(url):
+            try:
+                with path.open("rb") as f:
+                    data = f.read(limit + 1)
+            except OSError as e:
+                raise DownloadError(f"{url}: {e.strerror or e}") from e
+            if len(data) > limit:
+                raise DownloadError(too_big)
+            return data.decode("utf-8", "replace")
         if self.offline:
             raise NotCached(f"not cached (offline): {url}")
+        pace = Pace(self.limits)
         try:
             for attempt in self._retrying():
-                with attempt:
-                    response = self._get(url, {}, stream=False)
-                    _check_status(url, response)
-                    return response.text
-        except (_Transient, requests.RequestException) as e:
-            raise DownloadError(f"{url}: {_short(e)}") from e
+                with attempt, self._get(url, IDENTITY) as response:
+                    check_status(url, response)
+                    if (content_total(response, 0) or 0) > limit:
+                        raise DownloadError(too_big)
+                    pace.restart_window(0)
+                    body = bytearray()
+                    while chunk := _read(response, len(body)):
+                        body += chunk
+                        if len(body) > limit:
+                            raise DownloadError(too_big)
+                        if why := pace.check(len(body)):
+                            raise DownloadError(f"{url}: {why}")
+                    return body.decode("utf-8", "replace")
+        except (Transient, requests.RequestException) as e:
+            raise DownloadError(f"{url}: {short(e)}") from e
         raise AssertionError("unreachable")
 
-    def _get(self, url: str, headers: dict[str, str], stream: bool = True) -> requests.Response:
+    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
         host = urlsplit(url).netloc
         if host in self._unreachable:
             raise DownloadError(f"{url}: {self._unreachable[host]}")
+        timeout = (CONNECT_TIMEOUT_S, self.limits.read_timeout_s)
         try:
-            return self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT)
+            return self.session.get(url, headers=headers, stream=True, timeout=timeout)
         except requests.ConnectionError as e:
-            reason = f"cannot reach {host}: {_short(e)}"
+            reason = f"cannot reach {host}: {short(e)}"
             if "resolve" in str(e) or "Name or service" in str(e):
                 self._unreachable[host] = reason  # no name: retrying cannot help
                 raise DownloadError(f"{url}: {reason}") from e
-            raise _Transient(reason) from e
+            raise Transient(reason) from e
 
     def _retrying(self) -> Retrying:
         return Retrying(
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception_type(Transient),
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.backoff_s, max=30),
             reraise=True,
         )
 
-    def _download_verified(self, url: str, digest: Digest | None, name: str) -> Fetched:
+    def _download_verified(
+        self, url: str, digest: Digest | None, name: str, size: int | None
+    ) -> Fetched:
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
         part = self.cache / "partial" / f"{key}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
         hasher = _hasher(digest)
         received = [0]  # bytes over the wire, all attempts together
+        bound = _Bound(
+            size if size is not None else self.limits.max_bytes,
+            f"the catalog's size of it ({size} bytes)"
+            if size is not None
+            else f"{self.limits.max_bytes} bytes (${MAX_ENV})",
+        )
         try:
-            for attempt in self._retrying():
-                with attempt:
-                    hasher = self._transfer(url, part, digest, name, received)
-        except _Transient as e:
+            if path := _local(url):
+                hasher = _copy(url, path, part, digest, bound)
+            else:
+                pace = Pace(self.limits)
+                for attempt in self._retrying():
+                    with attempt:
+                        hasher = self._transfer(url, part, digest, name, received, bound, pace)
+        except Transient as e:
             kept = " (the partial download is kept for next time)" if part.exists() else ""
             raise DownloadError(f"{url}: {e}{kept}") from e
         except requests.RequestException as e:
-            raise DownloadError(f"{url}: {_short(e)}") from e
+            raise DownloadError(f"{url}: {short(e)}") from e
         actual = Digest(hasher.name, hasher.hexdigest())
+        if size is not None and part.stat().st_size != size:
+            got = part.stat().st_size
+            _discard(part)
+            raise DigestMismatch(f"{url} gave {got} bytes, the catalog says {size}; deleted")
         if digest is not None and actual != digest:
-            part.unlink(missing_ok=True)
-            _meta(part).unlink(missing_ok=True)
+            _discard(part)
             raise DigestMismatch(f"{url} gave {actual}, expected {digest}; download deleted")
         target = self.blob(actual)
         target.parent.mkdir(parents=True, exist_ok=True)
         part.chmod(0o444)
         os.replace(part, target)
-        _meta(part).unlink(missing_ok=True)
+        meta(part).unlink(missing_ok=True)
         self._remember(url, actual, verified=digest is not None)
         return Fetched(target, actual, digest is not None, received[0])
 
     def _transfer(
-        self, url: str, part: Path, digest: Digest | None, name: str, received: list[int]
+        self,
+        url: str,
+        part: Path,
+        digest: Digest | None,
+        name: str,
+        received: list[int],
+        bound: _Bound,
+        pace: Pace,
     ) -> Any:
         """One attempt: resume `part` if the server lets us, else start over."""
-        have, validator = _resumable(part, url)
-        headers = {"Range": f"bytes={have}-", "If-Range": validator} if have and validator else {}
+        have, validator = resumable(part, url)
+        if have > bound.size:
+            _discard(part)
+            have, validator = 0, ""
+        headers = dict(IDENTITY)
+        if have and validator:
+            headers |= {"Range": f"bytes={have}-", "If-Range": validator}
+        pace.restart_window(received[0])
+        if why := pace.check(received[0]):  # the deadline, over every attempt
+            raise DownloadError(f"{url}: {why}")
         response = self._get(url, headers)
         with response:
             if response.status_code == 416:  # the partial file is no prefix of it
                 part.unlink(missing_ok=True)
-                raise _Transient("HTTP 416: starting over")
-            _check_status(url, response)
-            if response.status_code == 206 and _range_start(response) == have:
+                raise Transient("HTTP 416: starting over")
+            check_status(url, response)
+            if response.status_code == 206 and range_start(response) == have:
                 hasher = _hash_file(part, _hasher(digest).name)
                 mode = "ab"
             else:  # 200: the whole file again (Range ignored, or the file changed)
                 hasher = _hasher(digest)
                 have, mode = 0, "wb"
-            _meta(part).write_text(json.dumps({"url": url, "validator": _validator(response)}))
-            total = _total(response, have)
+            total = content_total(response, have)
+            if total is not None and total > bound.size:
+                _discard(part)
+                raise DownloadError(f"{url}: the server offers {total} bytes, more than {bound}")
+            meta(part).write_text(json.dumps({"url": url, "validator": validator_of(response)}))
             size = have
-            try:
-                with part.open(mode) as out:
-                    for chunk in response.iter_content(CHUNK):
-                        out.write(chunk)
-                        hasher.update(chunk)
-                        size += len(chunk)
-                        received[0] += len(chunk)
-                        self.progress(name, size, total)
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
-                raise _Transient(f"connection broke after {size} bytes: {_short(e)}") from e
+            with part.open(mode) as out:
+                while chunk := _read(response, size):
+                    if size + len(chunk) > bound.size:
+                        _discard(part)
+                        raise DownloadError(f"{url}: more than {bound}: stopped and deleted")
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    received[0] += len(chunk)
+                    self.progress(name, size, total)
+                    if why := pace.check(received[0]):
+                        kept = " (the partial download is kept for next time)"
+                        raise DownloadError(f"{url}: {why}{kept}")
             if total is not None and size < total:
-                raise _Transient(f"got {size} of {total} bytes")
+                raise Transient(f"got {size} of {total} bytes")
         return hasher
 
     def known(self, url: str) -> dict[str, Any] | None:
@@ -233,11 +311,58 @@ class Downloader:
             yield
 
 
-def _short(error: BaseException) -> str:
-    """The root of a requests error, not its nest of wrappers."""
-    text = str(error)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    return found.group(1).strip() if found else text[:200]
+@dataclass(frozen=True)
+class _Bound:
+    size: int  # bytes
+    what: str  # where the bound comes from, for the error
+
+    def __str__(self) -> str:
+        return self.what
+
+
+def _read(response: requests.Response, size: int) -> bytes:
+    """The next bytes as they arrive (b"" at the end): one read, so that a trickle
+    is measured as it trickles instead of waiting for a whole chunk."""
+    try:
+        data: bytes = response.raw.read1(CHUNK, decode_content=False)
+        return data
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as e:
+        raise Transient(f"connection broke after {size} bytes: {short(e)}") from e
+
+
+def _local(url: str) -> Path | None:
+    """The path of a file:// URL (a local mirror), else None."""
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    if parts.netloc not in ("", "localhost"):
+        raise DownloadError(f"{url}: a file:// URL names no host (file:///path)")
+    return Path(unquote(parts.path))
+
+
+def _copy(url: str, source: Path, part: Path, digest: Digest | None, bound: _Bound) -> Any:
+    """A local file into `part` through the digest, bounded like a download."""
+    hasher = _hasher(digest)
+    size = 0
+    try:
+        with source.open("rb") as f, part.open("wb") as out:
+            while block := f.read(CHUNK):
+                size += len(block)
+                if size > bound.size:
+                    raise DownloadError(f"{url}: more than {bound}: stopped and deleted")
+                out.write(block)
+                hasher.update(block)
+    except (OSError, DownloadError) as e:
+        _discard(part)
+        if isinstance(e, DownloadError):
+            raise
+        raise DownloadError(f"{url}: {e.strerror or e}") from e
+    return hasher
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    meta(part).unlink(missing_ok=True)
 
 
 def _hasher(digest: Digest | None) -> Any:
@@ -269,47 +394,6 @@ def unpack(blob: Path, compression: str) -> Path:
         partial.unlink(missing_ok=True)
         raise InfraError(f"cannot decompress {blob}: {e}") from e
     return target
-
-
-def _meta(part: Path) -> Path:
-    return part.with_suffix(".json")
-
-
-def _resumable(part: Path, url: str) -> tuple[int, str]:
-    """Bytes already there and the validator they were fetched under."""
-    try:
-        meta = json.loads(_meta(part).read_text())
-        if meta.get("url") == url and meta.get("validator"):
-            return part.stat().st_size, str(meta["validator"])
-    except (OSError, ValueError):
-        pass
-    return 0, ""
-
-
-def _validator(response: requests.Response) -> str:
-    etag = response.headers.get("ETag", "")
-    # A weak ETag cannot guard a byte range; the modification time can.
-    return etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified", "")
-
-
-def _range_start(response: requests.Response) -> int:
-    content_range = response.headers.get("Content-Range", "")  # bytes START-END/TOTAL
-    try:
-        return int(content_range.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return -1
-
-
-def _total(response: requests.Response, have: int) -> int | None:
-    length = response.headers.get("Content-Length")
-    return have + int(length) if length and length.isdigit() else None
-
-
-def _check_status(url: str, response: requests.Response) -> None:
-    if response.status_code == 429 or response.status_code >= 500:
-        raise _Transient(f"HTTP {response.status_code}")
-    if response.status_code >= 400:
-        raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
 
 
 def _hash_file(path: Path, algorithm: str) -> Any:

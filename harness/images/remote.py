@@ -30,6 +30,7 @@ class RemoteFile:
     url: str
     digest: str = ""
     checksums: str = ""
+    size: int | None = None  # bytes, where the catalog gives it
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,10 @@ def _file(fields: dict[str, Any] | None, debian_mirror: Callable[[], str]) -> Re
         )
 
     return RemoteFile(
-        url(fields["url"]), fields.get("digest", ""), url(fields.get("checksums", ""))
+        url(fields["url"]),
+        fields.get("digest", ""),
+        url(fields.get("checksums", "")),
+        fields.get("size"),
     )
 
 
@@ -132,7 +136,8 @@ def fetch(entry: RemoteImage, downloader: Downloader, verify: bool = True) -> Im
     """The entry's files fetched (or found in the cache), verified and unpacked."""
     got: dict[str, Fetched] = {}
     for role, file in entry.files():
-        got[role] = downloader.fetch(file.url, expected_digest(file, downloader, verify))
+        digest = expected_digest(file, downloader, verify)
+        got[role] = downloader.fetch(file.url, digest, size=file.size)
     disk = got.get("disk")
     return Image(
         name=entry.name,
@@ -152,7 +157,7 @@ def fetch(entry: RemoteImage, downloader: Downloader, verify: bool = True) -> Im
 
 def cached(entry: RemoteImage, downloader: Downloader) -> bool:
     """Whether every file of the entry is in the cache, without the network."""
-    offline = Downloader(downloader.cache, offline=True)
+    offline = Downloader(downloader.cache, offline=True, limits=downloader.limits)
     try:
         for _, file in entry.files():
             if not file.digest and offline.known(file.url) is None:
