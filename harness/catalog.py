@@ -206,10 +206,19 @@ class _Names(Collection[str]):
 
 
 def _download_state(entry: RemoteImage, downloader: Downloader) -> str:
+    """verified, unverified (--no-verify), or changed: a file differs from the one
+    verified (the next use hashes it again, and fetches it again if it differs)."""
+    from harness.images.digest import Digest
+
+    state = "verified"
     for _, file in entry.files():
-        if not (downloader.known(file.url) or {}).get("verified", bool(file.digest)):
-            return "unverified"
-    return "verified"
+        known = downloader.known(file.url) or {}
+        digest = known.get("digest") or file.digest
+        if digest and downloader.blob_state(Digest.parse(digest)) == "changed":
+            return "changed"
+        if not known.get("verified", bool(file.digest)):
+            state = "unverified"
+    return state
 
 
 def _cached_size(entry: RemoteImage, downloader: Downloader) -> int:

@@ -17,8 +17,9 @@ import yaml
 from conftest import ROOT, Harness
 from http_server import Served, Server
 
+from harness.images.blobs import unpack
 from harness.images.digest import Digest, from_checksums
-from harness.images.download import DigestMismatch, Downloader, DownloadError, NotCached, unpack
+from harness.images.download import DigestMismatch, Downloader, DownloadError, NotCached
 from harness.model import Image
 
 PAYLOAD = os.urandom(3 << 20) + b"end"

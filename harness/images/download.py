@@ -34,6 +34,7 @@ import urllib3
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from harness.errors import CellSkipped, InfraError
+from harness.images.blobs import hash_file, mark_checked, trusted, unchanged
 from harness.images.digest import Digest
 from harness.images.http_parts import (
     DownloadError,
@@ -105,6 +106,14 @@ class Downloader:
     def blob(self, digest: Digest) -> Path:
         return self.cache / "blobs" / digest.algorithm / digest.hex
 
+    def blob_state(self, digest: Digest) -> str:
+        """ "verified" (the file recorded when it was verified), "changed" (it differs
+        from that record: the next use hashes it again) or "absent"; no hashing."""
+        blob = self.blob(digest)
+        if not blob.exists():
+            return "absent"
+        return "verified" if unchanged(blob) else "changed"
+
     def fetch(
         self, url: str, digest: Digest | None, name: str = "", size: int | None = None
     ) -> Fetched:
@@ -115,16 +124,19 @@ class Downloader:
         network, a limit) or DigestMismatch; the cache keeps no part of a refused file
         but a resumable prefix in its partial directory."""
         known = self.known(url)
-        if digest is not None and self.blob(digest).exists():
+        had = digest is not None and self.blob(digest).exists()
+        if digest is not None and trusted(self.blob(digest), digest):
             return Fetched(self.blob(digest), digest, True, 0)
         if digest is None and known is not None:
             seen = Digest.parse(known["digest"])
-            if self.blob(seen).exists():
+            had = self.blob(seen).exists()
+            if trusted(self.blob(seen), seen):
                 return Fetched(self.blob(seen), seen, bool(known["verified"]), 0)
         if self.offline and not _local(url):
-            raise NotCached(f"not cached (offline): {url}")
+            why = " (the cached copy had changed since it was verified: deleted)" if had else ""
+            raise NotCached(f"not cached (offline): {url}{why}")
         with self._locked(url):
-            if digest is not None and self.blob(digest).exists():
+            if digest is not None and trusted(self.blob(digest), digest):
                 return Fetched(self.blob(digest), digest, True, 0)
             return self._download_verified(url, digest, name or url.rsplit("/", 1)[-1], size)
 
@@ -225,6 +237,7 @@ class Downloader:
         target.parent.mkdir(parents=True, exist_ok=True)
         part.chmod(0o444)
         os.replace(part, target)
+        mark_checked(target)
         meta(part).unlink(missing_ok=True)
         self._remember(url, actual, verified=digest is not None)
         return Fetched(target, actual, digest is not None, received[0])
@@ -257,7 +270,7 @@ class Downloader:
                 raise Transient("HTTP 416: starting over")
             check_status(url, response)
             if response.status_code == 206 and range_start(response) == have:
-                hasher = _hash_file(part, _hasher(digest).name)
+                hasher = hash_file(part, _hasher(digest).name)
                 mode = "ab"
             else:  # 200: the whole file again (Range ignored, or the file changed)
                 hasher = _hasher(digest)
@@ -367,38 +380,3 @@ def _discard(part: Path) -> None:
 
 def _hasher(digest: Digest | None) -> Any:
     return hashlib.new(digest.algorithm if digest else "sha256")
-
-
-def unpack(blob: Path, compression: str) -> Path:
-    """The decompressed file beside a verified blob, made once (atomically)."""
-    if compression in ("", "none"):
-        return blob
-    import bz2
-    import gzip
-    import lzma
-    import shutil
-
-    openers: dict[str, Callable[..., Any]] = {"xz": lzma.open, "gz": gzip.open, "bz2": bz2.open}
-    if compression not in openers:
-        raise InfraError(f"cannot decompress {compression!r}: xz, gz or bz2")
-    target = blob.with_name(blob.name + ".unpacked")
-    if target.exists():
-        return target
-    partial = blob.with_name(f".{blob.name}.{os.getpid()}.unpacking")
-    try:
-        with openers[compression](blob, "rb") as source, partial.open("wb") as out:
-            shutil.copyfileobj(source, out, CHUNK)
-        partial.chmod(0o444)
-        os.replace(partial, target)
-    except (OSError, EOFError, lzma.LZMAError) as e:
-        partial.unlink(missing_ok=True)
-        raise InfraError(f"cannot decompress {blob}: {e}") from e
-    return target
-
-
-def _hash_file(path: Path, algorithm: str) -> Any:
-    hasher = hashlib.new(algorithm)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            hasher.update(block)
-    return hasher

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InfraError
+from harness.images.blobs import unpack
 from harness.images.digest import Digest, from_checksums
-from harness.images.download import Downloader, Fetched, unpack
+from harness.images.download import Downloader, Fetched
 from harness.model import Image, Login
 from harness.yamlfile import load
 
