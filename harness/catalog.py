@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
+from harness.errors import CellSkipped, UsageError
 from harness.images.firmware_builds import firmware_build, load_builds
 from harness.images.limits import DownloadLimits
 from harness.images.recipes import Recipe, load_recipes
@@ -35,6 +35,13 @@ OFFLINE_ENV = "HARNESS_OFFLINE"
 ROOT_ENV = "HARNESS_ROOT"
 CACHE_ENV = "HARNESS_CACHE"
 CATALOG_ENV = "HARNESS_CATALOG"
+
+
+class NotBuilt(CellSkipped):
+    """Offline, and the image is not built (or its recipe changed): the cell is a
+    skip, and nothing asks the Debian mirror."""
+
+    reason = "not-built-offline"
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,8 @@ class Catalog:
 
             return fetch(self.remote[name], self.downloader, self.verify)
         recipe = self.recipe(name)
+        if why := self.unavailable_offline(name):
+            raise NotBuilt(f"{why}: {name}; `harness images build {name}` builds it")
         record = self.store.record(name)
         wanted = recipe_digest(recipe, self.workspace.images / "tiny")
         if record is None or record.get("recipe_digest") != wanted:
@@ -142,6 +151,26 @@ class Catalog:
         found = self.store.image(name)
         assert found is not None
         return found
+
+    def unavailable_offline(self, name: str) -> str:
+        """Why image `name` cannot be had now that the network is not to be used:
+        "not built (offline)", "not cached (offline)", or "" when it can (or when
+        online). Reads the cache only."""
+        if not self.offline:
+            return ""
+        if name in self.recipes:
+            record = self.store.record(name)
+            if record is None:
+                return "not built (offline)"
+            wanted = recipe_digest(self.recipes[name], self.workspace.images / "tiny")
+            if record.get("recipe_digest") != wanted:
+                return "not built (offline): its recipe changed since it was built"
+            return ""
+        if name in self.remote:
+            from harness.images.remote import cached
+
+            return "" if cached(self.remote[name], self.downloader) else "not cached (offline)"
+        return ""
 
     def firmware(self, name: str, resolve_host: Callable[[str], Firmware]) -> Firmware:
         if name in self.firmware_builds:
@@ -157,6 +186,8 @@ class Catalog:
         return find_mirror(self.env)
 
     def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
+        if self.offline:
+            raise NotBuilt(f"cannot build {recipe.name} offline: building needs the Debian mirror")
         if self._builder is None:
             guest_files = self.workspace.images / "tiny"
             self._builder = TinyBuilder(self.store, guest_files, self._mirror(), self.log)

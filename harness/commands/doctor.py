@@ -83,8 +83,11 @@ def main(args: argparse.Namespace) -> int:
     catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
     rows = catalog.listing()
     built = [row["name"] for row in rows if row["state"] == "built"]
+    unbuilt = [row["name"] for row in rows if row["state"] == "not built"]
+    offline = " (offline: their cells are skips)" if catalog.offline and unbuilt else ""
     _line(bool(built) or can_build, "images",
-          f"built: {', '.join(built) or 'none yet'}", "harness images build")  # fmt: skip
+          f"built: {', '.join(built) or 'none yet'}; not built: {', '.join(unbuilt) or '-'}"
+          f"{offline}", "harness images build")  # fmt: skip
     cached = [row["name"] for row in rows if row["state"] in ("verified", "unverified")]
     _line(
         True,

@@ -18,15 +18,12 @@ def main(args: argparse.Namespace) -> int:
 
     catalog = open_catalog(args)
     plan = load_plan(args, catalog, discover_host(args, catalog))
-    from harness.images.remote import cached
-
     for planned in plan.cells:
         notes = []
         if planned.skip:
             notes.append(f"skip: {planned.skip}")
-        remote = catalog.remote.get(planned.cell.image)
-        if catalog.offline and remote and not cached(remote, catalog.downloader):
-            notes.append("skip: not cached (offline)")
+        if offline := catalog.unavailable_offline(planned.cell.image):
+            notes.append(f"skip: {offline}")
         if planned.expect:
             why = " ".join(filter(None, [planned.expect.stage, planned.expect.reason]))
             notes.append(f"expected to fail{': ' + why if why else ''}")
