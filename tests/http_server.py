@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 
 @dataclass
@@ -59,7 +60,8 @@ class Server:
             def do_GET(self, head: bool = False) -> None:
                 method = "HEAD" if head else "GET"
                 server.requests.append(Request(self.path, self.headers.get("Range"), method))
-                served = server.files.get(self.path)
+                # apt quotes what it asks for (`+` as %2b): a file may be named either way
+                served = server.files.get(self.path) or server.files.get(unquote(self.path))
                 if served is None:
                     self._reply(404, b"not found")
                     return

@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -121,6 +122,7 @@ class Archive:
     def _apt(self, tool: str, *args: str, cwd: Path | None = None) -> str:
         argv = [tool, *self._apt_options(), *args]
         proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+        check_child(tool, proc.returncode)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise ImageBuildError(f"{tool} {args[0]} failed for Debian {self.suite}: {last}")
@@ -183,7 +185,10 @@ def versioned_kernel(meta: Package) -> str | None:
 
 
 def extract(deb: Path, dest: Path, want: Callable[[str], bool]) -> list[str]:
-    """Extracts the members of `deb` whose path `want` accepts; returns their paths."""
+    """Extracts the members of `deb` whose path `want` accepts; returns their paths.
+
+    Raises ImageBuildError when dpkg-deb fails; an interruption (Ctrl-C reaches
+    dpkg-deb too, and its end is then no error of the file) stays KeyboardInterrupt."""
     dpkg = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     assert dpkg.stdout is not None
     taken: list[str] = []
@@ -200,8 +205,28 @@ def extract(deb: Path, dest: Path, want: Callable[[str], bool]) -> list[str]:
                         shutil.copyfileobj(source, sink)
                     out.chmod(member.mode & 0o755 | 0o644)
                     taken.append(name)
+    except BaseException as e:
+        # Stopped here (an interruption, a bad archive): dpkg-deb is stopped too, and
+        # the reason is this one, not dpkg-deb's end.
+        dpkg.kill()
+        dpkg.wait()
+        if isinstance(e, tarfile.TarError):
+            check_child("dpkg-deb", dpkg.returncode)
+            raise ImageBuildError(f"dpkg-deb gave no valid archive for {deb}: {e}") from e
+        raise
     finally:
         dpkg.stdout.close()
-        if dpkg.wait() != 0:
-            raise ImageBuildError(f"dpkg-deb could not read {deb}")
+    check_child("dpkg-deb", dpkg.wait())
+    if dpkg.returncode != 0:
+        raise ImageBuildError(f"dpkg-deb could not read {deb}")
     return taken
+
+
+def check_child(tool: str, returncode: int) -> None:
+    """A child that died of SIGINT was Ctrl-C (the terminal sends it to the whole
+    process group): raised as KeyboardInterrupt, as the harness's own Ctrl-C is,
+    instead of being reported as the tool's failure."""
+    if returncode == -signal.SIGINT:
+        raise KeyboardInterrupt
+    if returncode < 0:
+        raise ImageBuildError(f"{tool} was killed by {signal.Signals(-returncode).name}")
