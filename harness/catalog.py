@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import CellSkipped, UsageError
 from harness.images.firmware_builds import firmware_build, load_builds
 from harness.images.limits import DownloadLimits
-from harness.images.recipes import Recipe, load_recipes
+from harness.images.recipes import Recipe, duration, expected_build_s, load_recipes
 from harness.images.store import ImageStore
 from harness.images.tiny import TinyBuilder, recipe_digest
 from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Firmware, Image
@@ -79,6 +81,7 @@ class Catalog:
         offline: bool = False,
         verify: bool = True,
         progress: Progress | None = None,
+        notice: Callable[[str], None] | None = None,
     ):
         self.workspace = workspace
         self.env = env
@@ -86,6 +89,9 @@ class Catalog:
         self.offline = offline or env.get(OFFLINE_ENV, "") not in ("", "0")
         self.verify = verify
         self.progress = progress
+        # A wait the user did not ask for (a build a boot needs) is said on stderr,
+        # --quiet or not: a silent 20 minutes looks like a hang.
+        self.notice = notice or _to_stderr
         self.limits = DownloadLimits.from_env(env)
         self.store = ImageStore(workspace.cache)
         self._builder: TinyBuilder | None = None
@@ -147,7 +153,15 @@ class Catalog:
         record = self.store.record(name)
         wanted = recipe_digest(recipe, self.workspace.images / "tiny")
         if record is None or record.get("recipe_digest") != wanted:
-            self.build(recipe)
+            why = "is not built" if record is None else "changed since its build"
+            expected = duration(expected_build_s(recipe, record))
+            self.notice(
+                f"{name} {why}: building it now, about {expected} "
+                f"(`harness images build {name}` builds it ahead of a run)"
+            )
+            started = time.monotonic()
+            self.build(recipe, log=self.notice)
+            self.notice(f"{name}: built in {duration(time.monotonic() - started)}")
         found = self.store.image(name)
         assert found is not None
         return found
@@ -176,7 +190,12 @@ class Catalog:
         if name in self.firmware_builds:
             mirror = None if self.offline else self._mirror()
             return firmware_build(
-                name, self.firmware_builds[name], self.workspace.cache, mirror, self.offline
+                name,
+                self.firmware_builds[name],
+                self.workspace.cache,
+                mirror,
+                self.offline,
+                self.notice,
             )
         return resolve_host(name)
 
@@ -185,13 +204,17 @@ class Catalog:
 
         return find_mirror(self.env)
 
-    def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
+    def build(
+        self, recipe: Recipe, force: bool = False, log: Callable[[str], None] | None = None
+    ) -> tuple[Path, bool]:
+        """Builds `recipe` (unless its entry exists and not `force`); its steps are
+        told to `log` (default: the catalog's log). Returns (entry, built now)."""
         if self.offline:
             raise NotBuilt(f"cannot build {recipe.name} offline: building needs the Debian mirror")
         if self._builder is None:
             guest_files = self.workspace.images / "tiny"
             self._builder = TinyBuilder(self.store, guest_files, self._mirror(), self.log)
-        return self._builder.build(recipe, force)
+        return self._builder.build(recipe, force, log)
 
     def listing(self) -> list[dict[str, Any]]:
         from harness.images.remote import cached
@@ -220,6 +243,10 @@ class Catalog:
                 "built_at": "",
             })  # fmt: skip
         return rows
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 class _Names(Collection[str]):

@@ -128,7 +128,8 @@ class Server:
                 self.send_response(code)
                 self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
-                self.wfile.write(text)
+                if self.command != "HEAD":
+                    self.wfile.write(text)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -6,9 +6,14 @@ import argparse
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_OK
+
+if TYPE_CHECKING:
+    from harness.catalog import Catalog
 
 # tool -> Debian/Ubuntu package that provides it
 IMAGE_TOOLS = {
@@ -39,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
     from harness.firmware import host_aavmf, read_descriptors
     from harness.host import discover
-    from harness.images.debian import KEYRING, find_mirror
+    from harness.images.debian import KEYRING
     from harness.images.full import HOW_TO_GET_READY, check_host
     from harness.images.store import ImageStore
 
@@ -75,12 +80,8 @@ def main(args: argparse.Namespace) -> int:
     can_build &= _line(
         KEYRING.exists(), "keyring", str(KEYRING), f"{install} debian-archive-keyring"
     )
-    try:
-        mirror = find_mirror(os.environ)
-        _line(True, "mirror", f"Debian arm64 packages from {mirror}")
-    except HarnessError as e:
-        can_build = _line(False, "mirror", str(e))
     catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
+    can_build &= _mirror(catalog)
     rows = catalog.listing()
     built = [row["name"] for row in rows if row["state"] == "built"]
     unbuilt = [row["name"] for row in rows if row["state"] == "not built"]
@@ -106,6 +107,27 @@ def main(args: argparse.Namespace) -> int:
     except HarnessError as e:
         _line(False, "full images", "optional: " + str(e).split(":")[0], HOW_TO_GET_READY)
     return EXIT_OK if runnable and (built or can_build) else EXIT_ERROR
+
+
+def _mirror(catalog: Catalog) -> bool:
+    """The Debian mirror, tried (not only named): a HEAD of each suite's InRelease."""
+    from harness.errors import HarnessError
+    from harness.images.debian import MIRROR_ENV, find_mirror, probe_mirror
+
+    try:
+        mirror = find_mirror(catalog.env)
+    except HarnessError as e:
+        return _line(False, "mirror", str(e))
+    if catalog.offline:
+        return _line(True, "mirror", f"{mirror} (not tried: offline)")
+    used = {r.suite for r in catalog.recipes.values()}
+    suites = sorted(used | {*catalog.firmware_builds.values()})
+    started = time.monotonic()
+    why = probe_mirror(mirror, suites)
+    took = time.monotonic() - started
+    fix = f"set {MIRROR_ENV}=<a Debian mirror URI>, or check the host's network and apt sources"
+    answered = f"{mirror} answers for {', '.join(suites)} ({took:.1f} s)"
+    return _line(not why, "mirror", why or answered, fix)
 
 
 def _find_rom(qemu: str, name: str) -> Path | None:

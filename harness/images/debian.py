@@ -16,10 +16,11 @@ import signal
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from harness.errors import ImageBuildError
 
@@ -48,6 +49,43 @@ def find_mirror(env: Mapping[str, str], apt_etc: Path = Path("/etc/apt")) -> str
     raise ImageBuildError(
         f"no Debian mirror in {apt_etc}/sources.list*: set {MIRROR_ENV}=<mirror URI>"
     )
+
+
+def probe_mirror(mirror: str, suites: Iterable[str], timeout_s: float = 3.0) -> str:
+    """Asks the mirror for each suite's signed index (a HEAD of dists/<suite>/InRelease,
+    else Release, as apt reads them), each within `timeout_s` seconds. Returns "" when
+    it answers for every suite, else one line: the name does not resolve, the host
+    does not answer, or a suite is missing (HTTP status)."""
+    import requests
+
+    from harness.images.http_parts import short
+
+    for suite in suites:
+        status = ""
+        for index in ("InRelease", "Release"):
+            url = f"{mirror}/dists/{suite}/{index}"
+            if url.startswith("file:"):
+                found = Path(urlsplit(url).path).is_file()
+                status = "" if found else "no such file"
+            else:
+                try:
+                    answer = requests.head(url, timeout=timeout_s, allow_redirects=True)
+                except requests.Timeout:
+                    return f"{mirror} does not answer within {timeout_s:g} s"
+                except requests.RequestException as e:
+                    if any(word in str(e) for word in _NO_NAME):
+                        return f"{urlsplit(mirror).hostname} does not resolve ({mirror})"
+                    return f"{mirror} does not answer: {short(e)}"
+                status = "" if answer.ok else f"HTTP {answer.status_code}"
+            if not status:
+                break
+        if status:
+            return f"{mirror} has no dists/{suite}/InRelease nor Release ({status})"
+    return ""
+
+
+# How the resolver's failure reads through requests and urllib3.
+_NO_NAME = ("NameResolutionError", "Name or service not known", "name resolution", "resolve")
 
 
 def _host_sources(apt_etc: Path) -> Iterator[tuple[str, list[str]]]:

@@ -4,6 +4,7 @@ release, extracted into the cache without installing it, like the images built h
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -32,14 +33,21 @@ def load_builds(path: Path) -> dict[str, str]:
 
 
 def firmware_build(
-    name: str, suite: str, cache: Path, mirror: str | None, offline: bool
+    name: str,
+    suite: str,
+    cache: Path,
+    mirror: str | None,
+    offline: bool,
+    notice: Callable[[str], None] = print,
 ) -> Firmware:
-    """The build, from the cache, or fetched now (unless offline)."""
+    """The build, from the cache, or fetched now (unless offline: CellSkipped); a
+    fetch is told to `notice` first."""
     store = ImageStore(cache / "firmware")
     record = store.record(name)
     if record is None:
         if offline or mirror is None:
             raise CellSkipped(f"firmware {name} is not cached (offline)")
+        notice(f"firmware {name} is not fetched yet: fetching Debian {suite}'s {PACKAGE} now")
         _fetch(name, suite, store, cache, mirror)
         record = store.record(name)
         assert record is not None

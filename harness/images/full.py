@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from harness.errors import ImageBuildError
 from harness.images import disk, grub
-from harness.images.recipes import Recipe, base_record
+from harness.images.recipes import Recipe, base_record, duration, expected_build_s
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 PACKAGES = "systemd-sysv,udev,initramfs-tools,linux-image-arm64,kmod,procps,iproute2,login,passwd"
@@ -78,12 +79,13 @@ def full_image(
         *_hooks(recipe, work),
         recipe.suite, str(rootfs), mirror,
     ]  # fmt: skip
-    log(f"{recipe.name}: mmdebstrap, its maintainer scripts under emulation (minutes)")
+    expected = expected_build_s(recipe, None)
+    how = f"its maintainer scripts under emulation (~{duration(expected)})"
+    log(f"{recipe.name}: mmdebstrap, {how}")
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ImageBuildError(f"mmdebstrap failed for {recipe.name}: {last}")
+    returncode, last = _mmdebstrap(argv, work / "mmdebstrap.log", recipe.name, expected, log)
+    if returncode != 0:
+        raise ImageBuildError(f"mmdebstrap failed for {recipe.name}: {last or '(no output)'}")
     log(f"{recipe.name}: root file system in {time.monotonic() - started:.0f}s")
     kernel = _newest(rootfs / "boot", "vmlinuz-*")
     initrd = _newest(rootfs / "boot", "initrd.img-*")
@@ -111,6 +113,53 @@ def full_image(
         "append": f"{recipe.append} rw",
         "login": {"user": "root", "password": ""},
     }
+
+
+def _mmdebstrap(
+    argv: list[str], output: Path, name: str, expected_s: float, log: Any, every_s: float = 30
+) -> tuple[int, str]:
+    """Runs mmdebstrap, telling `log` every `every_s` seconds how long it has run (of
+    `expected_s`) and its last line; returns (exit status, last line). It runs in its
+    own process group, stopped as a whole (TERM, then KILL) if the harness is
+    interrupted: its chroot helpers and qemu-user processes go with it."""
+    started = time.monotonic()
+    with output.open("w") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        told = started
+        while proc.poll() is None:
+            time.sleep(0.5)
+            if time.monotonic() - told >= every_s:
+                told = time.monotonic()
+                ran = duration(told - started)
+                log(f"{name}: mmdebstrap {ran} of ~{duration(expected_s)}: {_last_line(output)}")
+    except BaseException:
+        _stop_group(proc)
+        raise
+    return proc.returncode, _last_line(output)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
 
 
 def _newest(directory: Path, pattern: str) -> Path:

@@ -89,8 +89,14 @@ class TinyBuilder:
             self._packages[suite] = (archive, packages)
         return self._packages[suite]
 
-    def build(self, recipe: Recipe, force: bool = False) -> tuple[Path, bool]:
-        """Builds `recipe` unless its entry exists; returns (entry, built now)."""
+    def build(
+        self, recipe: Recipe, force: bool = False, log: Log | None = None
+    ) -> tuple[Path, bool]:
+        """Builds `recipe` unless its entry exists; returns (entry, built now). Its
+        steps go to `log` (default: the builder's)."""
+        log = log or self.log
+        if recipe.suite not in self._packages:
+            log(f"{recipe.name}: reading Debian {recipe.suite}'s package index")
         archive, packages = self._suite(recipe.suite)
         if recipe.kind == "installer":
             packages = {"installer": archive.packages(recipe.package)[recipe.package]}
@@ -100,15 +106,16 @@ class TinyBuilder:
             if entry.exists() and not force:
                 return entry, False
             started = time.monotonic()
+            log(f"{recipe.name}: fetching {', '.join(map(_label, packages.values()))}")
             debs = {role: archive.download(pkg) for role, pkg in packages.items()}
-            self.log(f"{recipe.name}: assembling from {', '.join(map(_label, packages.values()))}")
+            log(f"{recipe.name}: assembling ({time.monotonic() - started:.0f} s so far)")
             if recipe.kind == "installer":
                 record = installer_image(recipe, debs["installer"], staging)
             elif recipe.kind == "full":
                 modules = self._unpack(debs) / "usr/lib/grub/arm64-efi"
                 work = staging / "work"
                 work.mkdir()
-                record = full_image(recipe, self.mirror, modules, work, staging, self.log)
+                record = full_image(recipe, self.mirror, modules, work, staging, log)
             else:
                 record = self._assemble(recipe, debs, staging / "work", staging)
             record.update(
