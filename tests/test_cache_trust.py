@@ -117,6 +117,9 @@ def test_an_edited_unpacked_image_is_unpacked_again(env: dict[str, str], harness
     again = harness("images", "fetch", "test-xz", "--offline", env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert unpacked.read_bytes() == PAYLOAD and unpacked.stat().st_mode & 0o222 == 0
+    # The content-addressed directory holds only digests (what test_zz_integrity reads).
+    names = {p.name for p in unpacked.parent.iterdir()}
+    assert names == {blob(env, PACKED).name, unpacked.name}
 
 
 def test_file_urls_are_a_local_mirror(env: dict[str, str], harness: Harness) -> None:

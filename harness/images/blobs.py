@@ -1,13 +1,14 @@
 """Trust in the cache's downloaded files: a blob stays `verified` only while it is the
 file that was verified.
 
-At publish, beside each blob (and each unpacked image) goes a record of its size,
-mode, inode, device, mtime and ctime (`<file>.checked`). A use compares them with a
-stat (5 us); when any differs (an edit, a chmod, a copy: the ctime cannot be set back
-without the clock) the blob is hashed again in full; one that still matches its
-digest is made read-only and recorded anew, one that does not is deleted with what
-was unpacked from it, so that it is downloaded again (or, offline, is not cached).
-An unpacked file whose record differs is unpacked again from its verified blob.
+At publish, each blob (and each unpacked image) gets a record of its size, mode,
+inode, device, mtime and ctime (images/cache/checked/<algorithm>/<name>.json). A use
+compares them with a stat (5 us); when any differs (an edit, a chmod, a copy: the
+ctime cannot be set back without the clock) the blob is hashed again in full; one
+that still matches its digest is made read-only and recorded anew, one that does not
+is deleted with what was unpacked from it, so that it is downloaded again (or,
+offline, is not cached). An unpacked file whose record differs is unpacked again
+from its verified blob.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ _STAT_FIELDS = ("st_size", "st_mode", "st_ino", "st_dev", "st_mtime_ns", "st_cti
 
 
 def _record(path: Path) -> Path:
-    return path.with_name(path.name + ".checked")
+    """cache/checked/<algorithm>/<name>.json for cache/blobs/<algorithm>/<name>: kept
+    out of the content-addressed directory, where every name is a digest."""
+    cache = path.parent.parent.parent
+    return cache / "checked" / path.parent.name / f"{path.name}.json"
 
 
 def _stamp(path: Path) -> dict[str, int]:
@@ -39,6 +43,7 @@ def _stamp(path: Path) -> dict[str, int]:
 def mark_checked(path: Path) -> None:
     """Records `path` (already verified and read-only) as it is now."""
     record = _record(path)
+    record.parent.mkdir(parents=True, exist_ok=True)
     partial = record.with_name(f".{record.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(_stamp(path)))
     os.replace(partial, record)
