@@ -5,9 +5,11 @@ InRelease, short timeout) before it says `ok mirror`."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +104,39 @@ def test_mmdebstrap_tells_its_progress_while_it_runs(tmp_path: Path) -> None:
     assert (status, last) == (0, "I: running maintainer scripts")
     assert told[0] == "debian-12-full: mmdebstrap 1 s of ~22 min: I: downloading packages"
     assert told[-1].endswith(": I: running maintainer scripts") and len(told) >= 2
+
+
+def test_an_interrupted_mmdebstrap_is_stopped_with_everything_it_started(tmp_path: Path) -> None:
+    marker = f"sleep 7{os.getpid() % 1000}.5"  # names this test's processes
+    program = (
+        "import sys\nfrom pathlib import Path\nfrom harness.images.full import _mmdebstrap\n"
+        f"_mmdebstrap(['sh', '-c', '{marker} & {marker}; echo'], Path(sys.argv[1]), 'x', 60, print)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program, str(tmp_path / "out.log")], cwd=ROOT,
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def running() -> list[int]:
+        found = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes().replace(b"\0", b" "):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    try:
+        deadline = time.monotonic() + 30
+        while len(running()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(running()) >= 2  # the shell's two sleeps
+        os.kill(proc.pid, signal.SIGINT)  # the harness only: mmdebstrap has its own group
+        proc.communicate(timeout=30)
+        assert proc.returncode != 0
+        time.sleep(0.5)
+        assert running() == []
+    finally:
+        for pid in running():  # what a failure left, by pid
+            os.kill(pid, signal.SIGKILL)
