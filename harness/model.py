@@ -116,6 +116,9 @@ class CellResult:
     image_verified: bool = True
     firmware_version: str = ""
     guest: Mapping[str, Any] | None = None  # the in-guest probe's findings
+    # What a pass rests on: "shell" (a shell computed), "prompt" (a login prompt was
+    # reached, login not proven), "ready" (the image's ready pattern); "" otherwise.
+    proof: str = ""
 
     def summary(self) -> str:
         """The one line `harness run` ends with."""
@@ -149,4 +152,5 @@ class CellResult:
             "host": dict(self.host),
             "log_path": self.log_path,
             "guest": dict(self.guest) if self.guest is not None else None,
+            "proof": self.proof,
         }

@@ -110,6 +110,7 @@ def _from_boot(
         host=host.facts(),
         log_path=_log_path(out),
         guest=verdict.findings.to_json() if verdict.findings else None,
+        proof=verdict.proof,
     )
 
 

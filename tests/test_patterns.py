@@ -33,6 +33,23 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ],
         ["BdsDxe: loading Boot0001", "failed to load Boot manager"],
     ),
+    "edk2-start-loader": (
+        ['BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0)'],
+        [
+            'BdsDxe: starting Boot0002 "EFI Internal Shell" from Fv(64074AFE)',
+            'BdsDxe: starting Boot0003 "UEFI PXEv4 (MAC:525400123456)"',
+        ],
+    ),
+    "edk2-loader-failed": (
+        [
+            'BdsDxe: failed to start Boot0002 "debian" from HD(1,GPT,0A1B,0x800,0x100000): Aborted',
+            'BdsDxe: failed to start Boot0001 "UEFI Misc Device" from PciRoot(0x0): Not Found',
+        ],
+        [
+            'BdsDxe: failed to start Boot0002 "ubuntu" from HD(1,GPT): Access Denied',
+            'BdsDxe: failed to load Boot0001 "UEFI Misc Device": Not Found',
+        ],
+    ),
     "edk2-nothing-bootable": (
         ["BdsDxe: No bootable option or device was found."],
         ["a bootable option was found"],
@@ -73,6 +90,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "Loading Linux 6.1.0-50-arm64 ...",
             "Loading initial ramdisk ...",
             "  Booting `Debian GNU/Linux'",
+            "  Booting a command list",
         ],
         ["[    1.1] Loading Linux kernel modules", "Loading initial ramdisk image failed"],
     ),
@@ -93,11 +111,27 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "grub-prompt": (["grub> ", "grub rescue> "], ["grub>> ", "grub> help"]),
     "efi-stub": (
-        ["EFI stub: Booting Linux Kernel..."],
-        ["EFI stub: Exiting boot services...", "Booting Linux Kernel from disk"],
+        [
+            "EFI stub: Booting Linux Kernel...",
+            "EFI stub: Decompressing Linux Kernel...",
+            "EFI stub: Exiting boot services and installing virtual address map...",
+            "EFI stub: Exiting boot services...",
+        ],
+        ["EFI stub: ERROR: Failed to relocate kernel", "Booting Linux Kernel from disk"],
+    ),
+    "printk": (
+        [
+            "[    4.980000] virtio_blk virtio1: [vda] 4194304 512-byte logical blocks",
+            "<6>[ 4.98] x",
+        ],
+        ["[  OK  ] Reached target Basic System.", "[ TIME ] Timed out waiting for device"],
+    ),
+    "efi-stub-failed": (
+        ["EFI stub: ERROR: Failed to relocate kernel", "EFI stub: ERROR: efi_main() failed!"],
+        ["EFI stub: ERROR: FIRMWARE BUG: efi_loaded_image_t::image_base has bogus value"],
     ),
     "efi-stub-error": (
-        ["EFI stub: ERROR: Failed to relocate kernel"],
+        ["EFI stub: ERROR: FIRMWARE BUG: efi_loaded_image_t::image_base has bogus value"],
         ["EFI stub: WARNING: no RNG", "EFI stub: EFI_RNG_PROTOCOL unavailable"],
     ),
     "linux-start": (
@@ -204,17 +238,32 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         [
             "[  201.5] dracut-initqueue[351]: Warning: dracut-initqueue timeout - starting timeout scripts",
             "dracut-initqueue[437]: Warning: dracut-initqueue: starting timeout scripts",
-            "[    6.3] dracut-initqueue[351]: Warning: Could not boot.",
+            "dracut-initqueue[249]: Warning: dracut-initqueue: timeout, still waiting for following initqueue hooks:",
         ],
         [
             "dracut-initqueue[351]: Scanning devices sda1",
             "[  OK  ] Finished dracut initqueue hook.",
         ],
     ),
+    "dracut-waits-for-device": (
+        [
+            r"dracut-initqueue[249]: Warning: /lib/dracut/hooks/initqueue/finished/devexists-\x2fdev\x2fdisk\x2fby-partuuid\x2f0a1b.sh: "
+            '"if ! grep -q After=remote-fs-pre.target /run/systemd/generator/systemd-cryptsetup@*.service',
+        ],
+        [
+            "dracut-initqueue[249]: Warning: /lib/dracut/hooks/initqueue/finished/wait-network.sh: ...",
+            r"[  OK  ] Found device dev-disk-by\x2dpartuuid-0a1b.device",
+        ],
+    ),
+    "dracut-gave-up": (
+        ["[    6.3] dracut-initqueue[351]: Warning: Could not boot."],
+        ["Warning: Could not boot from the network, trying disk"],
+    ),
     "dracut-no-device": (
         [
             'Warning: "/dev/mapper/rhel-root" does not exist',
             "Warning: /dev/disk/by-uuid/4e2c7d1a does not exist",
+            "dracut Warning: LABEL=root does not exist",
         ],
         ["Warning: /etc/fstab is old", "Warning: /dev/vda1 exists"],
     ),
@@ -246,10 +295,16 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "systemd-job-waiting": (
         [
             "[ ***  ] A start job is running for /dev/disk/by-uuid/4E2C-7D1A (1min 2s / no limit)",
-            "[ TIME ] Timed out waiting for device /dev/disk/by-uuid/4E2C-7D1A.",
             r"[ ***  ] Job dev-disk-by\x2duuid-4E2C\x2d7D1A.device/start running (1min 2s / no limit)",
         ],
         ["[  OK  ] Finished Start job for ifup", "Timed out waiting for the network"],
+    ),
+    "systemd-device-timeout": (
+        [
+            "[ TIME ] Timed out waiting for device /dev/disk/by-uuid/4E2C-7D1A.",
+            r"[ TIME ] Timed out waiting for device dev-disk-by\x2dlabel-root.device - /dev/disk/by-label/root.",
+        ],
+        ["Timed out waiting for the network", "[  OK  ] Found device /dev/vda2."],
     ),
     "init-crash": (
         [
@@ -266,6 +321,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "[    1.1] Run /sbin/init as init process",
             "INIT: version 2.96 booting",
             "   OpenRC 0.52 is starting up Linux 6.6.7 (aarch64)",
+            "Please press Enter to activate this console. ",
         ],
         [
             "Welcome to GRUB!",
@@ -287,6 +343,28 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "Last login: Thu Nov 26 03:00:00 2026 on ttyAMA0",
             "Please login: as root, then run the tests.",
         ],
+    ),
+    "shell-command": (
+        ["$ uname -a", "root@vm1:~# cat /proc/cmdline", "[root@fedora ~]# ls /", "~ $ dmesg"],
+        ["# a comment line", "$ ", "price: 5$ only", "# systemctl start x"],
+    ),
+    "emulator-died": (
+        [
+            "qemu-system-aarch64: ../tcg/tcg.c:4111: tcg_gen_code: Assertion `s->gen_insn_end_off' failed.",
+            "ERROR:../accel/tcg/cpu-exec.c:1028:cpu_exec_setjmp: assertion failed: (cpu == current_cpu)",
+            "Bail out! ERROR:../target/arm/helper.c:100:f: code should not be reached",
+            "zsh: abort      qemu-system-aarch64 -M virt -cpu max -nographic",
+            "qemu: fatal: Trying to execute code outside RAM or ROM at 0x0000000000000000",
+        ],
+        [
+            "qemu-system-aarch64: warning: host doesn't support requested feature",
+            "qemu-system-aarch64: terminating on signal 15 from pid 1234 (timeout)",
+            "[   3.1] systemd[1]: Detected virtualization qemu.",
+        ],
+    ),
+    "emulator-aborted": (
+        ["Aborted (core dumped)", "Segmentation fault"],
+        ["[   3.1] Aborted journal", "Aborted: the user said no"],
     ),
     "password-prompt": (
         ["Password: ", "password:"],

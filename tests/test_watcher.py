@@ -288,8 +288,9 @@ def test_an_efi_stub_error_the_kernel_boots_past_is_no_failure() -> None:
     assert live.watcher.verdict is None
     live.guest("[    0.0] Booting Linux on physical CPU 0x0\r\nRun /init as init process\r\n")
     assert live.watcher.stopped("timeout").reason == "timeout"
-    silent = judge_saved(b"EFI stub: ERROR: Failed to relocate kernel\r\n")
-    assert (silent.stage, silent.reason) == ("kernel", "efi-stub-error")
+    # A fatal one (issue 14, kind 4) is the loader failing: decided at once.
+    fatal = judge_saved(b"EFI stub: ERROR: Failed to relocate kernel\r\n")
+    assert (fatal.status, fatal.stage, fatal.reason) == ("fail", "bootloader", "efi-stub-error")
 
 
 def test_a_soft_error_the_boot_got_past_is_not_the_reason() -> None:
@@ -373,9 +374,10 @@ def test_a_password_set_late_lets_the_second_attempt_in() -> None:
     assert live.typed == ["ubuntu\r", "s3cret\r", "ubuntu\r", "s3cret\r", SHELL_PROOF + "\r"]
 
 
-def test_saved_log_ending_after_a_refused_login_fails() -> None:
+def test_saved_log_ending_after_someone_elses_refused_login_passes_at_the_prompt() -> None:
+    # Issue 14, kind 2: the prompt was reached; the login itself is not proven.
     verdict = judge_saved(b"host login: nobody\r\nLogin incorrect\r\n\r\nhost login: ")
-    assert (verdict.status, verdict.reason) == ("fail", "login-failed")
+    assert (verdict.status, verdict.stage, verdict.proof) == ("pass", "login", "prompt")
 
 
 def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass() -> None:

@@ -51,6 +51,7 @@ def _line(path: Path, verdict: Verdict, as_json: bool) -> str:
         "reason": verdict.reason,
         "line": verdict.line,
         "text": verdict.text,
+        "proof": verdict.proof,
     }
     if as_json:
         return json.dumps(fields)

@@ -57,6 +57,12 @@ class Pattern:
     # Printed only when a machine starts: seen again after a later stage, the guest
     # was reset (a reset loop when it keeps happening).
     restart: bool = False
+    # A hint that names the cause: seen again, or followed by silence, it decides
+    # (dracut lists the same initqueue hooks every second until it gives up).
+    decides_when_repeated: bool = False
+    # A failure that belongs to `stage` whatever the lines before it showed: the EFI
+    # stub prints as the kernel's image, but its fatal errors mean the kernel never ran.
+    exact: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -66,6 +72,16 @@ TABLE: tuple[Pattern, ...] = (
     # PrePi prints this straight to the UART, so release builds show it too.
     Pattern("edk2-banner", S, "firmware", r"UEFI firmware \(version", restart=True),
     Pattern("edk2-boot-option", S, "firmware", r"BdsDxe: (?:loading|starting) Boot[0-9A-Fa-f]{4}"),
+    # BDS hands the machine to the option's loader (GRUB, shim, the kernel's EFI stub):
+    # what fails from here is the loader's doing. The firmware's own applications
+    # (its shell, network boot) are still the firmware.
+    Pattern(
+        "edk2-start-loader",
+        S,
+        "bootloader",
+        r'BdsDxe: starting Boot[0-9A-Fa-f]{4} "'
+        r"(?!EFI Internal Shell|UEFI Shell|UEFI PXE|UEFI HTTP)",
+    ),
     # BDS goes on with the next boot option; only a stall after it is a failure.
     Pattern(
         "edk2-boot-option-failed",
@@ -73,6 +89,15 @@ TABLE: tuple[Pattern, ...] = (
         "firmware",
         r"BdsDxe: failed to (?:load|start) Boot[0-9A-Fa-f]{4}",
         "firmware-no-boot",
+    ),
+    # StartImage returned: the loader ran and gave up (shim without its GRUB, an EFI
+    # stub that could not relocate). A denial by Secure Boot never started it.
+    Pattern(
+        "edk2-loader-failed",
+        F,
+        "bootloader",
+        r"BdsDxe: failed to start Boot[0-9A-Fa-f]{4} .*: (?!Access Denied|Security Violation)\w",
+        "bootloader-no-boot",
     ),
     Pattern(
         "edk2-nothing-bootable",
@@ -119,7 +144,8 @@ TABLE: tuple[Pattern, ...] = (
         "grub-loading",
         S,
         "bootloader",
-        r"^Loading Linux .*\.\.\.|^Loading initial ramdisk \.\.\.|^ *Booting `[^']*'",
+        r"^Loading Linux .*\.\.\.|^Loading initial ramdisk \.\.\."
+        r"|^ *Booting (?:`[^']*'|a command list)",
     ),
     # "error: <msg>." (2.12 and Fedora add "file.c:NNN:"); good boots print many.
     Pattern("grub-error", H, "bootloader", r"^error: (?:\S+\.c:\d+:)?.+", "bootloader-error"),
@@ -135,9 +161,25 @@ TABLE: tuple[Pattern, ...] = (
         "grub-prompt", Kind.FAIL_PROMPT, "bootloader", r"^grub(?: rescue)?> ?$", "bootloader-prompt"
     ),
     # --- kernel --------------------------------------------------------------------
-    Pattern("efi-stub", S, "kernel", r"EFI stub: Booting Linux Kernel"),
-    # Some are only printed (a "FIRMWARE BUG" about image_base, KASLR without an RNG)
-    # and the kernel boots on; a fatal one hands back to the firmware, which decides.
+    # Every line of the stub but its errors: booting, decompressing, exiting boot
+    # services, loading the initrd.
+    Pattern("efi-stub", S, "kernel", r"EFI stub: (?!ERROR)\w"),
+    # A kernel message with its printk time: a log that starts mid-boot is at least here.
+    Pattern("printk", S, "kernel", r"^(?:<\d>)?\[\s*\d+\.\d+\] "),
+    # The stub's fatal errors (drivers/firmware/efi/libstub): it returns to the
+    # firmware, the kernel never starts; the loader failed.
+    Pattern(
+        "efi-stub-failed",
+        F,
+        "bootloader",
+        r"EFI stub: ERROR: (?:Failed to relocate kernel|efi_main\(\) failed"
+        r"|Failed to get loaded image protocol|Failed to update FDT and exit boot services"
+        r"|Exit boot services failed)",
+        "efi-stub-error",
+        exact=True,
+    ),
+    # Others are only printed (a "FIRMWARE BUG" about image_base, KASLR without an RNG)
+    # and the kernel boots on.
     Pattern("efi-stub-error", H, "kernel", r"EFI stub: ERROR: ", "efi-stub-error"),
     Pattern("linux-start", S, "kernel", r"Booting Linux on physical CPU", restart=True),
     Pattern("linux-banner", S, "kernel", r"Linux version \d+\.\d+\S* \("),
@@ -216,22 +258,33 @@ TABLE: tuple[Pattern, ...] = (
         "emergency-shell",
     ),
     # dracut's initqueue times out at 2/3 of rd.retry; its timeout scripts may still
-    # find the root (LVM, degraded RAID), so only the emergency shell decides. Its
-    # "Could not boot." comes just before the emergency hooks say which device never
-    # showed up (dracut-lib.sh wait_for_dev), the better reason.
+    # find the root (LVM, degraded RAID, a network wait), so alone this is a hint.
     Pattern(
         "dracut-initqueue-timeout",
         H,
         "initramfs",
-        r"dracut-initqueue(?:\[\d+\])?: Warning: dracut-initqueue(?::| timeout)"
-        r"|Warning: Could not boot\.",
+        r"dracut-initqueue(?:\[\d+\])?: Warning: dracut-initqueue(?::| timeout)",
         "emergency-shell",
     ),
+    # ... but when the hook it still waits for is a `devexists-<device>` one (made by
+    # dracut-lib.sh wait_for_dev for the root), the root device never appeared. dracut
+    # lists it again every second for minutes before giving up (modules.d/99base
+    # dracut-initqueue.sh, main loop): seen again, or followed by silence, it decides.
+    Pattern(
+        "dracut-waits-for-device",
+        H,
+        "initramfs",
+        r"/hooks/initqueue/finished/devexists-\S+\.sh",
+        "root-not-found",
+        decides_when_repeated=True,
+    ),
+    # dracut gives up; the emergency hooks then say which device never showed up.
+    Pattern("dracut-gave-up", H, "initramfs", r"Warning: Could not boot\.", "emergency-shell"),
     Pattern(
         "dracut-no-device",
         F,
         "initramfs",
-        r"Warning: \"?/dev/\S+?\"? does not exist",
+        r"Warning: \"?(?:/dev/|(?:PART)?(?:UUID|LABEL)=)\S*?\"? does not exist",
         "root-not-found",
     ),
     Pattern(
@@ -267,8 +320,17 @@ TABLE: tuple[Pattern, ...] = (
         "systemd-job-waiting",
         H,
         "initramfs",
-        r"A start job is running for |Job \S+/start running \(|Timed out waiting for device ",
+        r"A start job is running for |Job \S+/start running \(",
         "start-job-waiting",
+    ),
+    # The cause of the emergency shell that follows (systemd's job timeout, as in
+    # "[ TIME ] Timed out waiting for device /dev/disk/by-label/root."): see the watcher.
+    Pattern(
+        "systemd-device-timeout",
+        H,
+        "initramfs",
+        r"Timed out waiting for device ",
+        "root-not-found",
     ),
     # systemd as PID 1 crashed (src/core/crash-handler.c): nothing will start any more.
     Pattern(
@@ -283,6 +345,7 @@ TABLE: tuple[Pattern, ...] = (
         S,
         "userspace",
         r"Run /(?!init )\S+ as init process|INIT: version \d|OpenRC .* is starting up"
+        r"|Please press Enter to activate this console\."  # busybox init, no getty
         r"|Welcome to (?!GRUB|emergency|rescue)(?!.*\((?:Initramfs|initrd)\)!).+!",
     ),
     # --- login ---------------------------------------------------------------------
@@ -294,11 +357,57 @@ TABLE: tuple[Pattern, ...] = (
     # The same prompt once answered: the user name echoed after it, alone on the line
     # (how a saved log shows that login was reached).
     Pattern("login-answered", S, "login", r"^(?:\S+ )?login: \S+\s*$"),
+    # A shell prompt with a command typed after it ("$ uname -a", "root@vm1:~# ls"):
+    # someone is at a shell. Bare "# " is left out: config files start lines with it.
+    Pattern(
+        "shell-command",
+        S,
+        "login",
+        r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]|(?:[~/]\S* )?\$) \w",
+    ),
     Pattern("password-prompt", Kind.PASSWORD_PROMPT, "login", r"[Pp]assword: ?$"),
     # "root@host:~# ", "[root@host ~]# ", "/ # ", "sh-5.2# ", "~ $ ". Only ever a
     # candidate: the harness proves a shell by having it compute something.
     Pattern("shell-prompt", Kind.SHELL_PROMPT, "login", r"(?:^|[\w\]~/:)@-] ?)[#$] ?$"),
+    # --- the emulator (a log captured from QEMU's terminal) ----------------------------
+    # QEMU's own last words: its error_report() lines ("qemu-system-aarch64: ..."), TCG's
+    # cpu_abort ("qemu: fatal:"), glib's g_assert ("**" then "ERROR:file:line:func:",
+    # "Bail out! ERROR:" under G_TEST) and a shell reporting it killed by a signal. Not
+    # the guest's doing; stage "none" leaves the stage reached as it was.
+    Pattern(
+        "emulator-died",
+        F,
+        "none",
+        r"(?:^|\s)qemu-system-[\w-]+: (?!.*\b(?:warning|info): )(?!terminating on signal)\S"
+        r"|^qemu: (?:fatal|hardware error|uncaught target signal)|^Bail out! "
+        r"|^(?:\*\* ?)?ERROR:\S+:\d+:\S+: |error: kvm run failed"
+        r"|^\w*sh: .*\b(?:abort|[Aa]borted|segmentation fault|bus error|killed)\b.*\bqemu",
+        "emulator-crash",
+    ),
+    # A shell's report of a process killed by a signal: QEMU's, when it ends the log (a
+    # guest's own shell says the same of its programs, so only at the end).
+    Pattern(
+        "emulator-aborted",
+        Kind.FAIL_PROMPT,
+        "none",
+        r"^(?:Aborted|Segmentation fault|Bus error|Illegal instruction|Killed)"
+        r"(?: \(core dumped\))?\s*$",
+        "emulator-crash",
+    ),
 )
+
+_HOOK_DEVICE = re.compile(r"devexists-(\S+?)\.sh")
+_ESCAPED = re.compile(r"\\x([0-9A-Fa-f]{2})")
+
+
+def hook_device(text: str) -> str:
+    """The device a dracut `devexists-` initqueue hook waits for, from the hook's file
+    name (systemd-escaped by dracut-lib.sh: "\\x2fdev\\x2fvda2" is "/dev/vda2");
+    "" if `text` names no such hook."""
+    found = _HOOK_DEVICE.search(text)
+    if found is None:
+        return ""
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), found.group(1))
 
 
 @dataclass(frozen=True)

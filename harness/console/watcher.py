@@ -10,26 +10,40 @@ Rules, beyond the pattern table:
   during the login conversation.
 - Prompts count only at the end of the output: live, when the guest has been quiet
   for QUIET_S; in a saved log, at its end.
-- A login prompt alone is not a pass. With credentials the watcher logs in and has
-  the shell compute something (a shell, not an echo, prints the result); without,
+- Live, a login prompt alone is not a pass. With credentials the watcher logs in and
+  has the shell compute something (a shell, not an echo, prints the result); without,
   it presses Enter and needs the prompt to come back. Either way the guest must stay
   free of failures for SETTLE_S after that proof.
+- In a saved log, reaching a login prompt is the pass (proof "prompt"): whatever
+  conversation someone else had after it does not undo it; a failure line still does.
+  Its end is the console going quiet: the last non-blank line, less the `%` or `$` a
+  terminal copy adds, is where a prompt waits.
+- A failure is placed at the furthest stage shown before it (or on its line).
+- A reset: a restart banner of the table, or the log's earliest lines (firmware we
+  have no row for) seen again after bootloader or kernel output; the MAX_RESTARTS-th
+  is a `reset-loop`.
+- Causes: an emergency shell after a root-not-found hint (a device systemd or dracut
+  timed out on) is `root-not-found`, decided on the cause line. A hint that decides
+  when repeated (dracut's devexists hook) decides when it comes again, at dracut's
+  `Could not boot.`, after HINT_QUIET_S of silence, at a timeout or at the log's end.
 """
 
 from __future__ import annotations
 
-import enum
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from harness.console import probe
-from harness.console.patterns import Kind, Pattern, PatternTable
+from harness.console.patterns import Kind, Pattern, PatternTable, hook_device
 from harness.console.probe import Findings
+from harness.console.resets import EarliestLines
 from harness.console.text import ConsoleText, Line
+from harness.console.verdict import Hint, Talk
+from harness.console.verdict import Reply as Reply
+from harness.console.verdict import Verdict as Verdict
 from harness.model import STAGES, Login
 
 QUIET_S = 0.5
+HINT_QUIET_S = 5.0  # silence after a repeating cause hint: dracut repeats it every second
 SETTLE_S = 0.5
 RETRY_S = 8.0
 MAX_ATTEMPTS = 3
@@ -45,44 +59,8 @@ _OVERRUN = re.compile(
     r"|\s+(?:Starting|Stopping|Reloading|Mounting|Unmounting|Activating|Deactivating) \S"
 )
 _PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # pass | fail | incomplete (a saved log that ends undecided)
-    stage: str
-    reason: str
-    line: int | None = None
-    text: str = ""
-    stage_times: Mapping[str, float] = field(default_factory=dict)
-    findings: Findings | None = None  # what the guest said of its devices (probe.py)
-
-
-@dataclass(frozen=True)
-class Hint:
-    """A soft error seen on the console, and the stage the boot had reached then."""
-
-    pattern: Pattern
-    line: Line
-    stage: str
-
-
-@dataclass(frozen=True)
-class Reply:
-    """Text the watcher wants typed into the guest's console."""
-
-    text: str
-
-
-class Talk(enum.Enum):
-    WAITING = "waiting"
-    POKED = "poked"  # Enter pressed at a prompt without credentials
-    USER_SENT = "user-sent"
-    PASSWORD_SENT = "password-sent"
-    PROOF_SENT = "proof-sent"
-    SHELL = "shell"  # a shell is proven; the device probe is still to be typed
-    PROBING = "probing"
-    PROVEN = "proven"
+# What a copy from a terminal adds after the last line (zsh's PROMPT_EOL_MARK, a prompt).
+_STRAY_END = re.compile(r"\s*[%$#]\s*$")
 
 
 class Watcher:
@@ -103,6 +81,12 @@ class Watcher:
         self.table = table or PatternTable()
         self.start = start
         self.stage = "none"
+        self._cycle = "none"  # the furthest stage since the last reset
+        self._earliest = EarliestLines()
+        self._cause: Hint | None = None  # a hint that explains an emergency shell
+        self._pending: Hint | None = None  # a cause that decides when repeated
+        self._proof_kind = ""
+        self._login_line = Line(0, "")  # where this boot first reached login
         self.stage_times: dict[str, float] = {}
         self.verdict: Verdict | None = None
         self._text = ConsoleText()
@@ -134,6 +118,8 @@ class Watcher:
         """Called often on a live boot; acts on quiet spells and settle times."""
         if self.verdict is not None:
             return self.verdict
+        if self._pending is not None and now - self._last_output >= HINT_QUIET_S:
+            return self._decide_pending()
         if self._talk is Talk.SHELL:
             return self._say(Talk.PROBING, probe.SCRIPT + ENTER, now)
         if self._talk is Talk.PROBING:
@@ -162,10 +148,17 @@ class Watcher:
             return self.verdict
         if proven:
             return self._decide("pass", "login", "login", self._proof)
+        if self._pending is not None:
+            return self._decide_pending()
+        if self._cycle == "login":  # a prompt reached, then someone else's conversation
+            self._proof_kind = self._proof_kind or "prompt"
+            return self._decide("pass", "login", "login", self._login_line)
         return self._undecided("incomplete", "log-ended")
 
     def stopped(self, cause: str) -> Verdict:
         """The verdict of a live boot that ended without one (timeout, QEMU gone)."""
+        if self.verdict is None and self._pending is not None:
+            return self._decide_pending()
         return self.verdict or self._undecided("fail", cause)
 
     # --- lines -------------------------------------------------------------------
@@ -173,45 +166,95 @@ class Watcher:
         text = line.text
         if not text.strip():
             return
+        self._note_prompt(line, now)
+        if self._stages(line, now):
+            return
         failure = self.table.first(Kind.FAIL, text) or self.table.first(
             Kind.FAIL, self._previous + text
         )
         if failure is not None:
             self._reach(failure.stage, now)
-            self._decide("fail", self.stage, failure.reason, line)
+            stage = failure.stage if failure.exact else self.stage
+            self._decide("fail", stage, failure.reason, line)
             return
-        for row in self.table.stages(text):
-            if row.restart and STAGES.index(self.stage) > STAGES.index(row.stage):
-                self._restarts += 1
-                if self._restarts >= MAX_RESTARTS:
-                    self._decide("fail", self.stage, "reset-loop", line)
-                    return
-            self._reach(row.stage, now)
         hint = self.table.first(Kind.HINT, text)
-        if hint is not None:
-            self._reach(hint.stage, now)
-            self._hint = Hint(hint, line, self.stage)
+        if hint is not None and self._note_hint(hint, line, now):
+            return
         if _SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
             self._reach("login", now)
             shell = self.probe and not self.ready
             self._talk = Talk.SHELL if shell else Talk.PROVEN
+            self._proof_kind = "ready" if self.ready and not _SHELL_PROVEN.search(text) else "shell"
             self._proven_at, self._proof = now, line
         self._collect_probe(line, now)
         if self.verdict is not None:
             return
-        self._note_overrun_prompt(line)
         self._previous = text[-256:]
         self._last_line = line
 
-    def _note_overrun_prompt(self, line: Line) -> None:
-        """A login prompt that other output ran into ("host login: [  35.1] cloud-init
-        ...", "host login: ci-info: ..."): messages written to the console after
-        getty showed its prompt, common on cloud images."""
+    def _stages(self, line: Line, now: float) -> bool:
+        """Progress and resets shown by `line`; True if they decided (a reset loop)."""
+        past_firmware = STAGES.index(self._cycle) >= STAGES.index("bootloader")
+        reset = past_firmware and self._earliest.recur(line.text)
+        for row in self.table.stages(line.text):
+            if row.restart and STAGES.index(self._cycle) > STAGES.index(row.stage):
+                reset = True
+        if reset and self._count_reset(line):
+            return True
+        for row in self.table.stages(line.text):
+            self._reach(row.stage, now)
+            if row.stage == "login" and not self._login_line.number:
+                self._login_line = line
+        if self._restarts == 0:
+            self._earliest.learn(line.text, STAGES.index(self.stage) >= STAGES.index("bootloader"))
+        return False
+
+    def _count_reset(self, line: Line) -> bool:
+        """The guest started over: True if that decided the boot (a reset loop)."""
+        self._restarts += 1
+        self._cycle = "none"
+        self._earliest.restart()
+        self._cause = self._pending = self._hint = None
+        self._login_line = Line(0, "")
+        self._overrun = None
+        if self._restarts >= MAX_RESTARTS:
+            self._decide("fail", self.stage, "reset-loop", line)
+            return True
+        return False
+
+    def _note_hint(self, hint: Pattern, line: Line, now: float) -> bool:
+        """A soft error: kept as the likely reason; a cause kept for the emergency shell
+        it may lead to; a repeating cause decides. True if it decided."""
+        self._reach(hint.stage, now)
+        seen = Hint(hint, line, self.stage)
+        if self._pending is not None and (
+            hint == self._pending.pattern or hint.name == "dracut-gave-up"
+        ):
+            self._decide_pending()
+            return True
+        if hint.decides_when_repeated:
+            self._pending = seen
+        if hint.reason == "root-not-found":
+            self._cause = seen
+        self._hint = seen
+        return False
+
+    def _note_prompt(self, line: Line, now: float) -> None:
+        """A login prompt on a line of its own, or one that other output ran into
+        ("host login: [  35.1] cloud-init ...", "host login: ci-info: ..."): messages
+        written to the console after getty showed its prompt, common on cloud images.
+        Either way the boot reached login."""
+        if self.table.first(Kind.LOGIN_PROMPT, line.text.rstrip() + " ") is not None:
+            self._reach("login", now)
+            self._login_line = self._login_line if self._login_line.number else line
+            return
         head, found, rest = line.text.partition("login: ")
         if found and _OVERRUN.match(rest):
             prompt = self.table.first(Kind.LOGIN_PROMPT, head + found)
             if prompt is not None:
+                self._reach("login", now)
                 self._overrun = (prompt, Line(line.number, head + found))
+                self._login_line = self._login_line if self._login_line.number else line
 
     def _collect_probe(self, line: Line, now: float) -> None:
         """The lines between the probe's markers, then what they say."""
@@ -233,24 +276,35 @@ class Watcher:
             self._probe_lines.append(text)
 
     # --- the end of the output: prompts and the login conversation -----------------
-    def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
+    def _tails(self, live: bool) -> list[Line]:
+        """Where a prompt may wait: live, the text after the last line end; in a saved
+        log also that text less what a terminal copy adds, or else the last line."""
         tail = self._text.partial
-        if self.ready and self.ready.search(tail.text):
-            self._reach("login", now)
-            self._talk, self._proven_at, self._proof = Talk.PROVEN, now, tail
-            return None if live else self._decide("pass", "login", "login", tail)
-        failure = self.table.first(Kind.FAIL, tail.text) if tail.text.strip() else None
-        if failure is not None:
-            self._reach(failure.stage, now)
-            return self._decide("fail", self.stage, failure.reason, tail)
-        prompt = next(
-            (
-                p
-                for kind in _PROMPT_KINDS
-                if (p := self.table.first(kind, tail.text.rstrip() + " "))
-            ),
-            None,
+        if live:
+            return [tail]
+        bare = Line(tail.number, _STRAY_END.sub("", tail.text))
+        tails = [tail, bare] if tail.text.strip() else []
+        return tails if bare.text.strip() else [*tails, self._last_line]
+
+    def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
+        tails = self._tails(live)
+        for tail in tails:
+            if self.ready and self.ready.search(tail.text):
+                self._reach("login", now)
+                self._talk, self._proven_at, self._proof = Talk.PROVEN, now, tail
+                self._proof_kind = "ready"
+                return None if live else self._decide("pass", "login", "login", tail)
+            failure = self.table.first(Kind.FAIL, tail.text) if tail.text.strip() else None
+            if failure is not None:
+                self._reach(failure.stage, now)
+                return self._decide("fail", self.stage, failure.reason, tail)
+        found = (
+            (p, tail)
+            for tail in tails
+            for kind in _PROMPT_KINDS
+            if (p := self.table.first(kind, tail.text.rstrip() + " "))
         )
+        prompt, tail = next(found, (None, tails[0] if tails else self._last_line))
         if prompt is None and self._overrun is not None and self._talk is Talk.WAITING:
             # The last prompt was written over by messages; it still waits for input.
             prompt, tail = self._overrun
@@ -266,15 +320,11 @@ class Watcher:
             return self._saved_log_ends_at(prompt, tail, now)
         return self._answer(prompt, tail, now)
 
-    def _saved_log_ends_at(self, prompt: Pattern, tail: Line, now: float) -> Verdict | None:
-        """A saved log that ends waiting at a login prompt or a shell reached login,
-        unless the login it shows was refused."""
+    def _saved_log_ends_at(self, prompt: Pattern, tail: Line, now: float) -> Verdict:
+        """A saved log that ends waiting at a login, password or shell prompt reached
+        login: someone else's conversation there (a refused password) is not ours."""
         self._reach("login", now)
-        if prompt.kind is Kind.PASSWORD_PROMPT:
-            return None
-        refusal = self._refusal()
-        if refusal is not None:
-            return self._decide("fail", "login", "login-failed", refusal)
+        self._proof_kind = self._proof_kind or "prompt"
         return self._decide("pass", "login", "login", tail)
 
     def _refusal(self) -> Line | None:
@@ -289,6 +339,7 @@ class Watcher:
             if self.login.user is None:
                 if self._talk is Talk.POKED and self._last_output > self._said_at:
                     self._talk, self._proven_at, self._proof = Talk.PROVEN, now, tail
+                    self._proof_kind = "prompt"
                     return None
                 return self._say(Talk.POKED, ENTER, now)
             if self._talk is not Talk.WAITING and now - self._said_at < RETRY_S:
@@ -324,9 +375,22 @@ class Watcher:
 
     # --- outcomes ----------------------------------------------------------------
     def _reach(self, stage: str, now: float) -> None:
+        if stage == "none":  # the row shows no stage (the emulator's own words)
+            return
         if STAGES.index(stage) > STAGES.index(self.stage):
             self.stage = stage
+        if STAGES.index(stage) > STAGES.index(self._cycle):
+            self._cycle = stage
         self.stage_times.setdefault(stage, round(now - self.start, 3))
+
+    def _decide_pending(self) -> Verdict:
+        """The repeating cause decided (dracut waits for a device that never came)."""
+        assert self._pending is not None
+        pending = self._pending
+        device = hook_device(pending.line.text)
+        why = f"{device} never appeared (dracut's initqueue still waits for it)"
+        line = Line(pending.line.number, why if device else pending.line.text)
+        return self._decide("fail", self.stage, pending.pattern.reason, line)
 
     def _undecided(self, status: str, reason: str) -> Verdict:
         """Timeout, QEMU gone or log ended: the last soft error explains it, if the
@@ -339,6 +403,12 @@ class Watcher:
         return self._decide(status, self.stage, reason, self._last_line)
 
     def _decide(self, status: str, stage: str, reason: str, line: Line) -> Verdict:
+        cause = self._cause
+        if status == "fail" and reason == "emergency-shell" and cause is not None:
+            # The emergency shell is what followed; the cause decides.
+            if cause is self._pending:
+                return self._decide_pending()
+            reason, line = cause.pattern.reason, cause.line
         self.verdict = Verdict(
             status,
             stage,
@@ -347,5 +417,6 @@ class Watcher:
             line.text.strip(),
             dict(self.stage_times),
             self.findings,
+            self._proof_kind if status == "pass" else "",
         )
         return self.verdict

@@ -96,7 +96,7 @@ _CELL_KEYS = (
     "cell", "image", "firmware", "machine", "transport", "accel", "status", "outcome",
     "stage", "reason", "detail", "deciding_line", "stage_times", "duration_s",
     "started_at", "attempts", "repeats", "expect", "guest", "image_verified",
-    "firmware_version",
+    "firmware_version", "proof",
 )  # fmt: skip
 
 

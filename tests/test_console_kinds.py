@@ -1,0 +1,201 @@
+"""The kinds of console the watcher got wrong on logs published by others (issue 14):
+each small input is a fixture in tests/fixtures/consoles/kinds/, judged through the
+real `harness classify`; where a live boot can show the same kind, the live watcher
+(driven with a fake clock) must decide it the same way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, Harness
+from test_watcher import Live
+
+from harness.console.watcher import HINT_QUIET_S, QUIET_S, SETTLE_S, Watcher
+from harness.model import Login
+
+KINDS = FIXTURES / "consoles" / "kinds"
+
+# fixture -> (status, stage, reason, text of the deciding line, proof)
+EXPECTED = {
+    # 1. The end of a saved log is the console going quiet.
+    "1-login-prompt-last-line.log": ("pass", "login", "login", "vm1 login:", "prompt"),
+    "1-login-prompt-then-blank-and-stray.log": ("pass", "login", "login", "vm1 login:", "prompt"),
+    "1-grub-prompt-and-terminal-mark.log": ("fail", "bootloader", "bootloader-prompt", "grub>", ""),
+    # 2. Reaching a login prompt is the event; someone else's conversation does not undo it.
+    "2-someone-elses-login-refused.log": ("pass", "login", "login", "vm1 login:", "prompt"),
+    "2-login-then-a-test-run.log": ("pass", "login", "login", "vm1 login: root", "prompt"),
+    "2-busybox-console-without-getty.log": ("pass", "login", "login", "/ #", "prompt"),
+    # 3. Stage from everything the log shows.
+    "3-starts-mid-boot.log": ("incomplete", "kernel", "log-ended", "crng init done", ""),
+    "3-efi-stub-lines.log": ("incomplete", "kernel", "log-ended", "EFI stub: Exiting", ""),
+    "3-grub-command-list.log": ("incomplete", "bootloader", "log-ended", "command list", ""),
+    "3-oops-runs-into-the-login-prompt.log": (
+        "fail",
+        "login",
+        "kernel-oops",
+        "Unable to handle kernel NULL pointer",
+        "",
+    ),
+    "3-oops-after-a-typed-command.log": ("fail", "login", "kernel-oops", "Oops", ""),
+    "3-loader-crash-after-bds.log": ("fail", "bootloader", "firmware-crash", "Synchronous", ""),
+    # 4. Loader failures decide; a GRUB error the boot went past never does.
+    "4-efi-stub-cannot-relocate.log": (
+        "fail",
+        "bootloader",
+        "efi-stub-error",
+        "Failed to relocate kernel",
+        "",
+    ),
+    "4-loader-returned-aborted.log": ("fail", "bootloader", "bootloader-no-boot", "Aborted", ""),
+    "4-grub-error-then-the-kernel.log": (
+        "incomplete",
+        "kernel",
+        "log-ended",
+        "EFI stub: Exiting boot services",
+        "",
+    ),
+    # 5. A reset is a reset, whatever the firmware.
+    "5-unknown-firmware-resets-once-then-login.log": ("pass", "login", "login", "login:", "prompt"),
+    "5-unknown-firmware-reset-loop.log": ("fail", "initramfs", "reset-loop", "TinyFW 0.9", ""),
+    # 6. The emulator dying is not a silent log.
+    "6-qemu-assertion.log": ("fail", "kernel", "emulator-crash", "Assertion", ""),
+    "6-glib-error.log": ("fail", "firmware", "emulator-crash", "assertion failed", ""),
+    "6-shell-reports-qemu-abort.log": ("fail", "bootloader", "emulator-crash", "zsh: abort", ""),
+    "6-aborted-core-dumped-last.log": ("fail", "initramfs", "emulator-crash", "Aborted", ""),
+    # 7. The cause before the symptom.
+    "7-systemd-device-timeout-then-emergency.log": (
+        "fail",
+        "userspace",
+        "root-not-found",
+        "Timed out waiting for device",
+        "",
+    ),
+    "7-dracut-no-device-then-emergency.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/mapper/fedora-root does not exist",
+        "",
+    ),
+    # 8. Real dracut says early what it waits for.
+    "8-dracut-devexists-repeats.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/disk/by-partuuid/0a1b2c3d-02",
+        "",
+    ),
+    "8-dracut-devexists-then-silence.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/disk/by-partuuid/0a1b2c3d-02",
+        "",
+    ),
+    "8-dracut-devexists-then-could-not-boot.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/disk/by-partuuid/0a1b2c3d-02",
+        "",
+    ),
+    "8-dracut-initqueue-timeout-without-device.log": (
+        "incomplete",
+        "initramfs",
+        "emergency-shell",
+        "starting timeout scripts",
+        "",
+    ),
+}
+
+
+def test_every_kind_is_judged_right_by_classify(harness: Harness) -> None:
+    logs = sorted(KINDS.glob("*.log"))
+    assert {log.name for log in logs} == set(EXPECTED)
+    proc = harness("classify", "--json", *map(str, logs))
+    assert proc.returncode == 1, proc.stderr
+    judged = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(judged) == len(logs)
+    for got in judged:
+        status, stage, reason, text, proof = EXPECTED[Path(got["file"]).name]
+        assert (got["status"], got["stage"], got["reason"], got["proof"]) == (
+            status,
+            stage,
+            reason,
+            proof,
+        ), got
+        assert text in got["text"], got
+
+
+def test_the_dracut_hint_repeated_decides_at_the_repeat_not_at_could_not_boot() -> None:
+    log = (KINDS / "8-dracut-devexists-repeats.log").read_bytes()
+    watcher = Watcher(Login("root", ""))
+    verdict = watcher.feed(log, 1.0)  # decided while feeding: no end of log needed
+    assert verdict is not None and verdict.reason == "root-not-found"
+    assert verdict.line == 4  # the first devexists line, decided at its repeat (line 9)
+
+
+@pytest.mark.parametrize("wait", [HINT_QUIET_S + 0.5, None])
+def test_live_the_dracut_hint_decides_after_a_quiet_spell_or_at_the_timeout(
+    wait: float | None,
+) -> None:
+    text = (KINDS / "8-dracut-devexists-then-silence.log").read_bytes()
+    live = Live()
+    assert live.guest(text.replace(b"\n", b"\r\n")) is None
+    verdict = live.wait(wait) if wait is not None else live.watcher.stopped("timeout")
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        "fail",
+        "initramfs",
+        "root-not-found",
+    )
+    assert "/dev/disk/by-partuuid/0a1b2c3d-02" in verdict.text
+
+
+def test_live_an_initqueue_timeout_without_a_device_stays_a_hint() -> None:
+    text = (KINDS / "8-dracut-initqueue-timeout-without-device.log").read_bytes()
+    live = Live()
+    live.guest(text.replace(b"\n", b"\r\n"))
+    assert live.wait(3 * HINT_QUIET_S) is None
+    assert live.watcher.stopped("timeout").reason == "timeout"
+
+
+def test_live_an_unknown_firmware_that_starts_over_three_times_is_a_reset_loop() -> None:
+    text = (KINDS / "5-unknown-firmware-reset-loop.log").read_bytes()
+    live = Live()
+    verdict = live.guest(text.replace(b"\n", b"\r\n"))
+    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "reset-loop")
+
+
+def test_live_one_reset_of_an_unknown_firmware_then_login_passes() -> None:
+    text = (KINDS / "5-unknown-firmware-resets-once-then-login.log").read_bytes()
+    live = Live()
+    assert live.guest(text.replace(b"\n", b"\r\n")) is None
+    live.wait(QUIET_S + 0.2)
+    assert live.typed == ["root\r"]
+
+
+def test_live_oops_running_into_the_prompt_is_at_login() -> None:
+    text = (KINDS / "3-oops-runs-into-the-login-prompt.log").read_bytes()
+    verdict = Live().guest(text.replace(b"\n", b"\r\n"))
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "login", "kernel-oops")
+
+
+def test_live_a_pass_says_which_proof_it_has() -> None:
+    live = Live(Login(None, ""))
+    live.guest("localhost login: ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("\r\nlocalhost login: ")
+    verdict = live.wait(QUIET_S + SETTLE_S + 0.5)
+    assert verdict is not None and (verdict.status, verdict.proof) == ("pass", "prompt")
+    shell = Live()
+    shell.guest("host login: ")
+    shell.wait(QUIET_S + 0.2)
+    shell.guest("root\r\nroot@host:~# ")
+    shell.wait(QUIET_S + 0.2)
+    shell.guest("harness-shell-42-ok\r\nroot@host:~# ")
+    verdict = shell.wait(SETTLE_S + 0.2)
+    assert verdict is not None and (verdict.status, verdict.proof) == ("pass", "shell")
