@@ -8,7 +8,6 @@ so nothing is left in /tmp and the cached base image is only ever read.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import secrets
 import shlex
@@ -20,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.console import probe
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import InfraError, QemuLaunchError, UsageError
 from harness.host import Host
 from harness.images.seed import write_seed
+from harness.judge import judged, watcher_for
 from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image, Login
 from harness.qemu_argv import BootFiles, qemu_argv
 from harness.qemu_process import QemuProcess
@@ -152,9 +151,9 @@ def boot(
     try:
         with QemuProcess(argv, out / "qemu.stderr") as qemu:
             start = time.monotonic()
-            watcher = Watcher(login, start, ready=image.ready)
+            watcher = watcher_for(image, login, start)
             verdict = _watch(qemu, watcher, start + timeout, log, show, options.cancel)
-            verdict = _check_transport(cell, image, verdict)
+            verdict = judged(cell, image, verdict)
             duration = time.monotonic() - start
             if verdict.status == "fail":
                 _drain(qemu, log, show)
@@ -167,16 +166,6 @@ def boot(
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
     return Boot(verdict, accel, argv, duration, exit_status)
-
-
-def _check_transport(cell: Cell, image: Image, verdict: Verdict) -> Verdict:
-    """A pass counts only if the guest's own devices sit on the cell's transport."""
-    if verdict.status != "pass" or verdict.findings is None:
-        return verdict
-    why = probe.mismatch(cell.transport, verdict.findings, image.disk is not None)
-    if not why:
-        return verdict
-    return dataclasses.replace(verdict, status="fail", reason="transport-mismatch", text=why)
 
 
 def _watch(

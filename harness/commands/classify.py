@@ -2,14 +2,17 @@
 
 `harness classify LOG...` prints, per log, the status (pass, fail, or incomplete when
 the log ends without an outcome), the furthest stage, the reason and the deciding
-line. `harness classify RUN` re-judges every cell of a run from its console logs and
-shows which verdicts would change (after the pattern table improved, say).
+line. `harness classify RUN` re-judges every cell of a run from its console logs, as
+the live run judged it (harness/judge.py: the image's login and ready pattern, the
+transport check of the device probe), and shows which verdicts would change (after
+the pattern table improved, say).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +21,6 @@ from harness.cli import EXIT_FAIL, EXIT_OK
 if TYPE_CHECKING:
     from harness.console.watcher import Verdict
 
-CHUNK = 1 << 16
 # A live boot that ended without a verdict is, saved, a log that ends undecided.
 _UNDECIDED_LIVE = {"timeout", "qemu-exited"}
 
@@ -28,19 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths", type=Path, nargs="+", metavar="LOG|RUN", help="console logs, or run directories"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
-
-
-def judge_file(path: Path) -> Verdict:
-    """A saved log through the live watcher, in chunks (memory stays bounded)."""
-    from harness.console.watcher import Watcher
-    from harness.model import Login
-
-    watcher = Watcher(Login())
-    with path.open("rb") as log:
-        for chunk in iter(lambda: log.read(CHUNK), b""):
-            if watcher.feed(chunk, 0.0) is not None:
-                break
-    return watcher.end_of_log()
 
 
 def _line(path: Path, verdict: Verdict, as_json: bool) -> str:
@@ -61,6 +50,7 @@ def _line(path: Path, verdict: Verdict, as_json: bool) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from harness.errors import UsageError
+    from harness.judge import judge_log
 
     worst = EXIT_OK
     for path in args.paths:
@@ -69,24 +59,28 @@ def main(args: argparse.Namespace) -> int:
             continue
         if not path.is_file():
             raise UsageError(f"{path}: no such log or run directory")
-        verdict = judge_file(path)
+        verdict = judge_log(path)
         print(_line(path, verdict, args.json))
         worst = max(worst, EXIT_OK if verdict.status == "pass" else EXIT_FAIL)
     return worst
 
 
 def _rejudge_run(path: Path, as_json: bool) -> int:
+    from harness.catalog import Catalog, Workspace
+    from harness.judge import image_context, judge_log
     from harness.matrix.rundir import RunDir
     from harness.model import Cell
     from harness.report.results import load_final
 
     run = RunDir.open(path)
+    catalog = Catalog(Workspace.locate(os.environ), os.environ, lambda _: None, offline=True)
     changed = 0
     for record in load_final(run):
-        log = run.cell_dir(Cell.parse(record["cell"]), record.get("repeat", 0)) / "console.log"
+        cell = Cell.parse(record["cell"])
+        log = run.cell_dir(cell, record.get("repeat", 0)) / "console.log"
         if record["status"] not in ("pass", "fail") or not log.is_file():
             continue
-        verdict = judge_file(log)
+        verdict = judge_log(log, cell, image_context(catalog, cell.image))
         same = _same(record, verdict)
         changed += not same
         if as_json:
