@@ -56,6 +56,13 @@ EXPECTED = {
         "EFI stub: Exiting boot services",
         "",
     ),
+    "4-grub-error-then-loading.log": (
+        "incomplete",
+        "bootloader",
+        "log-ended",
+        "Loading initial ramdisk",
+        "",
+    ),
     # 5. A reset is a reset, whatever the firmware.
     "5-unknown-firmware-resets-once-then-login.log": ("pass", "login", "login", "login:", "prompt"),
     "5-unknown-firmware-reset-loop.log": ("fail", "initramfs", "reset-loop", "TinyFW 0.9", ""),
@@ -199,3 +206,33 @@ def test_live_a_pass_says_which_proof_it_has() -> None:
     shell.guest("harness-shell-42-ok\r\nroot@host:~# ")
     verdict = shell.wait(SETTLE_S + 0.2)
     assert verdict is not None and (verdict.status, verdict.proof) == ("pass", "shell")
+
+
+def test_a_crafted_dracut_guest_is_root_not_found_live_early_and_saved_the_same(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Kind 8 on a real console: the guest prints dracut's devexists listing every
+    second (images/tiny/faults/dracut-devexists); live, the repeat decides within
+    seconds, long before dracut's `Could not boot.`; its saved log is judged the same."""
+    out = tmp_path / "cell"
+    proc = harness(
+        "run", "fault-dracut-devexists/none/virt/pci", "--out", str(out), "--quiet", timeout=600
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    live = json.loads((out / "result.json").read_text())
+    assert (live["status"], live["stage"], live["reason"]) == (
+        "fail",
+        "initramfs",
+        "root-not-found",
+    )
+    assert "/dev/disk/by-partuuid/0a1b2c3d-02" in live["detail"]
+    assert b"Could not boot." not in (out / "console.log").read_bytes()
+    saved = harness("classify", "--json", str(out / "console.log"))
+    got = json.loads(saved.stdout)
+    assert (got["status"], got["stage"], got["reason"], got["text"], got["line"]) == (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        live["detail"],
+        live["deciding_line"],
+    )

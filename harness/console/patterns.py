@@ -63,6 +63,9 @@ class Pattern:
     # A failure that belongs to `stage` whatever the lines before it showed: the EFI
     # stub prints as the kernel's image, but its fatal errors mean the kernel never ran.
     exact: bool = False
+    # Progress that shows the soft error before it, in the same stage, did not stop
+    # the boot (GRUB goes on to load a kernel after an unknown command in grub.cfg).
+    clears_hint: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -146,6 +149,7 @@ TABLE: tuple[Pattern, ...] = (
         "bootloader",
         r"^Loading Linux .*\.\.\.|^Loading initial ramdisk \.\.\."
         r"|^ *Booting (?:`[^']*'|a command list)",
+        clears_hint=True,
     ),
     # "error: <msg>." (2.12 and Fedora add "file.c:NNN:"); good boots print many.
     Pattern("grub-error", H, "bootloader", r"^error: (?:\S+\.c:\d+:)?.+", "bootloader-error"),

@@ -202,6 +202,8 @@ class Watcher:
         if reset and self._count_reset(line):
             return True
         for row in self.table.stages(line.text):
+            if row.clears_hint and self._hint is not None and self._hint.stage == row.stage:
+                self._hint = None
             self._reach(row.stage, now)
             if row.stage == "login" and not self._login_line.number:
                 self._login_line = line
