@@ -236,3 +236,18 @@ def test_a_crafted_dracut_guest_is_root_not_found_live_early_and_saved_the_same(
         live["detail"],
         live["deciding_line"],
     )
+
+
+def test_a_firmware_that_prints_one_line_before_its_loader_resets_too() -> None:
+    boot = (
+        "TinyFW 0.9: memory map ready\r\n  Booting `Debian GNU/Linux'\r\n"
+        "EFI stub: Booting Linux Kernel...\r\n[    1.5] Run /init as init process\r\n"
+    )
+    live = Live()
+    assert live.guest(boot * 2) is None
+    assert live.watcher.stage == "initramfs"
+    verdict = live.guest(boot)
+    assert verdict is not None and (verdict.reason, verdict.text) == (
+        "reset-loop",
+        "TinyFW 0.9: memory map ready",
+    )

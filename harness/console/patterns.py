@@ -140,8 +140,14 @@ TABLE: tuple[Pattern, ...] = (
         "firmware-crash",
     ),
     # --- bootloader (GRUB 2) -------------------------------------------------------
-    Pattern("grub-banner", S, "bootloader", r"Welcome to GRUB!|GNU GRUB +version \d"),
-    Pattern("u-boot", S, "bootloader", r"^U-Boot (?:SPL )?\d{4}\.\d{2}|^Starting kernel \.\.\."),
+    Pattern("grub-banner", S, "bootloader", r"Welcome to GRUB!|GNU GRUB +version \d", restart=True),
+    Pattern(
+        "u-boot",
+        S,
+        "bootloader",
+        r"^U-Boot (?:SPL )?\d{4}\.\d{2}|^Starting kernel \.\.\.",
+        restart=True,
+    ),
     # Debian/Ubuntu grub.cfg echo lines and GRUB's own menu notice.
     Pattern(
         "grub-loading",
