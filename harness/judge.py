@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 CHUNK = 1 << 16
 
 
-def watcher_for(image: Image, login: Login | None = None, start: float = 0.0) -> Watcher:
+def watcher_for(
+    image: Image, login: Login | None = None, start: float = 0.0, own_log: bool = False
+) -> Watcher:
     """The watcher for `image`: its login (or `login`, the one a boot made, e.g. a
-    cloud image's per-cell password) and its ready pattern (an installer's screen)."""
-    return Watcher(login or image.login, start, ready=image.ready)
+    cloud image's per-cell password) and its ready pattern (an installer's screen);
+    `own_log` for a saved log of our own boot (its login conversation was ours)."""
+    return Watcher(login or image.login, start, ready=image.ready, own_log=own_log)
 
 
 def judged(cell: Cell, image: Image, verdict: Verdict) -> Verdict:
@@ -42,9 +45,11 @@ def judged(cell: Cell, image: Image, verdict: Verdict) -> Verdict:
 
 def judge_log(path: Path, cell: Cell | None = None, image: Image | None = None) -> Verdict:
     """A saved console log judged as its cell was live, read in chunks (memory stays
-    bounded). Without a cell and image: a log of unknown origin (default login, no
-    ready pattern, no transport check). Raises OSError if `path` cannot be read."""
-    watcher = watcher_for(image) if image is not None else Watcher(Login())
+    bounded). With them, a log of our own run: the login conversation in it was the
+    harness's. Without: a log of unknown origin (default login, no ready pattern, no
+    transport check; a login prompt reached is its pass). Raises OSError if `path`
+    cannot be read."""
+    watcher = watcher_for(image, own_log=True) if image is not None else Watcher(Login())
     with path.open("rb") as log:
         for chunk in iter(lambda: log.read(CHUNK), b""):
             if watcher.feed(chunk, 0.0) is not None:

@@ -251,3 +251,16 @@ def test_a_firmware_that_prints_one_line_before_its_loader_resets_too() -> None:
         "reset-loop",
         "TinyFW 0.9: memory map ready",
     )
+
+
+def test_our_own_log_keeps_its_refused_login_a_failure(tmp_path: Path) -> None:
+    """Re-judging our run: the refusals in the log were the harness's own attempts."""
+    from harness.judge import judge_log
+    from harness.model import Cell, Image
+
+    log = tmp_path / "console.log"
+    log.write_bytes(b"vm1 login: root\r\nLogin incorrect\r\n\r\nvm1 login: ")
+    cell = Cell("img", "none", "virt", "pci")
+    own = judge_log(log, cell, Image("img", None))
+    assert (own.status, own.reason) == ("fail", "login-failed")
+    assert judge_log(log).status == "pass"  # someone else's log

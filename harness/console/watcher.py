@@ -71,11 +71,15 @@ class Watcher:
         table: PatternTable | None = None,
         probe: bool = True,
         ready: str = "",
+        own_log: bool = False,
     ):
         self.login = login
         self.probe = probe
         # What counts as up for an image without a login (an installer's first screen).
         self.ready = re.compile(ready) if ready else None
+        # A saved log of our own boot: the login conversation in it is the harness's,
+        # so a refused login fails it as it failed live.
+        self.own_log = own_log
         self.findings: Findings | None = None
         self._probe_lines: list[str] | None = None
         self.table = table or PatternTable()
@@ -150,7 +154,7 @@ class Watcher:
             return self._decide("pass", "login", "login", self._proof)
         if self._pending is not None:
             return self._decide_pending()
-        if self._cycle == "login":  # a prompt reached, then someone else's conversation
+        if self._cycle == "login" and not self.own_log:  # then someone else's conversation
             self._proof_kind = self._proof_kind or "prompt"
             return self._decide("pass", "login", "login", self._login_line)
         return self._undecided("incomplete", "log-ended")
@@ -322,10 +326,17 @@ class Watcher:
             return self._saved_log_ends_at(prompt, tail, now)
         return self._answer(prompt, tail, now)
 
-    def _saved_log_ends_at(self, prompt: Pattern, tail: Line, now: float) -> Verdict:
+    def _saved_log_ends_at(self, prompt: Pattern, tail: Line, now: float) -> Verdict | None:
         """A saved log that ends waiting at a login, password or shell prompt reached
-        login: someone else's conversation there (a refused password) is not ours."""
+        login: someone else's conversation there (a refused password) is not ours.
+        In our own log the conversation was the harness's: refused, it failed."""
         self._reach("login", now)
+        if self.own_log:
+            refusal = self._refusal()
+            if refusal is not None:
+                return self._decide("fail", "login", "login-failed", refusal)
+            if prompt.kind is Kind.PASSWORD_PROMPT:
+                return None
         self._proof_kind = self._proof_kind or "prompt"
         return self._decide("pass", "login", "login", tail)
 
