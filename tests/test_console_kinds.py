@@ -71,6 +71,13 @@ EXPECTED = {
     "6-glib-error.log": ("fail", "firmware", "emulator-crash", "assertion failed", ""),
     "6-shell-reports-qemu-abort.log": ("fail", "bootloader", "emulator-crash", "zsh: abort", ""),
     "6-aborted-core-dumped-last.log": ("fail", "initramfs", "emulator-crash", "Aborted", ""),
+    "6-segfault-then-the-host-prompt.log": (
+        "fail",
+        "initramfs",
+        "emulator-crash",
+        "Segmentation fault",
+        "",
+    ),
     # 7. The cause before the symptom.
     "7-systemd-device-timeout-then-emergency.log": (
         "fail",

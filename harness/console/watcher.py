@@ -304,6 +304,10 @@ class Watcher:
             if failure is not None:
                 self._reach(failure.stage, now)
                 return self._decide("fail", self.stage, failure.reason, tail)
+        last = self.table.first(Kind.FAIL_PROMPT, self._last_line.text)
+        if not live and last is not None and last.stage == "none":
+            # The emulator's end, then the prompt of the terminal it ran in.
+            return self._decide("fail", self.stage, last.reason, self._last_line)
         found = (
             (p, tail)
             for tail in tails
