@@ -29,12 +29,24 @@ _ESCAPE = re.compile(
 _UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*|[PX^_][^\x1b]*|[()*+])?\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_END = re.compile(r"\r\n|\n|\r")
+# What a copy from a terminal adds after the last line (zsh's PROMPT_EOL_MARK, a prompt).
+_STRAY_END = re.compile(r"\s*[%$#]\s*$")
 
 
 @dataclass(frozen=True)
 class Line:
     number: int  # 1-based, counting newlines as a text editor does
     text: str
+
+
+def saved_log_tails(partial: Line, last: Line) -> list[Line]:
+    """Where a prompt may wait at the end of a saved log, in the order to try: the
+    text after the last line end (`partial`), that text less what a copy from a
+    terminal adds (`%`, `$`), or, if nothing is left, the last non-blank line (`last`):
+    a saved log ends where the console went quiet, newline or not."""
+    bare = Line(partial.number, _STRAY_END.sub("", partial.text))
+    tails = [partial, bare] if partial.text.strip() else []
+    return tails if bare.text.strip() else [*tails, last]
 
 
 def clean(text: str) -> str:

@@ -36,7 +36,7 @@ from harness.console import probe
 from harness.console.patterns import Kind, Pattern, PatternTable, hook_device
 from harness.console.probe import Findings
 from harness.console.resets import EarliestLines
-from harness.console.text import ConsoleText, Line
+from harness.console.text import ConsoleText, Line, saved_log_tails
 from harness.console.verdict import Hint, Talk
 from harness.console.verdict import Reply as Reply
 from harness.console.verdict import Verdict as Verdict
@@ -59,8 +59,6 @@ _OVERRUN = re.compile(
     r"|\s+(?:Starting|Stopping|Reloading|Mounting|Unmounting|Activating|Deactivating) \S"
 )
 _PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
-# What a copy from a terminal adds after the last line (zsh's PROMPT_EOL_MARK, a prompt).
-_STRAY_END = re.compile(r"\s*[%$#]\s*$")
 
 
 class Watcher:
@@ -282,18 +280,9 @@ class Watcher:
             self._probe_lines.append(text)
 
     # --- the end of the output: prompts and the login conversation -----------------
-    def _tails(self, live: bool) -> list[Line]:
-        """Where a prompt may wait: live, the text after the last line end; in a saved
-        log also that text less what a terminal copy adds, or else the last line."""
-        tail = self._text.partial
-        if live:
-            return [tail]
-        bare = Line(tail.number, _STRAY_END.sub("", tail.text))
-        tails = [tail, bare] if tail.text.strip() else []
-        return tails if bare.text.strip() else [*tails, self._last_line]
-
     def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
-        tails = self._tails(live)
+        partial = self._text.partial
+        tails = [partial] if live else saved_log_tails(partial, self._last_line)
         for tail in tails:
             if self.ready and self.ready.search(tail.text):
                 self._reach("login", now)
