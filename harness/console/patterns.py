@@ -66,6 +66,8 @@ class Pattern:
     # Progress that shows the soft error before it, in the same stage, did not stop
     # the boot (GRUB goes on to load a kernel after an unknown command in grub.cfg).
     clears_hint: bool = False
+    # The component gave up: a repeating cause seen before it decides now.
+    gives_up: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -289,7 +291,14 @@ TABLE: tuple[Pattern, ...] = (
         decides_when_repeated=True,
     ),
     # dracut gives up; the emergency hooks then say which device never showed up.
-    Pattern("dracut-gave-up", H, "initramfs", r"Warning: Could not boot\.", "emergency-shell"),
+    Pattern(
+        "dracut-gave-up",
+        H,
+        "initramfs",
+        r"Warning: Could not boot\.",
+        "emergency-shell",
+        gives_up=True,
+    ),
     Pattern(
         "dracut-no-device",
         F,

@@ -231,9 +231,7 @@ class Watcher:
         it may lead to; a repeating cause decides. True if it decided."""
         self._reach(hint.stage, now)
         seen = Hint(hint, line, self.stage)
-        if self._pending is not None and (
-            hint == self._pending.pattern or hint.name == "dracut-gave-up"
-        ):
+        if self._pending is not None and (hint == self._pending.pattern or hint.gives_up):
             self._decide_pending()
             return True
         if hint.decides_when_repeated:
