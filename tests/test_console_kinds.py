@@ -271,3 +271,13 @@ def test_our_own_log_keeps_its_refused_login_a_failure(tmp_path: Path) -> None:
     own = judge_log(log, cell, Image("img", None))
     assert (own.status, own.reason) == ("fail", "login-failed")
     assert judge_log(log).status == "pass"  # someone else's log
+
+
+def test_short_first_lines_are_no_firmware_sequence() -> None:
+    live = Live()
+    live.guest("OK\r\nTinyFW 0.9: memory map ready\r\n  Booting `Debian GNU/Linux'\r\n")
+    live.guest("[    1.5] Run /init as init process\r\nOK\r\nOK\r\n")
+    assert live.watcher.verdict is None
+    again = "TinyFW 0.9: memory map ready\r\n[    1.5] Run /init as init process\r\n"
+    verdict = live.guest(again * 2)
+    assert verdict is not None and verdict.reason == "reset-loop"

@@ -9,6 +9,7 @@ reset, found without knowing the firmware.
 from __future__ import annotations
 
 EARLIEST = 2  # the most first lines that make the sequence
+DISTINCT = 8  # a shorter line ("OK", ".") says nothing of who printed it
 
 
 def _key(text: str) -> str:
@@ -29,7 +30,7 @@ class EarliestLines:
         (`past_firmware`: the line itself showed the bootloader or a later stage). A
         log that starts there has no firmware sequence: its loader's and kernel's
         restart banners are table rows."""
-        if not self._learning:
+        if not self._learning or (len(_key(text)) < DISTINCT and not past_firmware):
             return
         if not past_firmware:
             self._lines.append(_key(text))
