@@ -39,6 +39,14 @@ EXPECTED = {
         "",
     ),
     "3-oops-after-a-typed-command.log": ("fail", "login", "kernel-oops", "Oops", ""),
+    # The QEMU command line a report starts with is the host's shell, not the guest's.
+    "3-host-command-line-then-the-boot.log": (
+        "incomplete",
+        "initramfs",
+        "log-ended",
+        "Waiting for root",
+        "",
+    ),
     "3-loader-crash-after-bds.log": ("fail", "bootloader", "firmware-crash", "Synchronous", ""),
     # 4. Loader failures decide; a GRUB error the boot went past never does.
     "4-efi-stub-cannot-relocate.log": (

@@ -345,8 +345,21 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "shell-command": (
-        ["$ uname -a", "root@vm1:~# cat /proc/cmdline", "[root@fedora ~]# ls /", "~ $ dmesg"],
-        ["# a comment line", "$ ", "price: 5$ only", "# systemctl start x"],
+        [
+            "$ uname -a",
+            "root@vm1:~# cat /proc/cmdline",
+            "[root@fedora ~]# ls /",
+            "~ $ dmesg",
+            "user@host:~/qemu$ ./run-test",
+        ],
+        [
+            "# a comment line",
+            "$ ",
+            "price: 5$ only",
+            "# systemctl start x",
+            "$ qemu-system-aarch64 -M virt -nographic",
+            "user@host:~$ ./run-qemu.sh",
+        ],
     ),
     "emulator-died": (
         [

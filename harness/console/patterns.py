@@ -377,12 +377,14 @@ TABLE: tuple[Pattern, ...] = (
     # (how a saved log shows that login was reached).
     Pattern("login-answered", S, "login", r"^(?:\S+ )?login: \S+\s*$"),
     # A shell prompt with a command typed after it ("$ uname -a", "root@vm1:~# ls"):
-    # someone is at a shell. Bare "# " is left out: config files start lines with it.
+    # someone is at the guest's shell. Bare "# " is left out (config files start lines
+    # with it), and so is a command running QEMU: the host's shell, as a report starts.
     Pattern(
         "shell-command",
         S,
         "login",
-        r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]|(?:[~/]\S* )?\$) \w",
+        r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]|(?:[~/]\S* )?\$)"
+        r" (?!.*\bqemu)[\w./~-]",
     ),
     Pattern("password-prompt", Kind.PASSWORD_PROMPT, "login", r"[Pp]assword: ?$"),
     # "root@host:~# ", "[root@host ~]# ", "/ # ", "sh-5.2# ", "~ $ ". Only ever a
