@@ -5,6 +5,7 @@ matrix.yaml to cells to QEMU argv to the console watcher to the reports.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +16,79 @@ from harness.errors import UsageError
 TRANSPORTS = ("mmio", "pci")
 # How far a boot got, in order; "none" means the console stayed silent.
 STAGES = ("none", "firmware", "bootloader", "kernel", "initramfs", "userspace", "login")
-# pass/fail are the guest's; error is the host's (never retried as a guest failure);
-# skip is a cell that could not run here (machine type missing, offline...).
-STATUSES = ("pass", "fail", "error", "skip")
 NO_FIRMWARE = "none"
 # The most of one console log that is kept (a flooding guest must not fill the disk).
 DEFAULT_LOG_CAP = 64 << 20
 HOST_FIRMWARE = "aavmf"
+
+
+class Outcome(str, enum.Enum):
+    """How a cell ended, and what that means. A str, so records, JSON and comparisons
+    with the plain words keep working (`Outcome.PASS == "pass"`).
+
+    Whose word it is: pass, fail and incomplete are the guest's (the console watcher's
+    verdict; incomplete only for a saved log that ends undecided); error is the host's
+    (never retried as a guest failure); skip is a cell that could not run here; xfail
+    and xpass are a guest's verdict judged against an expected failure; unstable is
+    the repeats of a cell disagreeing. The properties below are the only place that
+    groups them: reports, comparisons, exports and exit statuses read them.
+    """
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIP = "skip"
+    XFAIL = "xfail"
+    XPASS = "xpass"
+    UNSTABLE = "unstable"
+    INCOMPLETE = "incomplete"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __hash__(self) -> int:  # as the plain word's, so either finds the other in a dict
+        return hash(self.value)
+
+    @property
+    def is_guest(self) -> bool:
+        """The guest's own verdict, with no expectation applied."""
+        return self in (Outcome.PASS, Outcome.FAIL, Outcome.INCOMPLETE)
+
+    @property
+    def is_host(self) -> bool:
+        """The host failed: no verdict about the guest."""
+        return self is Outcome.ERROR
+
+    @property
+    def is_expectation(self) -> bool:
+        """A guest verdict judged against a failure matrix.yaml expects."""
+        return self in (Outcome.XFAIL, Outcome.XPASS)
+
+    @property
+    def reached_login(self) -> bool:
+        """The guest booted to a login, expected or not (what an OS can do)."""
+        return self in (Outcome.PASS, Outcome.XPASS)
+
+    @property
+    def is_good(self) -> bool:
+        """A boot that met its expectation: a pass, or an expected failure failing the
+        expected way (not a regression when it keeps doing so)."""
+        return self in (Outcome.PASS, Outcome.XFAIL)
+
+    @property
+    def is_bad(self) -> bool:
+        """A boot that did not meet its expectation."""
+        return self in (Outcome.FAIL, Outcome.XPASS)
+
+    @property
+    def met(self) -> bool:
+        """Nothing to act on: good, or skipped (`harness matrix` exits 0 on these)."""
+        return self.is_good or self is Outcome.SKIP
+
+    @property
+    def needs_why(self) -> bool:
+        """Reports show its stage and reason (everything but a plain pass or skip)."""
+        return self not in (Outcome.PASS, Outcome.SKIP)
 
 
 @dataclass(frozen=True, order=True)
@@ -99,7 +166,7 @@ class CellResult:
     """What one boot of a cell ended with; `to_json` is result.json."""
 
     cell: Cell
-    status: str
+    status: Outcome  # pass, fail, error or skip
     stage: str
     reason: str
     detail: str = ""
@@ -123,7 +190,7 @@ class CellResult:
     def summary(self) -> str:
         """The one line `harness run` ends with."""
         words = [self.status.upper(), self.cell.id, self.stage]
-        if self.status != "pass":
+        if self.status is not Outcome.PASS:
             words.append(self.reason)
         return " ".join([*words, f"{self.duration_s:.1f}s"])
 
@@ -136,7 +203,7 @@ class CellResult:
             "machine": self.cell.machine,
             "transport": self.cell.transport,
             "accel": self.accel,
-            "status": self.status,
+            "status": self.status.value,
             "stage": self.stage,
             "reason": self.reason,
             "detail": self.detail,

@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.boot import Boot, BootOptions, Show, boot
 from harness.errors import CellSkipped, InfraError
 from harness.host import Host
-from harness.model import Cell, CellResult, Firmware, Image
+from harness.model import Cell, CellResult, Firmware, Image, Outcome
 
 RESULT = "result.json"
 
@@ -52,8 +52,8 @@ def run_cell(
 
     def error(reason: str, detail: str, stage: str = "none") -> CellResult:
         return CellResult(
-            cell, "error", stage, reason, detail=detail, started_at=started, host=host.facts(),
-            duration_s=time.monotonic() - clock, image_digest=digests[0],
+            cell, Outcome.ERROR, stage, reason, detail=detail, started_at=started,
+            host=host.facts(), duration_s=time.monotonic() - clock, image_digest=digests[0],
             firmware_digest=digests[1], log_path=_log_path(out),
         )  # fmt: skip
 
@@ -66,7 +66,7 @@ def run_cell(
     except InfraError as e:
         result = error(e.reason, str(e), e.stage)
     except CellSkipped as e:
-        result = dataclasses.replace(error(e.reason, str(e)), status="skip")
+        result = dataclasses.replace(error(e.reason, str(e)), status=Outcome.SKIP)
     except OSError as e:  # the host's disk: full, read-only...
         result = error("host-error", f"{e.strerror or e}: {e.filename or out}")
     except KeyboardInterrupt:
@@ -88,7 +88,7 @@ def _from_boot(
     verdict = finished.verdict
     return CellResult(
         cell=cell,
-        status=verdict.status,
+        status=Outcome(verdict.status),
         stage=verdict.stage,
         reason=verdict.reason,
         detail=verdict.text,

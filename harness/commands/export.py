@@ -46,7 +46,7 @@ def _libvirt(args: argparse.Namespace, catalog, host) -> int:  # type: ignore[no
     from harness.errors import UsageError
     from harness.export.libvirt import domain_name, domain_xml, write_domain
     from harness.matrix.rundir import RunDir
-    from harness.model import Cell
+    from harness.model import Cell, Outcome
     from harness.report.results import load_final
 
     setup = cell_setup(catalog, host)
@@ -64,7 +64,7 @@ def _libvirt(args: argparse.Namespace, catalog, host) -> int:  # type: ignore[no
         return EXIT_OK
     run = RunDir.open(args.run)
     out = args.out or run.path / "libvirt"
-    passing = [r for r in load_final(run) if r["outcome"] in ("pass", "xpass")]
+    passing = [r for r in load_final(run) if Outcome(r["outcome"]).reached_login]
     for record in passing:
         cell = Cell.parse(record["cell"])
         xml = domain_xml(

@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.cells import check_cell
     from harness.commands.common import cell_setup, discover_host, open_catalog
     from harness.errors import UsageError
-    from harness.model import Cell
+    from harness.model import Cell, Outcome
     from harness.runner import CellSetup
 
     say = _printer(args.quiet)
@@ -93,11 +93,11 @@ def main(args: argparse.Namespace) -> int:
     result = run_cell(cell, setup, host, out, options, show, say)
     if show is not None:
         sys.stdout.write("\n")
-    if result.status in ("error", "skip"):
+    if result.status in (Outcome.ERROR, Outcome.SKIP):
         print(f"harness run: {result.detail}", file=sys.stderr)
     print(result.summary(), flush=True)
     say(f"results in {out}")
-    return {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(result.status, EXIT_ERROR)
+    return {Outcome.PASS: EXIT_OK, Outcome.FAIL: EXIT_FAIL}.get(result.status, EXIT_ERROR)
 
 
 def _adhoc_image(args: argparse.Namespace) -> Image:

@@ -13,9 +13,13 @@ from collections import defaultdict
 from typing import Any
 
 from harness.host import machine_sort_key
+from harness.model import Outcome
 
 SCHEMA = "harness-os-facts/1"
-GOOD = {"pass", "xpass"}
+
+
+def _reached_login(record: dict[str, Any]) -> bool:
+    return Outcome(record["outcome"]).reached_login
 
 
 def _os_of(records: list[dict[str, Any]], labels: dict[str, str], image: str) -> dict[str, str]:
@@ -36,13 +40,13 @@ def facts(
     """The facts document; `labels` names each image's OS where no guest said it."""
     by_image: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        if record["outcome"] != "skip":
+        if record["outcome"] != Outcome.SKIP:
             by_image[record["image"]].append(record)
     oses = []
     for image, cells in by_image.items():
         pci_default: dict[str, dict[str, Any]] = {}
         for record in cells:
-            ok = record["outcome"] in GOOD
+            ok = _reached_login(record)
             if record["transport"] == "pci":
                 verdict = pci_default.setdefault(record["machine"], {"safe": True, "failures": []})
                 if not ok:
@@ -54,11 +58,11 @@ def facts(
             "os": _os_of(cells, labels, image),
             "reached_login": sorted(
                 f"{r['firmware']}/{r['machine']}/{r['transport']}"
-                for r in cells if r["outcome"] in GOOD
+                for r in cells if _reached_login(r)
             ),
             "did_not": sorted(
                 f"{r['firmware']}/{r['machine']}/{r['transport']}: {r['stage']} {r['reason']}"
-                for r in cells if r["outcome"] not in GOOD
+                for r in cells if not _reached_login(r)
             ),
             "virtio_pci_default_safe": dict(
                 sorted(pci_default.items(), key=lambda item: machine_sort_key(item[0]))

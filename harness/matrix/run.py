@@ -20,18 +20,18 @@ from harness.errors import UsageError
 from harness.host import Host
 from harness.matrix.expand import Expectation, Plan, Planned
 from harness.matrix.rundir import RunDir
-from harness.model import CellResult
+from harness.model import CellResult, Outcome
 from harness.runner import CellSetup, run_cell
 from harness.scheduler import ThreadScheduler
 
 
-def outcome(status: str, stage: str, reason: str, expect: Expectation | None) -> str:
+def outcome(status: Outcome, stage: str, reason: str, expect: Expectation | None) -> Outcome:
     """pass/fail/error/skip, or xfail/xpass where a failure was expected."""
-    if expect is None or status in ("error", "skip"):
+    if expect is None or not status.is_guest:
         return status
     if expect.met_by(status, stage, reason):
-        return "xfail"
-    return "xpass" if status == "pass" else status
+        return Outcome.XFAIL
+    return Outcome.XPASS if status is Outcome.PASS else status
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, Any]:
     expect = task.planned.expect
     return {
         **result.to_json(),
-        "outcome": outcome(result.status, result.stage, result.reason, expect),
+        "outcome": outcome(result.status, result.stage, result.reason, expect).value,
         "attempts": attempts,
         "repeat": task.repeat,
         "expect": dataclasses.asdict(expect) if expect else None,
@@ -53,7 +53,7 @@ def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, Any]:
 
 def skipped(task: Task) -> dict[str, Any]:
     cell = task.planned.cell
-    result = CellResult(cell, "skip", "none", "unsupported", detail=task.planned.skip)
+    result = CellResult(cell, Outcome.SKIP, "none", "unsupported", detail=task.planned.skip)
     return record_of(result, task, 0)
 
 
@@ -114,9 +114,11 @@ class MatrixRunner:
             except UsageError as e:
                 # A combination this image cannot do (UEFI-only image, direct boot):
                 # skipped with why, not an end to the whole run.
-                impossible = CellResult(planned.cell, "skip", "none", "impossible", detail=str(e))
+                impossible = CellResult(
+                    planned.cell, Outcome.SKIP, "none", "impossible", detail=str(e)
+                )
                 return record_of(impossible, task, attempts)
-            if result.status != "error" or attempts > planned.retries:
+            if not result.status.is_host or attempts > planned.retries:
                 return record_of(result, task, attempts)
 
     def _finish(self, task: Task, record: dict[str, Any]) -> None:

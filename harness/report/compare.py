@@ -2,8 +2,8 @@
 regression, fixed, still-failing, still-passing, unstable, new, missing; plus `error`
 (no verdict this time: the host failed) and `skipped`.
 
-"Good" is an outcome that met its expectation (pass, xfail): an expected failure that
-keeps failing the expected way is not a regression.
+Good and bad are `Outcome.is_good`/`is_bad`: an expected failure that keeps failing
+the expected way is not a regression.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-GOOD = {"pass", "xfail"}
-BAD = {"fail", "xpass"}
+from harness.model import Outcome
+
 REGRESSION = "regression"
 
 
@@ -21,15 +21,16 @@ def label(old: str | None, new: str | None) -> str:
         return "missing"
     if old is None:
         return "new"
-    if new == "unstable":
+    before, after = Outcome(old), Outcome(new)
+    if after is Outcome.UNSTABLE:
         return "unstable"
-    if new == "error":
+    if after.is_host:
         return "error"
-    if new == "skip" or old == "skip":
+    if Outcome.SKIP in (before, after):
         return "skipped"
-    old_good = old in GOOD
-    new_good = new in GOOD
-    if old_good and new in BAD:
+    old_good = before.is_good
+    new_good = after.is_good
+    if old_good and after.is_bad:
         return REGRESSION
     if not old_good and new_good:
         return "fixed"
@@ -63,7 +64,7 @@ def table(labels: dict[str, str], old: list[dict[str, Any]], new: list[dict[str,
 def _short(record: dict[str, Any] | None) -> str:
     if record is None:
         return "(none)"
-    outcome = str(record["outcome"])
-    if outcome in ("pass", "skip"):
-        return outcome
+    outcome = Outcome(record["outcome"])
+    if not outcome.needs_why:
+        return outcome.value
     return f"{outcome} {record['stage']} {record['reason']}"

@@ -10,16 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.host import machine_sort_key
+from harness.model import Outcome
 
 # Terminal marks, 4 wide; the legend is printed under the grid.
 MARKS = {
-    "pass": "ok",
-    "fail": "FAIL",
-    "xfail": "xf",
-    "xpass": "XP",
-    "error": "ERR",
-    "skip": "-",
-    "unstable": "~",
+    Outcome.PASS: "ok",
+    Outcome.FAIL: "FAIL",
+    Outcome.XFAIL: "xf",
+    Outcome.XPASS: "XP",
+    Outcome.ERROR: "ERR",
+    Outcome.SKIP: "-",
+    Outcome.UNSTABLE: "~",
 }
 LEGEND = (
     "ok pass, FAIL fail, xf expected failure, XP unexpected pass, ERR error, - skip, ~ unstable"
@@ -59,7 +60,7 @@ def render_text(grid: Grid) -> str:
         for transport in transports:
             records = [grid.at((image, firmware), (m, transport)) for m in machines]
             if any(records):
-                marks = [MARKS.get(r["outcome"], "?") if r else "" for r in records]
+                marks = [MARKS.get(Outcome(r["outcome"]), "?") if r else "" for r in records]
                 marked[f"{image} / {firmware} / {transport}"] = marks
     width = max([len(label) for label in marked] + [10])
     short = [m.removeprefix("virt-") for m in machines]
@@ -75,7 +76,7 @@ def problems(grid: Grid) -> list[str]:
     """One line per cell that did not plainly pass: what happened, where, why."""
     out = []
     for record in grid.cells.values():
-        if record["outcome"] in ("pass", "skip"):
+        if not Outcome(record["outcome"]).needs_why:
             continue
         out.append(
             f"{record['outcome'].upper():<8} {record['cell']}  {record['stage']} "

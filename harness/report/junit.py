@@ -1,7 +1,8 @@
 """junit.xml for CI systems: one testcase per cell, classname = image.
 
-fail, xpass and unstable are failures (message: stage and reason), error is an
-error, skip and xfail are skipped (as pytest reports xfail); the console's tail goes
+An outcome that did not meet its expectation (fail, xpass, unstable) is a failure
+(message: stage and reason), the host's error is an error, and what met it without a
+pass (skip, xfail) is skipped, as pytest reports xfail; the console's tail goes
 into system-out so the CI page shows why without opening the log.
 """
 
@@ -12,6 +13,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from harness.model import Outcome
 
 TAIL_LINES = 40
 # XML 1.0 cannot hold most control characters, which console logs are full of.
@@ -32,14 +35,14 @@ def console_tail(log: Path, lines: int = TAIL_LINES) -> str:
 
 
 def write_junit(path: Path, run_dir: Path, profile: str, final: list[dict[str, Any]]) -> None:
-    counts = Counter(r["outcome"] for r in final)
+    counts = Counter(_element(Outcome(r["outcome"])) for r in final)
     suite = ET.Element(
         "testsuite",
         name=f"harness.{profile}",
         tests=str(len(final)),
-        failures=str(counts["fail"] + counts["xpass"] + counts["unstable"]),
+        failures=str(counts["failure"]),
         errors=str(counts["error"]),
-        skipped=str(counts["skip"] + counts["xfail"]),
+        skipped=str(counts["skipped"]),
         time=f"{sum(r.get('duration_s') or 0 for r in final):.1f}",
     )
     for record in final:
@@ -51,17 +54,29 @@ def write_junit(path: Path, run_dir: Path, profile: str, final: list[dict[str, A
             time=f"{record.get('duration_s') or 0:.1f}",
         )
         message = _clean(f"{record['stage']} {record['reason']}: {record.get('detail') or ''}")
-        outcome = record["outcome"]
-        if outcome in ("fail", "xpass", "unstable"):
-            ET.SubElement(case, "failure", message=message, type=outcome)
-        elif outcome == "error":
+        outcome = Outcome(record["outcome"])
+        element = _element(outcome)
+        if element == "failure":
+            ET.SubElement(case, "failure", message=message, type=outcome.value)
+        elif element == "error":
             ET.SubElement(case, "error", message=message, type=record["reason"])
-        elif outcome in ("skip", "xfail"):
-            why = record.get("detail") if outcome == "skip" else f"expected failure: {message}"
+        elif element == "skipped":
+            why = (
+                record.get("detail") if outcome is Outcome.SKIP else f"expected failure: {message}"
+            )
             ET.SubElement(case, "skipped", message=_clean(why or ""))
         if record.get("log"):
             ET.SubElement(case, "system-out").text = console_tail(run_dir / record["log"])
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _element(outcome: Outcome) -> str:
+    """The JUnit element a testcase gets: "failure", "error", "skipped", or "" (passed)."""
+    if outcome.is_host:
+        return "error"
+    if not outcome.met:
+        return "failure"
+    return "" if outcome is Outcome.PASS else "skipped"
 
 
 def _clean(text: str) -> str:

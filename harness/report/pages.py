@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.model import Outcome
 from harness.report.grid import Grid, build_grid
 
 COLOURS = {
@@ -67,7 +68,7 @@ def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
     label = comparison.get(record["cell"], "new") if comparison is not None else ""
     return CellView(
         outcome=outcome,
-        why="" if outcome in ("pass", "skip") else f"{record['stage']} {record['reason']}",
+        why=f"{record['stage']} {record['reason']}" if Outcome(outcome).needs_why else "",
         seen=seen_in_guest(record),
         log=record.get("log") or "",
         label="" if label == "still-passing" else label,
@@ -112,7 +113,7 @@ def render_html(
         + html.escape(f"{r['outcome'].upper()} {r['cell']}: {r['stage']} {r['reason']}")
         + f" &mdash; {html.escape((r.get('detail') or '')[:160])}</li>"
         for r in final
-        if r["outcome"] not in ("pass", "skip")
+        if Outcome(r["outcome"]).needs_why
     ]
     return (
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

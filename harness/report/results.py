@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.matrix.rundir import RunDir, latest_per_cell
-from harness.model import Cell
+from harness.model import Cell, Outcome
 
 SCHEMA_VERSION = 1
-# Outcomes that meet their expectation; anything else makes `harness matrix` exit 1.
-MET = {"pass", "xfail", "skip"}
 
 
 def combined(outcomes: list[str]) -> str:
     """One outcome for the repeats of a cell: theirs when they agree."""
-    return outcomes[0] if len(set(outcomes)) == 1 else "unstable"
+    return outcomes[0] if len(set(outcomes)) == 1 else Outcome.UNSTABLE.value
 
 
 def final_records(
@@ -49,10 +47,10 @@ def final_records(
 
 def verdict_exit(final: list[dict[str, Any]], planned: int) -> int:
     """0 every cell met its expectation, 1 some did not, 2 errors or missing cells."""
-    outcomes = {r["outcome"] for r in final}
-    if "error" in outcomes or len(final) < planned:
+    outcomes = {Outcome(r["outcome"]) for r in final}
+    if Outcome.ERROR in outcomes or len(final) < planned:
         return 2
-    return 0 if outcomes <= MET else 1
+    return 0 if all(o.met for o in outcomes) else 1
 
 
 def load_final(run: RunDir) -> list[dict[str, Any]]:
