@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
+from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.errors import UsageError
 from harness.host import Host
-from harness.model import HOST_FIRMWARE, NO_FIRMWARE, TRANSPORTS, Cell
+from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell
 
 DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE)
 

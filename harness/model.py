@@ -13,7 +13,6 @@ from typing import Any
 
 from harness.errors import UsageError
 
-TRANSPORTS = ("mmio", "pci")
 # How far a boot got, in order; "none" means the console stayed silent.
 STAGES = ("none", "firmware", "bootloader", "kernel", "initramfs", "userspace", "login")
 NO_FIRMWARE = "none"

@@ -1,6 +1,6 @@
 """The QEMU command line of a cell: a pure function of the cell, the host's choices
-and the files prepared for it. Table-driven: the transport picks device models, the
-firmware picks pflash or -kernel; nothing else varies.
+and the files prepared for it. Table-driven: the transport picks device models from
+harness/devices.py, the firmware picks pflash or -kernel; nothing else varies.
 
 No monitor, no display, no listening socket: the serial console on stdio is the only
 channel, and user-mode networking has no host forwards.
@@ -12,12 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.devices import DEVICES, Device
 from harness.model import Cell
-
-DEVICES = {
-    "mmio": {"disk": "virtio-blk-device", "net": "virtio-net-device", "rng": "virtio-rng-device"},
-    "pci": {"disk": "virtio-blk-pci", "net": "virtio-net-pci", "rng": "virtio-rng-pci"},
-}
 
 
 @dataclass(frozen=True)
@@ -43,8 +39,10 @@ def qemu_argv(
     memory_mib: int = 1024,
     smp: int = 1,
     tcg_cpu_options: Sequence[str] = (),
+    devices: Sequence[Device] = DEVICES,
 ) -> list[str]:
-    devices = DEVICES[cell.transport]
+    """`devices` are the rows of harness/devices.py the cell gets, in order: the disk
+    row once per disk (the image's, then the extra ones), every other row once."""
     machine = cell.machine + (",gic-version=host" if accel == "kvm" else "")
     cpu = "host" if accel == "kvm" else ",".join(["max", *tcg_cpu_options])
     argv = [
@@ -79,17 +77,18 @@ def qemu_argv(
             argv += ["-append", files.append]
     disks = [(files.disk, files.disk_format, "")] if files.disk is not None else []
     disks += [(extra, "raw", ",readonly=on") for extra in files.extra_disks]
-    for index, (path, fmt, readonly) in enumerate(disks):
-        argv += [
-            "-drive", f"if=none,id=disk{index},format={fmt},file={_opt(path)}{readonly}",
-            "-device", f"{devices['disk']},drive=disk{index}",
-        ]  # fmt: skip
-    argv += [
-        "-netdev", "user,id=net0",
-        "-device", f"{devices['net']},netdev=net0",
-        "-object", "rng-random,id=rng0,filename=/dev/urandom",
-        "-device", f"{devices['rng']},rng=rng0",
-    ]  # fmt: skip
+    for device in devices:
+        if device.role == "disk":
+            for index, (path, fmt, readonly) in enumerate(disks):
+                backend = f"disk{index}"
+                argv += ["-drive", f"if=none,id={backend},format={fmt},file={_opt(path)}{readonly}"]
+                for value in device.qemu_devices(cell.transport, index, backend):
+                    argv += ["-device", value]
+            continue
+        backend = f"{device.role}0"
+        argv += [part.format(backend=backend) for part in device.backend]
+        for value in device.qemu_devices(cell.transport, 0, backend):
+            argv += ["-device", value]
     return argv
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_OK
+
+if TYPE_CHECKING:
+    from harness.catalog import Catalog
+    from harness.host import Host
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     return _libvirt(args, catalog, host)
 
 
-def _libvirt(args: argparse.Namespace, catalog, host) -> int:  # type: ignore[no-untyped-def]
+def _libvirt(args: argparse.Namespace, catalog: Catalog, host: Host) -> int:
     from harness.cells import check_cell
     from harness.commands.common import cell_setup
     from harness.errors import UsageError
@@ -56,7 +61,11 @@ def _libvirt(args: argparse.Namespace, catalog, host) -> int:  # type: ignore[no
             raise UsageError("name a CELL, or --run RUN for every passing cell of a run")
         cell = Cell.parse(args.cell)
         check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
-        xml = domain_xml(cell, setup.image(cell), setup.firmware(cell), host.qemu, accel)
+        image = setup.image(cell)
+        seeds: tuple[Path, ...] = ()
+        if image.cloud_init and args.out:
+            seeds = (_seed_beside(args.out, cell.image),)
+        xml = domain_xml(cell, image, setup.firmware(cell), host.qemu, accel, seeds)
         if args.out:
             write_domain(args.out, xml)
         else:
@@ -67,15 +76,33 @@ def _libvirt(args: argparse.Namespace, catalog, host) -> int:  # type: ignore[no
     passing = [r for r in load_final(run) if Outcome(r["outcome"]).reached_login]
     for record in passing:
         cell = Cell.parse(record["cell"])
+        # the NoCloud seed the cell booted with sits beside its console log
+        seed = run.cell_dir(cell, record.get("repeat", 0)) / "seed.iso"
+        seeds = (seed,) if seed.is_file() else ()
         xml = domain_xml(
-            cell, setup.image(cell), setup.firmware(cell), host.qemu, record.get("accel") or accel
-        )
+            cell, setup.image(cell), setup.firmware(cell), host.qemu,
+            record.get("accel") or accel, seeds,
+        )  # fmt: skip
         write_domain(out / f"{domain_name(cell)}.xml", xml)
     print(f"{len(passing)} domain XML files in {out}")
     return EXIT_OK
 
 
-def _facts(args: argparse.Namespace, catalog) -> int:  # type: ignore[no-untyped-def]
+def _seed_beside(out: Path, image: str) -> Path:
+    """A NoCloud seed for a cloud image's domain, next to its XML; says root's password."""
+    import secrets
+
+    from harness.images.seed import write_seed
+
+    seed = out.with_name(f"{out.stem}-seed.iso")
+    password = secrets.token_hex(8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_seed(seed, f"harness-{secrets.token_hex(4)}", image, password)
+    print(f"NoCloud seed {seed}: root's password is {password}")
+    return seed
+
+
+def _facts(args: argparse.Namespace, catalog: Catalog) -> int:
     from harness.export.facts import facts, markdown
     from harness.matrix.rundir import RunDir
     from harness.report.results import load_final

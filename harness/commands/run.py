@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
 from harness.commands.common import add_download_arguments, add_log_cap_argument
+from harness.devices import TRANSPORT_NAMES
 
 if TYPE_CHECKING:
     from harness.model import Cell, Image
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     adhoc.add_argument("--append", default="console=ttyAMA0", help="kernel command line")
     adhoc.add_argument("--disk", type=Path, help="disk image (raw or qcow2; never written)")
     adhoc.add_argument("--machine", default="virt", help="machine type (default: virt)")
-    adhoc.add_argument("--transport", default="pci", choices=("mmio", "pci"))
+    adhoc.add_argument("--transport", default="pci", choices=TRANSPORT_NAMES)
     adhoc.add_argument("--firmware", default="none", help="none, aavmf or a CODE file")
     adhoc.add_argument(
         "--login", metavar="USER[:PASSWORD]", help="credentials (default: none; the prompt passes)"

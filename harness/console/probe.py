@@ -11,8 +11,11 @@ kernel bound, whatever QEMU was told.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from harness.devices import DEVICES, Device, disk_device, kind_of, transport_of
 
 BEGIN, END = "harness-probe-3-begin", "harness-probe-3-end"
 # POSIX sh and busybox ash alike; one line, so no shell prompt interleaves.
@@ -29,16 +32,15 @@ SCRIPT = (
     "grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release 2>/dev/null | sed 's/^/os /'; "
     "echo harness-probe-$((1+2))-end"
 )
-# virtio device IDs (virtio spec 5.x) of the devices the harness attaches
-DEVICE_TYPES = {"1": "net", "2": "block", "4": "rng"}
-TRANSPORTS = {"virtio-mmio": "mmio", "virtio-pci": "pci"}
 _DEVICE = re.compile(r"^virtio (\S+) id=0x([0-9a-fA-F]+) driver=(\S*) transport=(\S*)$")
 # Disks that are not virtio: a root found on one was not found through the transport.
 _OTHER_DISK = re.compile(r"^/dev/(sd|hd|nvme|xvd|mmcblk|sr)")
 
 
 @dataclass(frozen=True)
-class Device:
+class Seen:
+    """One virtio device as the guest reported it."""
+
     name: str
     kind: str  # net, block, rng, or the virtio id
     driver: str
@@ -48,7 +50,7 @@ class Device:
 @dataclass(frozen=True)
 class Findings:
     kernel: str = ""
-    devices: tuple[Device, ...] = ()
+    devices: tuple[Seen, ...] = ()
     root: str = ""
     root_fs: str = ""  # "rootfs": the initramfs itself, never switched away from
     os: dict[str, str] = field(default_factory=dict)
@@ -64,7 +66,9 @@ class Findings:
         }
 
 
-def parse(lines: list[str]) -> Findings:
+def parse(lines: list[str], known: Sequence[Device] = DEVICES) -> Findings:
+    """The probe's output (the lines between its markers) read back; `known` names the
+    virtio IDs (harness/devices.py), any other is `virtio-id-XXXX`."""
     kernel, root, root_fs = "", "", ""
     devices = []
     os_release: dict[str, str] = {}
@@ -78,19 +82,29 @@ def parse(lines: list[str]) -> Findings:
             os_release[key] = value.strip().strip('"')
         elif match := _DEVICE.match(line):
             name, device_id, driver, parent = match.groups()
-            kind = DEVICE_TYPES.get(device_id.lstrip("0") or "0", f"virtio-id-{device_id}")
-            devices.append(Device(name, kind, driver, TRANSPORTS.get(parent, parent or "none")))
+            kind = kind_of(int(device_id, 16), known) or f"virtio-id-{device_id}"
+            devices.append(Seen(name, kind, driver, transport_of(parent) if parent else "none"))
     return Findings(kernel, tuple(devices), root, root_fs.strip(), os_release)
 
 
-def mismatch(transport: str, findings: Findings, has_disk: bool) -> str:
-    """Why the devices the guest sees are not all on `transport`; "" when they are."""
+def mismatch(
+    transport: str, findings: Findings, has_disk: bool, devices: Sequence[Device] = DEVICES
+) -> str:
+    """Why the devices the guest sees are not all on `transport`; "" when they are.
+    With a disk, the guest must see the disk row's virtio device, and a root on a
+    disk must be one of that row's names (vd* for virtio-blk)."""
     off = [d for d in findings.devices if d.transport != transport]
     if off:
         listed = ", ".join(f"{d.kind} {d.name} on {d.transport}" for d in off)
         return f"expected every virtio device on {transport}, but the guest has {listed}"
-    if has_disk and not any(d.kind == "block" for d in findings.devices):
-        return f"the guest sees no virtio block device on {transport}"
-    if has_disk and _OTHER_DISK.match(findings.root):
+    disk = disk_device(devices)
+    if has_disk and not any(d.kind == disk.kind for d in findings.devices):
+        return f"the guest sees no virtio {disk.kind} device on {transport}"
+    if has_disk and _on_other_disk(findings.root, disk):
         return f"the root file system is on {findings.root}, not on a virtio disk"
     return ""
+
+
+def _on_other_disk(root: str, disk: Device) -> bool:
+    found = _OTHER_DISK.match(root)
+    return found is not None and found.group(1) != disk.guest_names

@@ -7,12 +7,16 @@ bus as the harness's own QEMU command line has it.
 from __future__ import annotations
 
 import re
+import string
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from harness.devices import DEVICES, TRANSPORTS, Device
 from harness.model import Cell, Firmware, Image
 
-# The order the harness adds devices to QEMU: disk(s), then network, then rng.
+# QEMU's virt machine has its PCI host bridge in slot 0; devices follow in the order
+# the harness gives them to QEMU (harness/devices.py).
 _FIRST_SLOT = 1
 
 
@@ -20,7 +24,19 @@ def domain_name(cell: Cell) -> str:
     return "harness-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", cell.id).strip("_")
 
 
-def domain_xml(cell: Cell, image: Image, firmware: Firmware, qemu: str, accel: str) -> str:
+def domain_xml(
+    cell: Cell,
+    image: Image,
+    firmware: Firmware,
+    qemu: str,
+    accel: str,
+    extra_disks: Sequence[Path] = (),
+    table: Sequence[Device] = DEVICES,
+) -> str:
+    """The domain XML (a str) of `cell`: the image's disk, then `extra_disks` (read-only,
+    raw, e.g. a NoCloud seed) on the disk row of `table`, then its other rows, in the
+    order of the harness's QEMU command line so PCI slots match. Raises ValueError for
+    a row whose libvirt element has no builder here."""
     domain = ET.Element("domain", type="kvm" if accel == "kvm" else "qemu")
     ET.SubElement(domain, "name").text = domain_name(cell)
     ET.SubElement(domain, "memory", unit="MiB").text = str(image.memory_mib)
@@ -38,22 +54,26 @@ def domain_xml(cell: Cell, image: Image, firmware: Firmware, qemu: str, accel: s
     devices = ET.SubElement(domain, "devices")
     ET.SubElement(devices, "emulator").text = qemu
     slots = iter(range(_FIRST_SLOT, 32))
-    if image.disk is not None:
-        disk = ET.SubElement(devices, "disk", type="file", device="disk")
-        ET.SubElement(disk, "driver", name="qemu", type=image.disk_format)
-        ET.SubElement(disk, "source", file=str(image.disk))
-        ET.SubElement(disk, "target", dev="vda", bus="virtio")
-        _address(disk, cell.transport, slots)
-    interface = ET.SubElement(devices, "interface", type="user")
-    ET.SubElement(interface, "model", type="virtio")
-    _address(interface, cell.transport, slots)
+    disks = ([(image.disk, image.disk_format, False)] if image.disk is not None else []) + [
+        (extra, "raw", True) for extra in extra_disks
+    ]
+    for row in table:
+        if row.libvirt == "disk":
+            _disks(devices, row, disks, cell.transport, slots)
+        elif row.libvirt == "interface":
+            interface = ET.SubElement(devices, "interface", type="user")
+            ET.SubElement(interface, "model", type="virtio")
+            _address(interface, cell.transport, slots)
+        elif row.libvirt == "rng":
+            rng = ET.SubElement(devices, "rng", model="virtio")
+            ET.SubElement(rng, "backend", model="random").text = "/dev/urandom"
+            _address(rng, cell.transport, slots)
+        else:
+            raise ValueError(f"no libvirt element for device {row.name} ({row.libvirt!r})")
     serial = ET.SubElement(devices, "serial", type="pty")
     ET.SubElement(serial, "target", port="0")
     console = ET.SubElement(devices, "console", type="pty")
     ET.SubElement(console, "target", type="serial", port="0")
-    rng = ET.SubElement(devices, "rng", model="virtio")
-    ET.SubElement(rng, "backend", model="random").text = "/dev/urandom"
-    _address(rng, cell.transport, slots)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode") + "\n"
 
@@ -74,11 +94,38 @@ def _os(node: ET.Element, cell: Cell, image: Image, firmware: Firmware) -> None:
         ET.SubElement(node, "cmdline").text = image.append
 
 
-def _address(device: ET.Element, transport: str, slots: object) -> None:
-    if transport == "mmio":
-        ET.SubElement(device, "address", type="virtio-mmio")
+def _disks(
+    devices: ET.Element,
+    row: Device,
+    disks: list[tuple[Path, str, bool]],
+    transport: str,
+    slots: Iterator[int],
+) -> None:
+    """Every disk on the row's bus, behind its controller when it has one (virtio-scsi),
+    which then takes the transport's address instead of each disk."""
+    if row.libvirt_controller and disks:
+        controller = ET.SubElement(
+            devices, "controller", type=row.libvirt_bus, index="0", model=row.libvirt_controller
+        )
+        _address(controller, transport, slots)
+    for index, (path, disk_format, readonly) in enumerate(disks):
+        disk = ET.SubElement(devices, "disk", type="file", device="disk")
+        ET.SubElement(disk, "driver", name="qemu", type=disk_format)
+        ET.SubElement(disk, "source", file=str(path))
+        name = f"{row.guest_names}{string.ascii_lowercase[index]}"
+        ET.SubElement(disk, "target", dev=name, bus=row.libvirt_bus)
+        if readonly:
+            ET.SubElement(disk, "readonly")
+        if not row.libvirt_controller:
+            _address(disk, transport, slots)
+
+
+def _address(device: ET.Element, transport: str, slots: Iterator[int]) -> None:
+    kind = next(t.libvirt_address for t in TRANSPORTS if t.name == transport)
+    if kind != "pci":
+        ET.SubElement(device, "address", type=kind)
         return
-    slot = next(slots)  # type: ignore[call-overload]
+    slot = next(slots)
     ET.SubElement(
         device,
         "address",

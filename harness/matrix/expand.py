@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
+from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.host import machine_sort_key
-from harness.model import HOST_FIRMWARE, NO_FIRMWARE, TRANSPORTS, Cell, Login
+from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Login
 from harness.yamlfile import FileErrors, key_of, line_of
 
 AXES = ("image", "firmware", "machine", "transport")

@@ -1,0 +1,102 @@
+"""The one table of what a transport and a device mean: the QEMU device models per
+transport, the libvirt element, and what the in-guest probe reads back from sysfs.
+The QEMU command line (qemu_argv.py), the probe's check (console/probe.py), the
+libvirt export (export/libvirt.py), `harness run --transport` and the schemas'
+transport enums all read it; adding a device is one row here (plus, for a libvirt
+element the export does not know yet, its builder there).
+
+Sources: QEMU's device names (`qemu-system-aarch64 -device help`); virtio device IDs
+from the virtio 1.2 specification, section 5 ("Device Types"); the sysfs driver
+names from Linux drivers/virtio/virtio_mmio.c and virtio_pci_common.c; libvirt's
+domain XML (https://libvirt.org/formatdomain.html).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How virtio devices reach the guest: a cell's TRANSPORT."""
+
+    name: str  # the cell's word: mmio, pci
+    sysfs_driver: str  # the driver of a virtio device's parent in the guest's sysfs
+    libvirt_address: str  # <address type=...> in libvirt's domain XML
+
+
+TRANSPORTS: tuple[Transport, ...] = (
+    Transport("mmio", "virtio-mmio", "virtio-mmio"),
+    Transport("pci", "virtio-pci", "pci"),
+)
+TRANSPORT_NAMES: tuple[str, ...] = tuple(t.name for t in TRANSPORTS)
+
+
+@dataclass(frozen=True)
+class Device:
+    """One device a cell gets.
+
+    `qemu` maps a transport to the `-device` values that attach it, in order, with
+    `{id}` (this instance's own id, e.g. virtio-scsi0) and `{backend}` (the id of its host
+    side: a drive, netdev or rng object) filled in. `backend` is the host side as
+    QEMU options, for roles whose host side is the same for every cell (a disk's
+    comes from its file instead). `virtio_id` is what the probe reads from the guest's
+    /sys/bus/virtio/devices/*/device, `kind` what result.json calls it.
+    """
+
+    role: str  # disk, net, rng, ...
+    name: str
+    virtio_id: int
+    kind: str
+    qemu: Mapping[str, tuple[str, ...]]
+    backend: tuple[str, ...] = ()
+    libvirt: str = ""  # the element: disk, interface, rng
+    libvirt_bus: str = ""  # a disk's <target bus=...>
+    libvirt_controller: str = ""  # the model of the controller it sits behind, if any
+    guest_names: str = ""  # a disk's name prefix in the guest's /dev (vd, sd)
+
+    def qemu_devices(self, transport: str, index: int, backend: str) -> list[str]:
+        """The `-device` values for one instance on `transport`."""
+        return [
+            value.format(id=f"{self.name}{index}", backend=backend)
+            for value in self.qemu[transport]
+        ]
+
+
+VIRTIO_BLK = Device(
+    "disk", "virtio-blk", 2, "block",
+    {"mmio": ("virtio-blk-device,drive={backend}",), "pci": ("virtio-blk-pci,drive={backend}",)},
+    libvirt="disk", libvirt_bus="virtio", guest_names="vd",
+)  # fmt: skip
+VIRTIO_NET = Device(
+    "net", "virtio-net", 1, "net",
+    {"mmio": ("virtio-net-device,netdev={backend}",), "pci": ("virtio-net-pci,netdev={backend}",)},
+    backend=("-netdev", "user,id={backend}"), libvirt="interface",
+)  # fmt: skip
+VIRTIO_RNG = Device(
+    "rng", "virtio-rng", 4, "rng",
+    {"mmio": ("virtio-rng-device,rng={backend}",), "pci": ("virtio-rng-pci,rng={backend}",)},
+    backend=("-object", "rng-random,id={backend},filename=/dev/urandom"), libvirt="rng",
+)  # fmt: skip
+
+# What every cell gets, in the order QEMU is given them (PCI slots follow it).
+DEVICES: tuple[Device, ...] = (VIRTIO_BLK, VIRTIO_NET, VIRTIO_RNG)
+
+
+def disk_device(devices: Sequence[Device]) -> Device:
+    """The row that attaches disks; raises ValueError when the table has none."""
+    for device in devices:
+        if device.role == "disk":
+            return device
+    raise ValueError("the device table has no disk row")
+
+
+def kind_of(virtio_id: int, devices: Sequence[Device] = DEVICES) -> str:
+    """What result.json calls the virtio device with this ID; "" for one not in `devices`."""
+    return next((d.kind for d in devices if d.virtio_id == virtio_id), "")
+
+
+def transport_of(sysfs_driver: str) -> str:
+    """The transport whose sysfs parent driver this is; the driver name if none."""
+    return next((t.name for t in TRANSPORTS if t.sysfs_driver == sysfs_driver), sysfs_driver)
