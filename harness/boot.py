@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.console.watcher import Reply, Verdict, Watcher
-from harness.errors import InfraError, QemuLaunchError, UsageError
+from harness.errors import CellImpossible, InfraError, QemuLaunchError
 from harness.host import Host
 from harness.images.seed import write_seed
 from harness.judge import judged, watcher_for
-from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image, Login
+from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image, Login, why_impossible
 from harness.qemu_argv import BootFiles, qemu_argv
 from harness.qemu_process import QemuProcess
 
@@ -81,7 +81,10 @@ class ConsoleLog:
 
 def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[BootFiles, Login]:
     """The cell's own files (disk overlay, VARS copy, NoCloud seed) and the login the
-    watcher is to use."""
+    watcher is to use. Raises CellImpossible (model.why_impossible) before making any."""
+    impossible = why_impossible(image, firmware)
+    if impossible:
+        raise CellImpossible(f"cell {cell}: {impossible}")
     work.mkdir(parents=True, exist_ok=True)
     disk = None
     if image.disk is not None:
@@ -95,16 +98,10 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
         write_seed(seed, f"harness-{secrets.token_hex(4)}", _hostname(cell.image), password)
         login, extra = Login("root", password), (seed,)
     if firmware.is_uefi:
-        if image.disk is None:
-            raise UsageError(f"cell {cell}: image {image.name} has no disk for UEFI to boot")
         assert firmware.vars_template is not None
         shutil.copyfile(firmware.vars_template, work / "vars.fd")
         files = BootFiles(disk=disk, code=firmware.code, vars=work / "vars.fd", extra_disks=extra)
         return files, login
-    if image.kernel is None:
-        raise UsageError(
-            f"cell {cell}: image {image.name} has no kernel for direct boot; use firmware aavmf"
-        )
     files = BootFiles(
         disk=disk, kernel=image.kernel, initrd=image.initrd, append=image.append, extra_disks=extra
     )

@@ -1,11 +1,12 @@
 """The harness's exceptions.
 
-Two families, because they end a command differently: a `UsageError` is the user's
-input (a bad cell, option or matrix key) and ends the command with exit status 2
-before anything boots; an `InfraError` is the machine's fault (QEMU missing or failing
-to start, an image that cannot be built or fetched) and makes a cell `error`, never
-`fail`. Guest failures are not exceptions at all: the console watcher returns them as
-verdicts.
+Three families, because they end differently: a `UsageError` is the user's input (a
+bad cell, option or matrix key) and ends the command with exit status 2 before
+anything boots; an `InfraError` is the machine's fault (QEMU missing or failing to
+start, an image that cannot be built or fetched) and makes a cell `error`, never
+`fail`; a `CellSkipped` is a cell that cannot run here and makes it `skip`. The last
+two become a cell's result in one place, harness/runner.py. Guest failures are not
+exceptions at all: the console watcher returns them as verdicts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ class CellSkipped(HarnessError):
     reason = "skipped"
 
 
+class CellImpossible(CellSkipped):
+    """The combination cannot boot at all (a UEFI cell of an image without a disk, a
+    direct-boot cell of one without a kernel): known before QEMU starts."""
+
+    reason = "impossible"
+
+
 class ImageBuildError(InfraError):
     """An image recipe could not be built (apt, mkfs, grub...)."""
 
@@ -41,7 +49,9 @@ class ImageBuildError(InfraError):
 
 
 class QemuLaunchError(InfraError):
-    """QEMU failed (exited non-zero or was killed); carries argv and QEMU's stderr."""
+    """QEMU failed (could not start, exited non-zero or was killed); carries its argv,
+    exit status ("1", "signal 9", "not started") and stderr, as QEMU's own
+    python/qemu QEMUMachine's VMLaunchFailure does; its text is one line."""
 
     reason = "qemu-failed"
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import write_atomic
 from harness.errors import InfraError
 
 QEMU_ENV = "HARNESS_QEMU"
@@ -144,9 +145,7 @@ def _qemu_facts(qemu: str, cache: Path | None) -> dict[str, Any]:
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_name(f".{cache.name}.{os.getpid()}")
-            partial.write_text(json.dumps(facts))
-            os.replace(partial, cache)
+            write_atomic(cache, json.dumps(facts))
         except OSError:
             pass
     return facts

@@ -160,6 +160,16 @@ class Firmware:
         return self.code is not None
 
 
+def why_impossible(image: Image, firmware: Firmware) -> str:
+    """Why this image cannot boot with this firmware at all ("" when it can): UEFI
+    needs a disk to boot from, direct boot a kernel."""
+    if firmware.is_uefi and image.disk is None:
+        return f"image {image.name} has no disk for UEFI to boot"
+    if not firmware.is_uefi and image.kernel is None:
+        return f"image {image.name} has no kernel for direct boot; use firmware aavmf"
+    return ""
+
+
 @dataclass(frozen=True)
 class CellResult:
     """What one boot of a cell ended with; `to_json` is result.json."""

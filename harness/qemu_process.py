@@ -21,6 +21,8 @@ from typing import Any
 
 import pexpect
 
+from harness.errors import QemuLaunchError
+
 _PR_SET_PDEATHSIG = 1
 READ_SIZE = 1 << 16
 
@@ -56,9 +58,12 @@ class QemuProcess:
             os.dup2(fd, 2)
             os.close(fd)
 
-        self._child = pexpect.spawn(
-            self.argv[0], self.argv[1:], echo=False, preexec_fn=in_child, dimensions=(50, 160)
-        )
+        try:
+            self._child = pexpect.spawn(
+                self.argv[0], self.argv[1:], echo=False, preexec_fn=in_child, dimensions=(50, 160)
+            )
+        except (pexpect.ExceptionPexpect, OSError) as e:  # not found, not executable
+            raise QemuLaunchError("QEMU did not start", self.argv, "not started", str(e)) from e
 
     @property
     def pid(self) -> int:

@@ -2,24 +2,26 @@
 
 This is the one place where exceptions become outcomes: a verdict from the console
 is `pass` or `fail`; an InfraError (QEMU failed, an image could not be built) is
-`error`; Ctrl-C is `error` with reason `interrupted` and is passed on. A UsageError is
-the caller's input and is not caught here.
+`error`; a CellSkipped (the cell cannot run here) is `skip`; Ctrl-C is `error` with
+reason `interrupted` and is passed on. A UsageError is the caller's input and is not
+caught here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.atomic import write_atomic
 from harness.boot import Boot, BootOptions, Show, boot
-from harness.errors import CellSkipped, InfraError
+from harness.errors import CellImpossible, CellSkipped, InfraError, QemuLaunchError
 from harness.host import Host
-from harness.model import Cell, CellResult, Firmware, Image, Outcome
+from harness.model import Cell, CellResult, Firmware, Image, Outcome, why_impossible
 
 RESULT = "result.json"
 
@@ -42,10 +44,14 @@ def run_cell(
     show: Show | None = None,
     say: Callable[[str], None] = print,
 ) -> CellResult:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InfraError(f"cannot make the output directory {out}: {e.strerror or e}") from e
+    """Boots `cell` into `out` and returns its result, also written to out/result.json.
+
+    Every fault of this one cell is in the result, never raised: `error` for an
+    InfraError or the host's disk (out cannot be made or written: the result then
+    says so and is only returned), `skip` for a CellSkipped (CellImpossible: the image
+    cannot boot with this firmware, decided before QEMU starts). KeyboardInterrupt is
+    passed on unchanged, after an `interrupted` result.json where one can be written.
+    """
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     clock = time.monotonic()
     digests = ["", ""]
@@ -58,11 +64,20 @@ def run_cell(
         )  # fmt: skip
 
     try:
+        out.mkdir(parents=True, exist_ok=True)
         image = setup.image(cell)
         firmware = setup.firmware(cell)
         digests[:] = [image.digest, firmware.digest]
+        impossible = why_impossible(image, firmware)
+        if impossible:
+            raise CellImpossible(f"cell {cell}: {impossible}")
         finished = boot(cell, image, firmware, host, out, options, show, say)
         result = _from_boot(cell, finished, host, out, image, firmware, started)
+    except QemuLaunchError as e:
+        qemu = {"binary": host.qemu, "version": host.qemu_version, "argv": e.argv}
+        result = dataclasses.replace(
+            error(e.reason, str(e), e.stage), qemu={**qemu, "exit": e.exit_status}
+        )
     except InfraError as e:
         result = error(e.reason, str(e), e.stage)
     except CellSkipped as e:
@@ -70,9 +85,14 @@ def run_cell(
     except OSError as e:  # the host's disk: full, read-only...
         result = error("host-error", f"{e.strerror or e}: {e.filename or out}")
     except KeyboardInterrupt:
-        write_result(out, error("interrupted", "stopped by the user"))
+        # the interrupt is what the caller must see, whatever writing the result does
+        with contextlib.suppress(InfraError):
+            write_result(out, error("interrupted", "stopped by the user"))
         raise
-    write_result(out, result)
+    try:
+        write_result(out, result)
+    except InfraError as e:
+        return error("host-error", str(e))
     return result
 
 
@@ -121,14 +141,7 @@ def _log_path(out: Path) -> str:
 
 def write_result(out: Path, result: CellResult) -> None:
     """result.json, replaced atomically so a reader never sees half of it."""
-    partial = out / f".{RESULT}.tmp"
     try:
-        with partial.open("w") as f:
-            json.dump(result.to_json(), f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, out / RESULT)
+        write_atomic(out / RESULT, json.dumps(result.to_json(), indent=2) + "\n")
     except OSError as e:
-        partial.unlink(missing_ok=True)
         raise InfraError(f"cannot write {out / RESULT}: {e.strerror or e}") from e

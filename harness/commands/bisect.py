@@ -7,8 +7,9 @@ harness bisect IMAGE/MACHINE/TRANSPORT --firmware aavmf-bullseye,aavmf-bookworm,
 from __future__ import annotations
 
 import argparse
+import sys
 
-from harness.cli import EXIT_FAIL, EXIT_OK
+from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
 from harness.commands.common import add_download_arguments
 
 
@@ -72,6 +73,11 @@ def main(args: argparse.Namespace) -> int:
 
     print(f"bisecting {len(cells)} cells from {cells[0]} to {cells[-1]} (logs in {run.path})")
     found = bisect(cells, boot)
+    if found.stopped_by is not None:
+        failed = found.stopped_by
+        print(f"harness bisect: cannot go on: {failed.cell} ended in error: {failed.detail}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
     axis = "machine type" if args.machines else "firmware build"
     if found.first_different is None:
         print(f"no change: {cells[0]} and {cells[-1]} both end {found.tried[0].status}")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.boot import BootOptions
-from harness.errors import UsageError
 from harness.host import Host
 from harness.matrix.expand import Expectation, Plan, Planned
 from harness.matrix.rundir import RunDir
@@ -109,15 +108,8 @@ class MatrixRunner:
         attempts = 0
         while True:
             attempts += 1
-            try:
-                result = run_cell(planned.cell, setup, self.host, out, options, None, quiet)
-            except UsageError as e:
-                # A combination this image cannot do (UEFI-only image, direct boot):
-                # skipped with why, not an end to the whole run.
-                impossible = CellResult(
-                    planned.cell, Outcome.SKIP, "none", "impossible", detail=str(e)
-                )
-                return record_of(impossible, task, attempts)
+            # a combination this image cannot do is the cell's `skip` (runner.py)
+            result = run_cell(planned.cell, setup, self.host, out, options, None, quiet)
             if not result.status.is_host or attempts > planned.retries:
                 return record_of(result, task, attempts)
 

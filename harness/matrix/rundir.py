@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import write_atomic
 from harness.errors import InfraError, UsageError
 from harness.model import Cell
 
@@ -54,9 +55,7 @@ class RunDir:
         return data
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        partial = self.path / f".{RUN}.tmp"
-        partial.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(partial, self.path / RUN)
+        write_atomic(self.path / RUN, json.dumps(meta, indent=2) + "\n")
 
     def mark_latest(self) -> None:
         link = self.path.parent / "latest"

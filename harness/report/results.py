@@ -8,7 +8,6 @@ the repeats' common outcome or `unstable`. Every report is made from these.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import write_atomic
 from harness.matrix.rundir import RunDir, latest_per_cell
 from harness.model import Cell, Outcome
 
@@ -110,9 +110,7 @@ def _relative_log(run: RunDir, record: dict[str, Any]) -> str:
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(partial, path)
+    write_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 def schema() -> dict[str, Any]:
