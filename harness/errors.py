@@ -12,6 +12,7 @@ exceptions at all: the console watcher returns them as verdicts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 
 class HarnessError(Exception):
@@ -68,3 +69,17 @@ class QemuLaunchError(InfraError):
         first = next((ln for ln in self.stderr.splitlines() if ln.strip()), "")
         detail = f": {first.strip()}" if first else ""
         return f"{self.args[0]} (exit status {self.exit_status}){detail}"
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def again(error: E) -> E:
+    """A copy of `error` to raise once more (same class, text and attributes, a
+    traceback of its own): an error remembered by a cache is raised by each cell that
+    needs the failed thing, each its own object, never one shared between threads."""
+    # not copy.copy: that calls __init__ with .args, which QemuLaunchError's refuses
+    twin = type(error).__new__(type(error), *error.args)
+    twin.__dict__.update(error.__dict__)
+    twin.args = error.args
+    return twin

@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.bisect import bisect
     from harness.boot import BootOptions
     from harness.cells import check_cell
-    from harness.commands.common import cell_setup, discover_host, open_catalog
+    from harness.commands.common import cell_setup, discover_host, open_catalog, prepare
     from harness.errors import UsageError
     from harness.matrix.expand import select_machines
     from harness.matrix.rundir import RunDir
@@ -64,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
     )
     setup = cell_setup(catalog, host)
     options = BootOptions(timeout_s=args.timeout)
+    for line in prepare(setup, cells, len(cells)):  # every firmware build along the axis
+        print(line, flush=True)
 
     def boot(cell: Cell) -> CellResult:
         result = run_cell(cell, setup, host, run.cell_dir(cell), options, None, lambda _: None)

@@ -1,5 +1,6 @@
 """What several commands share: reading the matrix into a plan, and a CellSetup that
-finds (or builds) each image and firmware once, however many cells use it."""
+finds (or builds) each image and firmware once, however many cells use it, with
+`prepare` doing all of that for a run before its first boot."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import dataclasses
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from harness.errors import again
 
 if TYPE_CHECKING:
     from harness.catalog import Catalog
@@ -18,6 +23,9 @@ if TYPE_CHECKING:
     from harness.matrix.expand import Plan
     from harness.model import Cell, Firmware, Image
     from harness.runner import CellSetup
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,43 +98,84 @@ def load_plan(args: argparse.Namespace, catalog: Catalog, host: Host) -> Plan:
     return plan
 
 
+class Memo(Generic[K, V]):
+    """One future per key: the first caller of a key computes it, in its own thread,
+    while callers of the same key wait on its future and callers of other keys go on;
+    no lock is held while computing. A failure is kept, and each later caller raises
+    its own copy of it (errors.again), never one object on several threads."""
+
+    def __init__(self, make: Callable[[K], V]):
+        self._make = make
+        self._lock = threading.Lock()
+        self._futures: dict[K, Future[V]] = {}
+
+    def get(self, key: K) -> V:
+        """The value of `key`; raises (a copy of) what computing it raised."""
+        with self._lock:
+            future = self._futures.get(key)
+            mine = future is None
+            if future is None:
+                future = self._futures[key] = Future()
+        if mine:
+            try:
+                future.set_result(self._make(key))
+            except Exception as e:
+                future.set_exception(e)
+            except BaseException as e:  # Ctrl-C: the waiting callers stop too
+                future.set_exception(e)
+                raise
+        error = future.exception()
+        if error is not None:
+            raise again(error) from error
+        return future.result()
+
+
 def cell_setup(catalog: Catalog, host: Host) -> CellSetup:
-    """Images and firmware resolved once each; a failure is remembered and becomes
-    the `error` of every cell that needs it."""
-    from harness.errors import HarnessError
+    """Images and firmware resolved once each (harness.runner.CellSetup); a failure is
+    remembered and becomes the `error` of every cell that needs it."""
     from harness.firmware import read_descriptors, resolve
     from harness.runner import CellSetup
+
+    descriptors = read_descriptors()
 
     def host_firmware(name: str) -> Firmware:
         return resolve(name, descriptors, host.virt_alias)
 
-    lock = threading.Lock()
-    images: dict[str, Image | Exception] = {}
-    firmware: dict[str, Firmware | Exception] = {}
-    descriptors = read_descriptors()
+    images: Memo[str, Image] = Memo(catalog.image)
+    firmware: Memo[str, Firmware] = Memo(lambda name: catalog.firmware(name, host_firmware))
+    return CellSetup(lambda cell: images.get(cell.image), lambda cell: firmware.get(cell.firmware))
 
-    def image(cell: Cell) -> Image:
-        with lock:
-            if cell.image not in images:
-                try:
-                    images[cell.image] = catalog.image(cell.image)
-                except HarnessError as e:  # kept, and raised again for each cell
-                    images[cell.image] = e
-        found = images[cell.image]
-        if isinstance(found, Exception):
-            raise found
-        return found
 
-    def firmware_of(cell: Cell) -> Firmware:
-        with lock:
-            if cell.firmware not in firmware:
-                try:
-                    firmware[cell.firmware] = catalog.firmware(cell.firmware, host_firmware)
-                except HarnessError as e:
-                    firmware[cell.firmware] = e
-        found = firmware[cell.firmware]
-        if isinstance(found, Exception):
-            raise found
-        return found
+def prepare(setup: CellSetup, cells: Iterable[Cell], jobs: int) -> list[str]:
+    """Builds or fetches every image and firmware build `cells` need, `jobs` at a time,
+    before anything boots: independent builds and downloads overlap, and the boots'
+    durations are about booting. Returns one line per image or firmware that failed
+    (its cells will each end in their own `error`, or `skip`); raises nothing a
+    setup raises."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    return CellSetup(image, firmware_of)
+    from harness.errors import CellSkipped, HarnessError
+
+    wanted: dict[tuple[str, str], Callable[[], object]] = {}
+    for cell in cells:
+        wanted.setdefault(("image", cell.image), partial(setup.image, cell))
+        wanted.setdefault(("firmware", cell.firmware), partial(setup.firmware, cell))
+
+    def attempt(what: tuple[str, str]) -> str:
+        try:
+            wanted[what]()
+        except HarnessError as e:
+            outcome = "skipped" if isinstance(e, CellSkipped) else "errors"
+            return f"{what[0]} {what[1]}: {e} (its cells will be {outcome})"
+        return ""
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="prepare")
+    try:
+        lines = [line for line in pool.map(attempt, wanted) if line]
+    except BaseException:
+        # Ctrl-C: nothing more starts (the builds under way end with their tools,
+        # which the terminal's SIGINT reached too)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return lines

@@ -62,7 +62,13 @@ def default_jobs(host: Host, guest_mib: int = 1024) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from harness.boot import BootOptions
-    from harness.commands.common import cell_setup, discover_host, load_plan, open_catalog
+    from harness.commands.common import (
+        cell_setup,
+        discover_host,
+        load_plan,
+        open_catalog,
+        prepare,
+    )
     from harness.matrix.progress import Progress
     from harness.matrix.run import MatrixRunner
     from harness.matrix.rundir import RunDir
@@ -88,7 +94,8 @@ def main(args: argparse.Namespace) -> int:
     options = BootOptions(timeout_s=args.timeout, smp=args.smp, cancel=cancel, log_cap=args.log_cap)
     print(f"run {run.path} | profile {plan.profile} | {len(plan.cells)} cells | -j {jobs} | "
           f"{host.accel('auto')} | QEMU {host.qemu_version}", flush=True)  # fmt: skip
-    _prepare_images(plan, setup)
+    for line in prepare(setup, [p.cell for p in plan.cells if not p.skip], jobs):
+        print(line, flush=True)
     progress = Progress(0, jobs, sys.stdout)
     runner = MatrixRunner(run, setup, host, options, progress.finish, progress.start)
     tasks = runner.tasks(plan, args.repeat)
@@ -128,23 +135,6 @@ def _write_partial_reports(run: Any) -> None:
         write_reports(run)
     except (OSError, HarnessError) as e:  # a full disk may be why the run stopped
         print(f"harness matrix: no partial reports: {e}", file=sys.stderr)
-
-
-def _prepare_images(plan: Plan, setup: Any) -> None:
-    """Builds what the runnable cells need before any boot, so the progress and the
-    cells' durations are about booting."""
-    from harness.errors import CellSkipped, HarnessError
-
-    seen = set()
-    for planned in plan.cells:
-        if planned.skip or planned.cell.image in seen:
-            continue
-        seen.add(planned.cell.image)
-        try:
-            setup.image(planned.cell)
-        except HarnessError as e:
-            outcome = "skipped" if isinstance(e, CellSkipped) else "errors"
-            print(f"image {planned.cell.image}: {e} (its cells will be {outcome})", flush=True)
 
 
 def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:

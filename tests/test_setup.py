@@ -1,0 +1,114 @@
+"""Setup that does not serialise the matrix (harness/commands/common.py): everything a
+run needs is prepared before the first boot, one future per image or firmware, so
+independent builds overlap; a failed one is the `error` of each cell that needs it,
+each cell with its own exception, while the other cells boot and record."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, Harness
+from http_server import Server
+
+from harness.commands.common import Memo, prepare
+from harness.errors import ImageBuildError
+from harness.model import Cell, Firmware, Image
+from harness.runner import CellSetup
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    with Server() as running:
+        yield running
+
+
+def test_independent_builds_overlap_and_each_waiting_cell_gets_its_own_error() -> None:
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def build(name: str) -> Image:
+        with lock:
+            started.append(name)
+        time.sleep(0.5)
+        if name == "broken":
+            raise ImageBuildError(f"image {name}: apt failed")
+        return Image(name, disk=None)
+
+    images: Memo[str, Image] = Memo(build)
+    setup = CellSetup(lambda cell: images.get(cell.image), lambda cell: Firmware("none"))
+    cells = [
+        Cell(name, "none", "virt", t) for name in ("a", "b", "c", "broken") for t in ("mmio", "pci")
+    ]
+    clock = time.monotonic()
+    problems = prepare(setup, cells, jobs=4)
+    took = time.monotonic() - clock
+    assert sorted(started) == ["a", "b", "broken", "c"]  # each built once
+    assert took < 1.2, f"four 0.5 s builds took {took:.1f} s: they did not overlap"
+    assert problems == ["image broken: image broken: apt failed (its cells will be errors)"]
+    raised = []
+    for cell in cells[-2:]:
+        with pytest.raises(ImageBuildError) as caught:
+            setup.image(cell)
+        raised.append(caught.value)
+    assert raised[0] is not raised[1] and str(raised[0]) == str(raised[1])
+    assert raised[0].reason == "image-build-failed"
+
+
+def test_an_image_or_firmware_that_cannot_be_had_is_its_cells_error_while_others_run(
+    harness: Harness, server: Server, tmp_path: Path
+) -> None:
+    # A checkout of its own: the real recipes and guest files, plus a firmware build
+    # whose suite the (local, empty) mirror does not have and a download that is gone.
+    root = tmp_path / "checkout"
+    (root / "images").mkdir(parents=True)
+    for name in ("recipes.yaml", "catalog.yaml", "faults.yaml", "tiny"):
+        (root / "images" / name).symlink_to(ROOT / "images" / name)
+    (root / "images" / "firmware.yaml").write_text("aavmf-nowhere: {suite: nowhere}\n")
+    (root / "matrix.yaml").symlink_to(ROOT / "matrix.yaml")
+    cache = tmp_path / "cache"  # the shared built images, read only through a link
+    cache.mkdir()
+    (cache / "built").symlink_to((ROOT / "images" / "cache" / "built").resolve())
+    gone = {
+        "test-gone": {
+            "distro": "test", "release": "0", "boot": "uefi", "format": "raw",
+            "disk": {"url": server.url("/gone.img"), "digest": "sha256:" + "0" * 64},
+            "source": "the tests",
+        }
+    }  # fmt: skip
+    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(gone))
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        "profiles:\n  p:\n"
+        "    matrix: {image: debian-12-tiny, firmware: none, machine: virt, transport: pci}\n"
+        "    include:\n"
+        "      - {image: debian-12-tiny, firmware: aavmf-nowhere, machine: virt, transport: [mmio, pci]}\n"
+        "      - {image: test-gone, firmware: aavmf, machine: virt, transport: pci}\n"
+    )
+    env = {
+        "HARNESS_ROOT": str(root), "HARNESS_CACHE": str(cache),
+        "HARNESS_CATALOG": str(tmp_path / "catalog.yaml"),
+        "HARNESS_DEBIAN_MIRROR": server.url("/debian"),
+    }  # fmt: skip
+    proc = harness(
+        "matrix", "--matrix", str(matrix), "--profile", "p", "--results", str(tmp_path / "r"),
+        "-j", "2", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # 2: errors
+    assert "firmware aavmf-nowhere: " in proc.stdout and "image test-gone: " in proc.stdout
+    cells = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())["cells"]
+    got = {c["cell"]: (c["outcome"], c["reason"]) for c in cells}
+    assert got.pop("debian-12-tiny/none/virt/pci") == ("pass", "login")
+    assert set(got) == {
+        "debian-12-tiny/aavmf-nowhere/virt/mmio", "debian-12-tiny/aavmf-nowhere/virt/pci",
+        "test-gone/aavmf/virt/pci",
+    }  # fmt: skip
+    assert all(outcome == "error" for outcome, _ in got.values()), got
+    assert not (cache / "firmware" / "aavmf-nowhere").exists()
+    assert os.path.islink(cache / "built")
