@@ -17,7 +17,7 @@ import yaml
 from conftest import ROOT, Harness
 from http_server import Server
 
-from harness.commands.common import Memo, prepare
+from harness.commands.common import Memo, discover_host, load_plan, open_catalog, prepare
 from harness.errors import ImageBuildError
 from harness.model import Cell, Firmware, Image
 from harness.runner import CellSetup
@@ -112,3 +112,12 @@ def test_an_image_or_firmware_that_cannot_be_had_is_its_cells_error_while_others
     assert all(outcome == "error" for outcome, _ in got.values()), got
     assert not (cache / "firmware" / "aavmf-nowhere").exists()
     assert os.path.islink(cache / "built")
+
+
+def test_setup_takes_the_values_it_needs_not_the_command_line() -> None:
+    catalog = open_catalog(offline=True, verify=False, log=lambda _: None)
+    assert catalog.offline and not catalog.verify
+    host = discover_host(None, catalog)
+    plan = load_plan(catalog, host, "smoke", None, "pci and not aavmf")
+    assert plan.cells and all(p.cell.transport == "pci" for p in plan.cells)
+    assert all(p.cell.firmware != "aavmf" for p in plan.cells)

@@ -39,8 +39,8 @@ def main(args: argparse.Namespace) -> int:
     from harness.model import Cell, CellResult
     from harness.runner import run_cell
 
-    catalog = open_catalog(args)
-    host = discover_host(args, catalog)
+    catalog = open_catalog(args.offline, not args.no_verify)
+    host = discover_host(args.qemu, catalog)
     parts = args.spec.split("/")
     if len(parts) != 3:
         raise UsageError(

@@ -64,36 +64,42 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_catalog(args: argparse.Namespace, log: Callable[[str], None] = print) -> Catalog:
-    """The catalog, with the download options of the command line."""
+def open_catalog(
+    offline: bool = False, verify: bool = True, log: Callable[[str], None] = print
+) -> Catalog:
+    """The catalog of the checkout ($HARNESS_ROOT...), never using the network when
+    `offline`, refusing downloads of unknown digest unless not `verify`."""
     from harness.catalog import Catalog, Workspace
     from harness.images.progress import DownloadProgress
 
-    offline = getattr(args, "offline", False)
-    verify = not getattr(args, "no_verify", False)
     progress = DownloadProgress(sys.stderr)
     return Catalog(Workspace.locate(os.environ), os.environ, log, offline, verify, progress)
 
 
-def discover_host(args: argparse.Namespace, catalog: Catalog) -> Host:
-    """The host, with what QEMU said about itself remembered in the image cache."""
+def discover_host(qemu: str | None, catalog: Catalog) -> Host:
+    """The host, with `qemu` (--qemu; None: $HARNESS_QEMU or PATH), and what QEMU said
+    about itself remembered in the image cache."""
     from harness.host import discover
 
-    return discover(args.qemu, catalog.env, catalog.workspace.cache / "qemu-facts.json")
+    return discover(qemu, catalog.env, catalog.workspace.cache / "qemu-facts.json")
 
 
-def load_plan(args: argparse.Namespace, catalog: Catalog, host: Host) -> Plan:
+def load_plan(
+    catalog: Catalog, host: Host, profile: str, matrix: Path | None, keyword: str | None
+) -> Plan:
+    """The cells of `profile` in `matrix` (None: the checkout's matrix.yaml), only
+    those matching `keyword` (-k) when given; raises UsageError for a bad file."""
     from harness.matrix.expand import expand
     from harness.matrix.select import keyword_filter
     from harness.yamlfile import load
 
-    path = args.matrix or catalog.workspace.root / "matrix.yaml"
+    path = matrix or catalog.workspace.root / "matrix.yaml"
     data, root = load(path)
     plan = expand(
-        data, root, path, args.profile, catalog.names(), host.machines, catalog.firmware_names()
+        data, root, path, profile, catalog.names(), host.machines, catalog.firmware_names()
     )
-    if args.keyword:
-        wanted = keyword_filter(args.keyword)
+    if keyword:
+        wanted = keyword_filter(keyword)
         plan = dataclasses.replace(plan, cells=tuple(c for c in plan.cells if wanted(c.cell.id)))
     return plan
 

@@ -38,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.commands.common import discover_host, open_catalog
 
-    catalog = open_catalog(args)
+    catalog = open_catalog()
     if args.export_command == "facts":
         return _facts(args, catalog)
-    host = discover_host(args, catalog)
+    host = discover_host(args.qemu, catalog)
     return _libvirt(args, catalog, host)
 
 

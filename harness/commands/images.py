@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.commands.common import open_catalog
 
-    catalog = open_catalog(args)
+    catalog = open_catalog(getattr(args, "offline", False), not getattr(args, "no_verify", False))
     if args.images_command == "fetch":
         return _fetch(catalog, args)
     if args.images_command == "build":

@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.commands.common import discover_host, load_plan, open_catalog
 
-    catalog = open_catalog(args)
-    plan = load_plan(args, catalog, discover_host(args, catalog))
+    catalog = open_catalog(args.offline, not args.no_verify)
+    host = discover_host(args.qemu, catalog)
+    plan = load_plan(catalog, host, args.profile, args.matrix, args.keyword)
     for planned in plan.cells:
         notes = []
         if planned.skip:

@@ -73,13 +73,13 @@ def main(args: argparse.Namespace) -> int:
     from harness.matrix.run import MatrixRunner
     from harness.matrix.rundir import RunDir
 
-    catalog = open_catalog(args)
+    catalog = open_catalog(args.offline, not args.no_verify)
     workspace = catalog.workspace
-    host = discover_host(args, catalog)
+    host = discover_host(args.qemu, catalog)
     if args.resume:
         run = RunDir.open(args.resume)
         _as_recorded(args, run.meta())
-    plan = load_plan(args, catalog, host)
+    plan = load_plan(catalog, host, args.profile, args.matrix, args.keyword)
     if args.shard:
         plan = shard(plan, args.shard)
     if args.resume:

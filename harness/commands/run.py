@@ -64,8 +64,8 @@ def main(args: argparse.Namespace) -> int:
     from harness.runner import CellSetup
 
     say = _printer(args.quiet)
-    catalog = open_catalog(args, say)
-    host = discover_host(args, catalog)
+    catalog = open_catalog(args.offline, not args.no_verify, say)
+    host = discover_host(args.qemu, catalog)
     setup = cell_setup(catalog, host)
     if args.cell and (args.kernel or args.disk):
         raise UsageError("give either a CELL or --kernel/--disk, not both")
@@ -75,7 +75,9 @@ def main(args: argparse.Namespace) -> int:
     elif args.kernel or args.disk:
         cell = Cell(ADHOC, args.firmware, args.machine, args.transport)
         check_cell(cell, [ADHOC], host, catalog.firmware_names())
-        image = _adhoc_image(args)
+        from harness.images.adhoc import adhoc_image
+
+        image = adhoc_image(ADHOC, args.kernel, args.initrd, args.append, args.disk, args.login)
 
         def image_of(c: Cell) -> Image:
             return image
@@ -99,12 +101,6 @@ def main(args: argparse.Namespace) -> int:
     print(result.summary(), flush=True)
     say(f"results in {out}")
     return {Outcome.PASS: EXIT_OK, Outcome.FAIL: EXIT_FAIL}.get(result.status, EXIT_ERROR)
-
-
-def _adhoc_image(args: argparse.Namespace) -> Image:
-    from harness.images.adhoc import adhoc_image
-
-    return adhoc_image(ADHOC, args.kernel, args.initrd, args.append, args.disk, args.login)
 
 
 def _default_out(results: Path, cell: Cell) -> Path:
