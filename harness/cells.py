@@ -14,24 +14,30 @@ from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell
 DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE)
 
 
+def axis_problem(axis: str, value: str, choices: Collection[str]) -> str:
+    """Why `value` is not a valid image, firmware or transport ("" when it is): one
+    line naming it and listing `choices` (a firmware may also be a CODE file)."""
+    if axis == "transport":
+        choices = TRANSPORTS
+    if value in choices or (axis == "firmware" and Path(value).is_file()):
+        return ""
+    listed = ", ".join(choices) + (", or a firmware CODE file" if axis == "firmware" else "")
+    return f"{axis} {value!r} is not one of: {listed}"
+
+
 def check_cell(
     cell: Cell, images: Collection[str], host: Host, firmware: Iterable[str] = DEFAULT_FIRMWARE
 ) -> None:
-    firmware = list(firmware)
-    problems = []
-    if cell.image not in images:
-        problems.append(f"image {cell.image!r} is not one of: {', '.join(images)}")
-    if cell.firmware not in firmware and not Path(cell.firmware).is_file():
-        problems.append(
-            f"firmware {cell.firmware!r} is not one of: {', '.join(firmware)}, "
-            "or a firmware CODE file"
-        )
+    """Raises UsageError naming every part of `cell` that does not exist here."""
+    problems = [
+        axis_problem("image", cell.image, images),
+        axis_problem("firmware", cell.firmware, list(firmware)),
+    ]
     if cell.machine not in host.machines:
         problems.append(
             f"machine {cell.machine!r} is not one of {host.qemu} {host.qemu_version}'s: "
             f"{', '.join(host.machines)}"
         )
-    if cell.transport not in TRANSPORTS:
-        problems.append(f"transport {cell.transport!r} is not one of: {', '.join(TRANSPORTS)}")
-    if problems:
-        raise UsageError(f"bad cell {cell.id}: " + "; ".join(problems))
+    problems.append(axis_problem("transport", cell.transport, TRANSPORTS))
+    if any(problems):
+        raise UsageError(f"bad cell {cell.id}: " + "; ".join(filter(None, problems)))

@@ -1,8 +1,9 @@
 """The `harness` command line.
 
-Each subcommand lives in harness/commands/ and is imported only when used, so that
-`harness --help` starts fast. Exit status: 0 success, 1 a guest did not do what was
-expected, 2 bad input or an infrastructure error, 130 interrupted.
+Each subcommand lives in harness/commands/; every one is imported to build the parser,
+so each keeps its heavy imports inside its `main`, and `harness --help` starts fast.
+Exit status: 0 success, 1 a guest did not do what was expected, 2 bad input or an
+infrastructure error, 130 interrupted.
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from conftest import ROOT
 
+from harness.cells import axis_problem
 from harness.export.facts import facts
 from harness.model import Outcome
 from harness.report.compare import label
 from harness.report.grid import MARKS, build_grid, problems
-from harness.report.junit import write_junit
+from harness.report.junit import console_tail, write_junit
 from harness.report.pages import COLOURS
 from harness.report.results import verdict_exit
 
@@ -83,3 +84,23 @@ def test_no_module_lists_outcomes_by_hand() -> None:
             if isinstance(node, ast.Assign):
                 bound = {t.id for t in node.targets if isinstance(t, ast.Name)}
                 assert not bound & names, f"{path}: {bound & names}"
+
+
+def test_the_junit_tail_reads_the_console_as_the_watcher_does(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_bytes(b"\x1b]0;root@guest: ~\x07\x1b[1;32mWelcome\x1b[0m\r\nlogin: \x1b(B\x00")
+    assert console_tail(log) == "Welcome\nlogin: "
+
+
+def test_a_regression_fails_a_run_whose_cells_all_met_their_expectation() -> None:
+    assert verdict_exit([record("pass")], 1, {"img/none/virt/pci": "regression"}) == 1
+    assert verdict_exit([record("error")], 1, {"img/none/virt/pci": "regression"}) == 2
+    assert verdict_exit([record("pass")], 1, {"img/none/virt/pci": "fixed"}) == 0
+
+
+def test_a_bad_axis_value_reads_the_same_in_a_cell_and_in_matrix_yaml() -> None:
+    assert axis_problem("firmware", "nope", ["none", "aavmf"]) == (
+        "firmware 'nope' is not one of: none, aavmf, or a firmware CODE file"
+    )
+    assert axis_problem("transport", "usb", []) == "transport 'usb' is not one of: mmio, pci"
+    assert axis_problem("image", "a", ["a"]) == ""

@@ -29,9 +29,9 @@ def judge_log(name: str, login: Login = ROOT) -> Verdict:
 class Live:
     """Drives a watcher as boot.py does, with a fake clock."""
 
-    def __init__(self, login: Login = ROOT, probe: bool = False):
+    def __init__(self, login: Login = ROOT, probe_devices: bool = False):
         self.now = 0.0
-        self.watcher = Watcher(login, start=0.0, probe=probe)
+        self.watcher = Watcher(login, start=0.0, probe_devices=probe_devices)
         self.typed: list[str] = []
 
     def guest(self, text: str | bytes) -> Verdict | None:
@@ -187,7 +187,7 @@ def test_a_shell_prompt_in_the_initramfs_is_an_emergency_shell() -> None:
 def probed_shell(root_line: str, login_first: bool) -> Verdict | None:
     """A guest whose shell (after a login or without one) answers the probe with
     `root_line`, and whose console said nothing of the stage it is in (`quiet`)."""
-    live = Live(probe=True)
+    live = Live(probe_devices=True)
     if login_first:
         live.guest("buildroot login: ")
         live.wait(QUIET_S + 0.2)
@@ -381,7 +381,7 @@ def test_saved_log_ending_after_someone_elses_refused_login_passes_at_the_prompt
 
 
 def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass() -> None:
-    live = Live(probe=True)
+    live = Live(probe_devices=True)
     live.guest("host login: ")
     live.wait(QUIET_S + 0.2)
     live.guest("root\r\nroot@host:~# ")
@@ -412,7 +412,7 @@ def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass()
 
 
 def test_a_guest_that_never_answers_the_probe_still_passes_unprobed() -> None:
-    live = Live(probe=True)
+    live = Live(probe_devices=True)
     live.guest("/ # ")
     live.wait(QUIET_S + 0.2)
     live.guest("harness-shell-42-ok\r\n/ # ")

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cli import EXIT_FAIL, EXIT_OK
 from harness.commands.common import (
     add_download_arguments,
     add_log_cap_argument,
@@ -150,7 +149,7 @@ def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
 
 
 def _report(run: Any, plan: Plan, baseline: Path | None) -> int:
-    from harness.report.compare import REGRESSION, table
+    from harness.report.compare import table
     from harness.report.grid import build_grid, problems, render_text
     from harness.report.results import verdict_exit
     from harness.report.write import write_reports
@@ -167,10 +166,7 @@ def _report(run: Any, plan: Plan, baseline: Path | None) -> int:
     resume = f"; {missing} missing (harness matrix --resume {run.path})" if missing else ""
     print(f"{len(reports.final)} of {len(plan.cells)} cells have results in {run.path}{resume}")
     print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json")
-    status = verdict_exit(reports.final, len(plan.cells))
-    if status == EXIT_OK and reports.comparison and REGRESSION in reports.comparison.values():
-        return EXIT_FAIL
-    return status
+    return verdict_exit(reports.final, len(plan.cells), reports.comparison)
 
 
 def shard(plan: Plan, spec: str) -> Plan:

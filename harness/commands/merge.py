@@ -7,8 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.cli import EXIT_OK
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="shard run directories")
@@ -22,7 +20,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.catalog import Workspace
     from harness.errors import UsageError
     from harness.matrix.rundir import RunDir
-    from harness.report.compare import REGRESSION, table
+    from harness.report.compare import table
     from harness.report.results import verdict_exit
     from harness.report.write import write_reports
 
@@ -51,9 +49,6 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"merged {len(shards)} runs, {len(reports.final)} of {len(cells)} cells, into {merged.path}"
     )
-    status = verdict_exit(reports.final, len(cells))
     if reports.comparison is not None and reports.baseline is not None:
         print(table(reports.comparison, reports.baseline, reports.final))
-        if status == EXIT_OK and REGRESSION in reports.comparison.values():
-            return 1
-    return status
+    return verdict_exit(reports.final, len(cells), reports.comparison)

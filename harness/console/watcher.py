@@ -67,12 +67,12 @@ class Watcher:
         login: Login,
         start: float = 0.0,
         table: PatternTable | None = None,
-        probe: bool = True,
+        probe_devices: bool = True,
         ready: str = "",
         own_log: bool = False,
     ):
         self.login = login
-        self.probe = probe
+        self.probe_devices = probe_devices  # type the device probe after login
         # What counts as up for an image without a login (an installer's first screen).
         self.ready = re.compile(ready) if ready else None
         # A saved log of our own boot: the login conversation in it is the harness's,
@@ -184,7 +184,7 @@ class Watcher:
             return
         if _SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
             self._reach("login", now)
-            shell = self.probe and not self.ready
+            shell = self.probe_devices and not self.ready
             self._talk = Talk.SHELL if shell else Talk.PROVEN
             self._proof_kind = "ready" if self.ready and not _SHELL_PROVEN.search(text) else "shell"
             self._proven_at, self._proof = now, line

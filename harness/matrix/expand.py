@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from harness.cells import axis_problem
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.host import machine_sort_key
 from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Login
@@ -109,13 +110,10 @@ def _axis(ctx: _Context, where: list[Any], axis: str, value: Any) -> list[str]:
                 continue
             values += chosen
             continue
-        if axis == "image" and item not in ctx.images:
-            ctx.problem(at, f"image {item!r} is not one of: {', '.join(ctx.images)}")
-        if axis == "firmware" and item not in ctx.firmware and not Path(item).is_file():
-            choices = ", ".join(ctx.firmware)
-            ctx.problem(at, f"firmware {item!r} is not one of: {choices}, or a firmware file")
-        if axis == "transport" and item not in TRANSPORTS:
-            ctx.problem(at, f"transport {item!r} is not one of: {', '.join(TRANSPORTS)}")
+        choices = {"image": ctx.images, "firmware": ctx.firmware}.get(axis, TRANSPORTS)
+        problem = axis_problem(axis, str(item), choices)
+        if problem:
+            ctx.problem(at, problem)
         values.append(str(item))
     return list(dict.fromkeys(values))
 

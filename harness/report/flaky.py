@@ -9,18 +9,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.matrix.rundir import RunDir, latest_per_cell
+from harness.matrix.rundir import RunDir
 from harness.model import Cell
 from harness.report.junit import console_tail
+from harness.report.results import repeats_by_cell
 
 TAIL = 120
 
 
 def unstable_cells(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Cell -> its repeats (last try of each), for the cells whose outcomes differ."""
-    by_cell: dict[str, list[dict[str, Any]]] = {}
-    for (cell, _repeat), record in sorted(latest_per_cell(records).items(), key=lambda i: i[0][1]):
-        by_cell.setdefault(cell, []).append(record)
+    by_cell = repeats_by_cell(records)
     return {c: rs for c, rs in by_cell.items() if len({r["outcome"] for r in rs}) > 1}
 
 

@@ -1,6 +1,7 @@
 """The grid every report draws: rows image x firmware, columns machine type x
-transport, one outcome per cell. Built once from the final records; the terminal,
-Markdown and HTML reports only render it.
+transport, one outcome per cell. Built from the final records (a pure function, so
+each report that draws it builds its own); the terminal, Markdown and HTML reports
+only render it.
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.console.text import clean
 from harness.model import Outcome
 
 TAIL_LINES = 40
 # XML 1.0 cannot hold most control characters, which console logs are full of.
 _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd]")
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
 
 
 def console_tail(log: Path, lines: int = TAIL_LINES) -> str:
@@ -30,7 +30,7 @@ def console_tail(log: Path, lines: int = TAIL_LINES) -> str:
             text = f.read().decode(errors="replace")
     except OSError:
         return ""
-    text = _ESCAPES.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = clean(text).replace("\r\n", "\n").replace("\r", "\n")  # as the watcher reads it
     return _NOT_XML.sub("", "\n".join(text.splitlines()[-lines:]))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from harness.atomic import write_atomic
 from harness.matrix.rundir import RunDir, latest_per_cell
 from harness.model import Cell, Outcome
+from harness.report.compare import REGRESSION
 
 SCHEMA_VERSION = 1
 
@@ -27,14 +28,20 @@ def combined(outcomes: list[str]) -> str:
     return outcomes[0] if len(set(outcomes)) == 1 else Outcome.UNSTABLE.value
 
 
-def final_records(
-    records: Iterable[dict[str, Any]], order: Iterable[str] = ()
-) -> list[dict[str, Any]]:
-    """One record per cell, in `order` first, then in the order first seen."""
+def repeats_by_cell(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Cell id -> the last try of each of its repeats, in repeat order."""
     latest = latest_per_cell(records)
     by_cell: dict[str, list[dict[str, Any]]] = {}
     for (cell, _repeat), record in sorted(latest.items(), key=lambda item: item[0][1]):
         by_cell.setdefault(cell, []).append(record)
+    return by_cell
+
+
+def final_records(
+    records: Iterable[dict[str, Any]], order: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """One record per cell, in `order` first, then in the order first seen."""
+    by_cell = repeats_by_cell(records)
     ranked = list(dict.fromkeys([*order, *by_cell]))
     final = []
     for cell in ranked:
@@ -45,11 +52,16 @@ def final_records(
     return final
 
 
-def verdict_exit(final: list[dict[str, Any]], planned: int) -> int:
-    """0 every cell met its expectation, 1 some did not, 2 errors or missing cells."""
+def verdict_exit(
+    final: list[dict[str, Any]], planned: int, comparison: dict[str, str] | None = None
+) -> int:
+    """0 every cell met its expectation, 1 some did not (or, with a `comparison`
+    from report/compare.py, some regressed), 2 errors or missing cells."""
     outcomes = {Outcome(r["outcome"]) for r in final}
     if Outcome.ERROR in outcomes or len(final) < planned:
         return 2
+    if comparison and REGRESSION in comparison.values():
+        return 1
     return 0 if all(o.met for o in outcomes) else 1
 
 
