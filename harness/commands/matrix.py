@@ -18,6 +18,7 @@ from harness.commands.common import (
 if TYPE_CHECKING:
     from harness.host import Host
     from harness.matrix.expand import Plan
+    from harness.matrix.rundir import RunDir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +126,7 @@ def _as_recorded(args: argparse.Namespace, meta: dict[str, Any]) -> None:
     args.repeat = meta.get("repeat", args.repeat)
 
 
-def _write_partial_reports(run: Any) -> None:
+def _write_partial_reports(run: RunDir) -> None:
     """On Ctrl-C: the reports of what finished, marked incomplete, then the interrupt."""
     from harness.errors import HarnessError
     from harness.report.write import write_reports
@@ -148,7 +149,7 @@ def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
     }
 
 
-def _report(run: Any, plan: Plan, baseline: Path | None) -> int:
+def _report(run: RunDir, plan: Plan, baseline: Path | None) -> int:
     from harness.report.compare import table
     from harness.report.grid import build_grid, problems, render_text
     from harness.report.results import verdict_exit

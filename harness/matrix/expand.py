@@ -10,10 +10,10 @@ names; a named machine type QEMU lacks becomes a `skip`, never an error.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, cast
 
 import yaml
 
@@ -24,6 +24,54 @@ from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Login
 from harness.yamlfile import FileErrors, key_of, line_of
 
 AXES = ("image", "firmware", "machine", "transport")
+
+# The matrix document as harness/schemas/matrix.schema.json lets it be; yamlfile.load
+# has checked it against the schema before it gets here.
+Machine = str | dict[str, int]  # a name, all, a range, or {newest: N} / {oldest: N}
+AxisValue = str | Machine | list[str] | list[Machine]
+Where = list[str | int]  # a path of keys and indexes into the document
+
+
+class LoginSettings(TypedDict, total=False):
+    user: str | None
+    password: str
+
+
+class Settings(TypedDict, total=False):
+    timeout: float
+    accel: str
+    retries: int
+    login: LoginSettings
+
+
+class Axes(TypedDict, total=False):
+    image: AxisValue
+    firmware: AxisValue
+    machine: AxisValue
+    transport: AxisValue
+
+
+class Profile(TypedDict, total=False):
+    description: str
+    matrix: Axes
+    include: list[Axes]
+    exclude: list[Axes]
+
+
+class ExpectRule(TypedDict, total=False):
+    match: Axes
+    status: str
+    stage: str
+    reason: str
+    bug: str
+    note: str
+
+
+class MatrixDocument(TypedDict, total=False):
+    defaults: Settings
+    images: dict[str, Settings]
+    expect: list[ExpectRule]
+    profiles: dict[str, Profile]
 
 
 @dataclass(frozen=True)
@@ -72,15 +120,26 @@ class _Context:
         self.firmware = list(firmware)
         self.problems: list[str] = []
 
-    def problem(self, where: Sequence[Any], text: str) -> None:
+    def problem(self, where: Where, text: str) -> None:
         self.problems.append(f"{self.path}:{line_of(self.root, where)}: {key_of(where)}: {text}")
 
 
-def _listed(value: Any) -> list[Any]:
+def _given(axes: Axes) -> dict[str, AxisValue]:
+    """The axes a rule names, by name."""
+    named = {
+        "image": axes.get("image"),
+        "firmware": axes.get("firmware"),
+        "machine": axes.get("machine"),
+        "transport": axes.get("transport"),
+    }
+    return {axis: value for axis, value in named.items() if value is not None}
+
+
+def _listed(value: AxisValue) -> list[Machine]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def select_machines(selector: Any, machines: Sequence[str]) -> list[str] | str:
+def select_machines(selector: Machine, machines: Sequence[str]) -> list[str] | str:
     """Machine types for one selector, or a problem text."""
     versioned = [m for m in machines if m != "virt"]
     if isinstance(selector, dict):
@@ -99,7 +158,7 @@ def select_machines(selector: Any, machines: Sequence[str]) -> list[str] | str:
     return [selector]
 
 
-def _axis(ctx: _Context, where: list[Any], axis: str, value: Any) -> list[str]:
+def _axis(ctx: _Context, where: Where, axis: str, value: AxisValue) -> list[str]:
     values: list[str] = []
     for index, item in enumerate(_listed(value)):
         at = [*where, index] if isinstance(value, list) else where
@@ -118,25 +177,24 @@ def _axis(ctx: _Context, where: list[Any], axis: str, value: Any) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _cells(
-    ctx: _Context, where: list[Any], axes: dict[str, Any], fill: dict[str, list[str]]
-) -> list[Cell]:
+def _cells(ctx: _Context, where: Where, axes: Axes, fill: dict[str, list[str]]) -> list[Cell]:
+    given = _given(axes)
     values = [
-        _axis(ctx, [*where, axis], axis, axes[axis]) if axis in axes else fill[axis]
+        _axis(ctx, [*where, axis], axis, given[axis]) if axis in given else fill[axis]
         for axis in AXES
     ]
     return [Cell(*combo) for combo in itertools.product(*values)]
 
 
-def _matches(ctx: _Context, where: list[Any], rule: dict[str, Any], cell: Cell) -> bool:
-    for axis, value in rule.items():
+def _matches(ctx: _Context, where: Where, rule: Axes, cell: Cell) -> bool:
+    for axis, value in _given(rule).items():
         if getattr(cell, axis) not in _axis(ctx, [*where, axis], axis, value):
             return False
     return True
 
 
 def expand(
-    data: dict[str, Any],
+    data: Mapping[str, object],
     root: yaml.Node,
     path: Path,
     profile: str,
@@ -144,29 +202,31 @@ def expand(
     machines: Sequence[str],
     firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE),
 ) -> Plan:
-    profiles = data["profiles"]
+    document = cast(MatrixDocument, data)  # checked against the schema by yamlfile.load
+    profiles = document["profiles"]
     if profile not in profiles:
         raise FileErrors([f"{path}: no profile {profile!r}; profiles: {', '.join(profiles)}"])
     ctx = _Context(path, root, images, machines, firmware)
-    for name in data.get("images", {}):
+    for name in document.get("images", {}):
         if name not in images:
             ctx.problem(["images", name], f"image {name!r} is not one of: {', '.join(images)}")
     spec = profiles[profile]
-    where: list[Any] = ["profiles", profile]
-    fill = {axis: _axis(ctx, [*where, "matrix", axis], axis, spec["matrix"][axis]) for axis in AXES}
+    where: Where = ["profiles", profile]
+    axes = _given(spec["matrix"])
+    fill = {axis: _axis(ctx, [*where, "matrix", axis], axis, axes[axis]) for axis in AXES}
     cells = _cells(ctx, [*where, "matrix"], spec["matrix"], fill)
     for index, rule in enumerate(spec.get("include", [])):
         cells += _cells(ctx, [*where, "include", index], rule, fill)
     for index, rule in enumerate(spec.get("exclude", [])):
         cells = [c for c in cells if not _matches(ctx, [*where, "exclude", index], rule, c)]
-    planned = [_plan(ctx, data, cell) for cell in dict.fromkeys(cells)]
+    planned = [_plan(ctx, document, cell) for cell in dict.fromkeys(cells)]
     if ctx.problems:
         raise FileErrors(sorted(set(ctx.problems), key=ctx.problems.index))
     return Plan(profile, tuple(planned))
 
 
-def _plan(ctx: _Context, data: dict[str, Any], cell: Cell) -> Planned:
-    settings = {**data.get("defaults", {}), **data.get("images", {}).get(cell.image, {})}
+def _plan(ctx: _Context, data: MatrixDocument, cell: Cell) -> Planned:
+    settings: Settings = {**data.get("defaults", {}), **data.get("images", {}).get(cell.image, {})}
     expect = None
     for index, rule in enumerate(data.get("expect", [])):
         if _matches(ctx, ["expect", index, "match"], rule["match"], cell):
