@@ -64,7 +64,10 @@ def run_cell(
         )  # fmt: skip
 
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InfraError(f"cannot make the output directory {out}: {e.strerror or e}") from e
         image = setup.image(cell)
         firmware = setup.firmware(cell)
         digests[:] = [image.digest, firmware.digest]
@@ -92,7 +95,8 @@ def run_cell(
     try:
         write_result(out, result)
     except InfraError as e:
-        return error("host-error", str(e))
+        # a host fault already in the result says why (a read-only results directory)
+        return result if result.status.is_host else error("host-error", str(e))
     return result
 
 

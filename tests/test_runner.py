@@ -34,7 +34,8 @@ def test_an_output_directory_that_cannot_be_made_is_the_cells_error(
     result = run_cell(
         CELL, setup_of(tiny), host, tmp_path / "file" / "out", BootOptions(), None, quiet
     )
-    assert (result.status, result.reason) == (Outcome.ERROR, "host-error")
+    assert (result.status, result.reason) == (Outcome.ERROR, "infrastructure")
+    assert result.detail.startswith(f"cannot make the output directory {tmp_path / 'file'}")
 
 
 def test_a_result_that_cannot_be_written_is_returned_as_an_error(
