@@ -13,7 +13,6 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from harness.boot import BootOptions
 from harness.host import Host
@@ -39,7 +38,7 @@ class Task:
     repeat: int
 
 
-def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, Any]:
+def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, object]:
     expect = task.planned.expect
     return {
         **result.to_json(),
@@ -50,7 +49,7 @@ def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, Any]:
     }
 
 
-def skipped(task: Task) -> dict[str, Any]:
+def skipped(task: Task) -> dict[str, object]:
     cell = task.planned.cell
     result = CellResult(cell, Outcome.SKIP, "none", "unsupported", detail=task.planned.skip)
     return record_of(result, task, 0)
@@ -63,7 +62,7 @@ class MatrixRunner:
         setup: CellSetup,
         host: Host,
         options: BootOptions,
-        on_record: Callable[[dict[str, Any]], None],
+        on_record: Callable[[dict[str, object]], None],
         on_start: Callable[[Task], None] = lambda task: None,
     ):
         self.run = run
@@ -88,10 +87,10 @@ class MatrixRunner:
         for task in (t for t in tasks if t.planned.skip):
             self._finish(task, skipped(task))
         runnable = [t for t in tasks if not t.planned.skip]
-        scheduler: ThreadScheduler[Task, dict[str, Any]] = ThreadScheduler(jobs, cancel, tick)
+        scheduler: ThreadScheduler[Task, dict[str, object]] = ThreadScheduler(jobs, cancel, tick)
         scheduler.run(runnable, self._boot, self._finish)
 
-    def _boot(self, task: Task) -> dict[str, Any]:
+    def _boot(self, task: Task) -> dict[str, object]:
         self.on_start(task)
         planned = task.planned
         options = dataclasses.replace(
@@ -113,6 +112,6 @@ class MatrixRunner:
             if not result.status.is_host or attempts > planned.retries:
                 return record_of(result, task, attempts)
 
-    def _finish(self, task: Task, record: dict[str, Any]) -> None:
+    def _finish(self, task: Task, record: dict[str, object]) -> None:
         self.run.append(record)
         self.on_record(record)
