@@ -9,9 +9,11 @@ import shutil
 import threading
 import time
 from collections import Counter
-from typing import Any, TextIO
+from collections.abc import Mapping
+from typing import TextIO
 
 from harness.matrix.run import Task
+from harness.model import Outcome
 
 
 class Progress:
@@ -30,21 +32,23 @@ class Progress:
         with self._lock:
             self.running[task.planned.cell.id] = time.monotonic()
 
-    def finish(self, record: dict[str, Any]) -> None:
+    def finish(self, record: Mapping[str, object]) -> None:
+        """Counts a finished cell's record (results.jsonl's) and prints its line."""
+        outcome = str(record["outcome"])
         with self._lock:
-            self.running.pop(record["cell"], None)
+            self.running.pop(str(record["cell"]), None)
         self.done += 1
-        self.counts[record["outcome"]] += 1
+        self.counts[outcome] += 1
         if self.live:
             self._clear()
-        if record["outcome"] != "skip" or not self.live:
+        if outcome != Outcome.SKIP or not self.live:
             why = (
                 record["stage"]
                 if record["status"] == "pass"
                 else f"{record['stage']} {record['reason']}"
             )
             self.stream.write(
-                f"[{self.done}/{self.total}] {record['outcome'].upper():<7} {record['cell']} "
+                f"[{self.done}/{self.total}] {outcome.upper():<7} {record['cell']} "
                 f"{why} {record['duration_s']:.1f}s\n"
             )
         self.tick()
