@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.devices import DEVICES, TRANSPORT_NAMES
 from harness.model import Cell
 from harness.qemu_argv import BootFiles, qemu_argv
 
@@ -102,5 +103,16 @@ def test_commas_in_paths_are_escaped_for_qemu() -> None:
     assert "if=none,id=disk0,format=qcow2,file=/a,,b/disk.qcow2" in drives
 
 
-def test_same_inputs_same_argv() -> None:
-    assert argv("img/none/virt/pci", DIRECT) == argv("img/none/virt/pci", DIRECT)
+def test_every_row_of_the_device_table_is_on_the_command_line_once_per_instance() -> None:
+    files = BootFiles(disk=Path("/d"), kernel=Path("/k"), extra_disks=(Path("/s"),))
+    for transport in TRANSPORT_NAMES:
+        devices = [
+            d.split(",")[0] for d in values(argv(f"img/none/virt/{transport}", files), "-device")
+        ]
+        expected = [
+            value.split(",")[0]
+            for row in DEVICES
+            for _ in range(2 if row.role == "disk" else 1)  # the disk row once per disk
+            for value in row.qemu[transport]
+        ]
+        assert devices == expected
