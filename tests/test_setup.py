@@ -5,8 +5,12 @@ each cell with its own exception, while the other cells boot and record."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -121,3 +125,52 @@ def test_setup_takes_the_values_it_needs_not_the_command_line() -> None:
     plan = load_plan(catalog, host, "smoke", None, "pci and not aavmf")
     assert plan.cells and all(p.cell.transport == "pci" for p in plan.cells)
     assert all(p.cell.firmware != "aavmf" for p in plan.cells)
+
+
+BUILD_ON_WORKERS = r"""
+import os, signal, subprocess, sys, time
+from harness.commands.common import Memo, prepare
+from harness.model import Cell, Firmware, Image
+from harness.runner import CellSetup
+
+def build(name):  # a build that stops its own process group when interrupted, as full.py's
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    os.write(1, b"%d\n" % proc.pid)  # one write: the two threads do not interleave
+    try:
+        while proc.poll() is None:
+            time.sleep(0.1)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        raise
+    return Image(name, disk=None)
+
+images = Memo(build)
+setup = CellSetup(lambda c: images.get(c.image), lambda c: Firmware("none"))
+try:
+    prepare(setup, [Cell(n, "none", "virt", "pci") for n in ("a", "b")], 2)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_while_preparing_stops_every_build_under_way(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", BUILD_ON_WORKERS], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert child.stdout is not None
+    builds: list[int] = []
+    try:
+        builds = [int(child.stdout.readline()) for _ in range(2)]  # both running, on workers
+        clock = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=20) == 130
+        assert time.monotonic() - clock < 5, "the command waited for the builds to end"
+        for pid in builds:
+            assert not Path(f"/proc/{pid}").exists(), f"build {pid} left running"
+    finally:
+        child.kill()
+        child.wait()
+        for pid in builds:  # only on failure: the processes this test started
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -167,21 +167,42 @@ def prepare(setup: CellSetup, cells: Iterable[Cell], jobs: int) -> list[str]:
         wanted.setdefault(("image", cell.image), partial(setup.image, cell))
         wanted.setdefault(("firmware", cell.firmware), partial(setup.firmware, cell))
 
+    busy: set[int] = set()  # the threads building or fetching now
+    lock = threading.Lock()
+
     def attempt(what: tuple[str, str]) -> str:
+        with lock:
+            busy.add(threading.get_ident())
         try:
             wanted[what]()
         except HarnessError as e:
             outcome = "skipped" if isinstance(e, CellSkipped) else "errors"
             return f"{what[0]} {what[1]}: {e} (its cells will be {outcome})"
+        finally:
+            with lock:
+                busy.discard(threading.get_ident())
         return ""
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="prepare")
     try:
         lines = [line for line in pool.map(attempt, wanted) if line]
     except BaseException:
-        # Ctrl-C: nothing more starts (the builds under way end with their tools,
-        # which the terminal's SIGINT reached too)
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Ctrl-C or SIGTERM reach the main thread only: each build under way gets the
+        # KeyboardInterrupt it would have had on the main thread, so it stops what it
+        # started (mmdebstrap's process group...) before the command ends.
+        with lock:
+            for ident in busy:
+                _interrupt(ident)
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     return lines
+
+
+def _interrupt(thread_id: int) -> None:
+    """Raises KeyboardInterrupt in another thread of this process, at its next Python
+    instruction (CPython's PyThreadState_SetAsyncExc, the C API for this)."""
+    import ctypes
+
+    set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    set_async(ctypes.c_ulong(thread_id), ctypes.py_object(KeyboardInterrupt))
