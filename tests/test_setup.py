@@ -164,8 +164,9 @@ def test_ctrl_c_while_preparing_stops_every_build_under_way(tmp_path: Path) -> N
         builds = [int(child.stdout.readline()) for _ in range(2)]  # both running, on workers
         clock = time.monotonic()
         child.send_signal(signal.SIGINT)
-        assert child.wait(timeout=20) == 130
-        assert time.monotonic() - clock < 5, "the command waited for the builds to end"
+        assert child.wait(timeout=40) == 130
+        took = time.monotonic() - clock
+        assert took < 15, f"{took:.1f} s: the command waited for the 60 s builds to end"
         for pid in builds:
             assert not Path(f"/proc/{pid}").exists(), f"build {pid} left running"
     finally:
