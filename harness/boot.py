@@ -45,6 +45,9 @@ class BootOptions:
     # interrupt had reached it.
     cancel: threading.Event | None = None
     qemu_args: tuple[str, ...] = ()  # appended to the cell's command line, as given
+    # With `interactive`: told the verdict and the boot's seconds just before the
+    # console is handed over, so the user reads the verdict first.
+    before_handover: Callable[[Verdict, float], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,8 @@ def boot(
                 _drain(qemu, log, show)
             exit_status = qemu.exit_status(wait_s=0)
             if options.interactive and exit_status == "running":
+                if options.before_handover is not None:
+                    options.before_handover(verdict, duration)
                 say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
                 qemu.interact()
     finally:

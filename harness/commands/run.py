@@ -14,6 +14,7 @@ from harness.commands.common import add_download_arguments, add_log_cap_argument
 from harness.devices import TRANSPORT_NAMES
 
 if TYPE_CHECKING:
+    from harness.console.watcher import Verdict
     from harness.model import Cell, Image
 
 ADHOC = "custom"
@@ -63,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
     from harness.model import Cell, Outcome
     from harness.runner import CellSetup
 
+    if args.interactive and not sys.stdin.isatty():
+        raise UsageError("--interactive needs a terminal")
     say = _printer(args.quiet)
     catalog = open_catalog(args.offline, not args.no_verify, say)
     host = discover_host(args.qemu, catalog)
@@ -86,18 +89,21 @@ def main(args: argparse.Namespace) -> int:
     else:
         raise UsageError("name a CELL (IMAGE/FIRMWARE/MACHINE/TRANSPORT) or give --kernel/--disk")
     out = args.out or _default_out(catalog.workspace.results, cell)
+    handed_over: list[str] = []  # the verdict line, if printed before the handover
     options = BootOptions(
         timeout_s=args.timeout, accel=args.accel, smp=args.smp, keep=args.keep,
         interactive=args.interactive, qemu_args=tuple(args.qemu_arg), log_cap=args.log_cap,
+        before_handover=_verdict_first(cell, handed_over),
     )  # fmt: skip
-    show = None if args.quiet else _show
+    show = None if args.quiet else _live_console()
     from harness.runner import run_cell
 
     result = run_cell(cell, setup, host, out, options, show, say)
-    if show is not None:
+    if show is not None or handed_over:
         sys.stdout.write("\n")
     if result.status in (Outcome.ERROR, Outcome.SKIP):
         print(f"harness run: {result.detail}", file=sys.stderr)
+    # Printed again after an --interactive session: the last line is the verdict.
     print(result.summary(), flush=True)
     say(f"results in {out}")
     return {Outcome.PASS: EXIT_OK, Outcome.FAIL: EXIT_FAIL}.get(result.status, EXIT_ERROR)
@@ -108,9 +114,35 @@ def _default_out(results: Path, cell: Cell) -> Path:
     return results / "single" / f"{stamp}-{str(cell).replace('/', '_')}"
 
 
-def _show(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+def _live_console() -> Callable[[bytes], None]:
+    """Shows the console as it arrives, without the guest's cursor moves, screen
+    clears and terminal queries (harness/console/terminal.py): the terminal stays the
+    user's until `--interactive` hands it over."""
+    from harness.console.terminal import TerminalFilter
+
+    safe = TerminalFilter()
+
+    def show(data: bytes) -> None:
+        sys.stdout.buffer.write(safe.feed(data))
+        sys.stdout.buffer.flush()
+
+    return show
+
+
+def _verdict_first(cell: Cell, printed: list[str]) -> Callable[[Verdict, float], None]:
+    """Prints the verdict line, on its own line, before `--interactive` hands the
+    console over (the README's order); `printed` remembers that it was."""
+    from harness.model import CellResult
+
+    def before_handover(verdict: Verdict, duration_s: float) -> None:
+        seen = CellResult(
+            cell, verdict.status, verdict.stage, verdict.reason, duration_s=duration_s
+        )
+        printed.append(seen.summary())
+        sys.stdout.write("\n")
+        print(printed[-1], flush=True)
+
+    return before_handover
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:

@@ -1,0 +1,122 @@
+"""The user's terminal while `harness run` shows a boot: the guest's text and colour
+reach it, its cursor moves, screen clears and terminal queries do not, and
+`--interactive` hands the raw console over only after the verdict."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import FIXTURES, ROOT, qemu_processes
+
+from harness.console.terminal import TerminalFilter
+from harness.model import Image
+
+# Any escape sequence, control string or C1 control a terminal would act on.
+ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|.)|\xc2[\x80-\x9f]", re.DOTALL)
+COLOUR = re.compile(rb"\x1b\[[0-9;:]*m")
+
+
+def escapes_other_than_colour(shown: bytes) -> list[bytes]:
+    return [m.group() for m in ESCAPE.finditer(shown) if not COLOUR.fullmatch(m.group())]
+
+
+def test_the_filter_keeps_text_and_colour_and_drops_moves_clears_and_queries() -> None:
+    console = (
+        b"\x1b[2J\x1b[01;01HUEFI firmware\x1b[=3h\x1b[6n\x1b[c\x1b[>c\x1b[18t"
+        b"\x1b]0;title\x07\x1b]11;?\x1b\\\x1bP+q544e\x1b\\\x1bc\x1b7\x1b(0\x0e\x0f\x07\x00"
+        b"\x1b[0;32mOK\x1b[0m caf\xc3\xa9 \xc2\x9b6n\xc2\xa0x\r\nlogin: "
+    )
+    shown = TerminalFilter().feed(console)
+    assert shown == b"UEFI firmware\x1b[0;32mOK\x1b[0m caf\xc3\xa9 \xc2\xa0x\r\nlogin: "
+
+
+@pytest.mark.parametrize("log", sorted(FIXTURES.glob("consoles/*.log")), ids=lambda p: p.stem)
+def test_the_filter_is_the_same_whatever_the_chunks(log: Path) -> None:
+    """Real consoles, fed whole and cut at every byte, give the same bytes, and
+    nothing but colour is left that a terminal would act on."""
+    data = log.read_bytes()
+    whole = TerminalFilter().feed(data)
+    cut = TerminalFilter()
+    assert b"".join(cut.feed(data[i : i + 1]) for i in range(len(data))) == whole
+    assert escapes_other_than_colour(whole) == []
+    assert re.sub(rb"\s", b"", whole)  # the text is still there
+
+
+def test_the_filter_holds_a_sequence_cut_by_a_read_and_bounds_a_long_one() -> None:
+    f = TerminalFilter()
+    assert f.feed(b"ab\x1b[") == b"ab"
+    assert f.feed(b"6") == b""
+    assert f.feed(b"ncd\x1b[0;3") == b"cd"
+    assert f.feed(b"1mred\xc2") == b"\x1b[0;31mred"
+    assert f.feed(b"\x9b2J") == b"\r\n"
+    assert f.feed(b"\x1b[" + b"1;" * 10_000 + b"m!") == b"!"  # not a colour anyone means
+
+
+def test_interactive_without_a_terminal_is_one_line_before_anything_boots(
+    tmp_path: Path,
+) -> None:
+    before = set(qemu_processes())
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "debian-12-tiny/none/virt/mmio",
+         "--interactive", "--out", str(tmp_path / "out")],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == ["harness run: --interactive needs a terminal"]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "out").exists()  # nothing booted, nothing written
+    assert set(qemu_processes()) <= before
+
+
+def test_an_aavmf_boot_on_a_terminal_keeps_the_command_line_and_asks_the_terminal_nothing(
+    tiny: Image, tmp_path: Path
+) -> None:
+    """On a pty, as a user sees it: AAVMF's clear-screen and the shell's cursor
+    query (`ESC [ 6 n`, whose answer would land in the user's shell as `;24R`) are
+    in the console log but never reach the terminal."""
+    child = pexpect.spawn(
+        sys.executable, ["-m", "harness.cli", "run", "debian-12-tiny/aavmf/virt/pci", "--out", str(tmp_path)],
+        cwd=str(ROOT), timeout=180, dimensions=(24, 80),
+    )  # fmt: skip
+    try:
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    shown = child.before
+    assert child.exitstatus == 0, shown[-2000:]
+    log = (tmp_path / "console.log").read_bytes()
+    assert b"\x1b[2J" in log and b"\x1b[6n" in log  # the guest did send them
+    assert escapes_other_than_colour(shown) == []
+    assert shown.startswith(b"/usr/bin/qemu-system-aarch64 -name ")
+    assert b"UEFI firmware" in shown and b"debian-12-tiny login: " in shown
+    assert re.search(rb"\nPASS debian-12-tiny/aavmf/virt/pci login \d+\.\ds\r\n", shown)
+
+
+def test_interactive_prints_the_verdict_then_hands_over_on_its_own_line(
+    tiny: Image, tmp_path: Path
+) -> None:
+    child = pexpect.spawn(
+        sys.executable, ["-m", "harness.cli", "run", "debian-12-tiny/none/virt/mmio", "--interactive", "--out", str(tmp_path)],
+        cwd=str(ROOT), timeout=120, encoding="utf-8", codec_errors="replace",
+    )  # fmt: skip
+    try:
+        child.expect(r"\r\n(PASS debian-12-tiny/none/virt/mmio login \d+\.\ds)\r\n")
+        verdict = child.match.group(1)
+        child.expect_exact("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
+        assert child.before.strip() == ""  # nothing between the verdict and the handover
+        child.sendline("echo typed-by-$((3*3))-hands")
+        child.expect_exact("typed-by-9-hands")
+        child.send("\x1d")  # Ctrl-]
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert child.before.rstrip().splitlines()[-2:] == [verdict, f"results in {tmp_path}"]
