@@ -4,6 +4,7 @@ works, and what the CPU model supports. Found by asking QEMU, never assumed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -21,6 +22,16 @@ from harness.errors import InfraError
 QEMU_ENV = "HARNESS_QEMU"
 DEFAULT_QEMU = "qemu-system-aarch64"
 _VIRT = re.compile(r"^(virt(?:-\d+\.\d+)?)\s+.*?(?:\(alias of (\S+)\))?$")
+# CPU models that run AArch64 code (QEMU's target/arm/cpu64.c and cpu-v7m.c:
+# qemu-system-arm has "max" and the 32-bit Cortex-A/R/M, qemu-system-aarch64 adds these).
+AARCH64_CPUS = frozenset(
+    ("a64fx", "cortex-a35", "cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72",
+     "cortex-a76", "cortex-a710", "neoverse-n1", "neoverse-n2", "neoverse-v1")
+)  # fmt: skip
+
+
+class WrongTarget(InfraError):
+    """The QEMU binary exists and answers but cannot run aarch64 guests."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ def _ask_qemu(qemu: str) -> dict[str, Any]:
         "version": match.group(1) if match else version_text.strip(),
         "machines": list(machines),
         "alias": alias,
+        "aarch64_cpus": aarch64_cpus(_ask(qemu, "-cpu", "help")),
         # Pointer authentication with QEMU's own hash instead of the architected
         # QARMA is far cheaper to emulate under TCG.
         "cpu_options": ["pauth-impdef=on"] if "pauth-impdef" in cpu_help else [],
@@ -130,14 +142,21 @@ def _ask_qemu(qemu: str) -> dict[str, Any]:
 
 
 def _qemu_facts(qemu: str, cache: Path | None) -> dict[str, Any]:
-    """_ask_qemu, remembered per binary (path, size, mtime): asking costs three QEMU
-    starts, a tenth of a second on every command."""
+    """_ask_qemu, remembered per binary (path, size, mtime): asking costs four QEMU
+    starts, a tenth of a second on every command. Each binary has its own file
+    beside `cache` (named by a digest of its path), so trying another QEMU does not
+    make the usual one be asked again."""
     stat = os.stat(qemu)
-    key = f"{os.path.realpath(qemu)}|{stat.st_size}|{stat.st_mtime_ns}"
+    real = os.path.realpath(qemu)
+    key = f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
+    if cache is not None:
+        tag = hashlib.sha256(real.encode()).hexdigest()[:12]
+        cache = cache.with_name(f"{cache.stem}-{tag}{cache.suffix}")
     try:
         if cache is not None:
             stored: dict[str, Any] = json.loads(cache.read_text())
-            if stored.get("key") == key:
+            # Facts remembered by an older harness lack the target check: asked again.
+            if stored.get("key") == key and "aarch64_cpus" in stored:
                 return stored
     except (OSError, ValueError):
         pass
@@ -151,9 +170,37 @@ def _qemu_facts(qemu: str, cache: Path | None) -> dict[str, Any]:
     return facts
 
 
+def aarch64_cpus(cpu_help: str) -> list[str]:
+    """The AArch64 CPU models in `-cpu help` output (one name first on each line,
+    after "Available CPUs:"), sorted; none means the binary cannot run our guests."""
+    names = {line.split()[0] for line in cpu_help.splitlines()[1:] if line.strip()}
+    return sorted(names & AARCH64_CPUS)
+
+
+def check_target(qemu: str, facts: Mapping[str, Any]) -> None:
+    """Raises WrongTarget unless this QEMU runs AArch64 guests on `virt`: a
+    qemu-system-arm has `virt` too, and boots nothing of ours (an empty console
+    until the timeout)."""
+    lacks = []
+    if not facts["aarch64_cpus"]:
+        lacks.append("no AArch64 CPU in -cpu help (such as cortex-a57)")
+    if not facts["machines"]:
+        lacks.append("no virt machine type in -machine help")
+    if lacks:
+        raise WrongTarget(
+            f"QEMU {qemu} cannot run aarch64 guests: {' and '.join(lacks)}; "
+            f"use qemu-system-aarch64 (--qemu or ${QEMU_ENV})"
+        )
+
+
 def discover(qemu_option: str | None, env: Mapping[str, str], cache: Path | None = None) -> Host:
+    """The host as QEMU and the kernel describe it.
+
+    Raises InfraError when QEMU is missing, fails to answer, or cannot run aarch64
+    guests (check_target)."""
     qemu = find_qemu(qemu_option, env)
     facts = _qemu_facts(qemu, cache)
+    check_target(qemu, facts)
     arch = platform.machine()
     return Host(
         qemu=qemu,

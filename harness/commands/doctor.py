@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.catalog import Catalog, Workspace
     from harness.errors import HarnessError
     from harness.firmware import host_aavmf, read_descriptors
-    from harness.host import discover
+    from harness.host import WrongTarget, discover
     from harness.images.debian import KEYRING
     from harness.images.full import HOW_TO_GET_READY, check_host
     from harness.images.store import ImageStore
@@ -51,6 +51,9 @@ def main(args: argparse.Namespace) -> int:
     install = "sudo apt-get install"
     try:
         host = discover(args.qemu, os.environ)
+    except WrongTarget as e:
+        _line(False, "qemu", str(e), "point --qemu or $HARNESS_QEMU at qemu-system-aarch64")
+        return EXIT_ERROR
     except HarnessError as e:
         _line(False, "qemu", str(e), f"{install} qemu-system-arm")
         return EXIT_ERROR
