@@ -186,6 +186,25 @@ class Catalog:
             return "" if cached(self.remote[name], self.downloader) else "not cached (offline)"
         return ""
 
+    def not_ready(self, name: str) -> str:
+        """Why `image(name)` would build or download before it returns ("" when it
+        would not), with the command that does it: for commands that only describe
+        an image and must never start a 20-minute build. Raises UsageError for an
+        unknown name."""
+        if name not in self.recipes and name in self.remote:
+            from harness.images.remote import cached
+
+            if cached(self.remote[name], self.downloader):
+                return ""
+            return f"image {name} is not downloaded: harness images fetch {name}"
+        recipe = self.recipe(name)
+        record = self.store.record(name)
+        if record is None:
+            return f"image {name} is not built: harness images build {name}"
+        if record.get("recipe_digest") != recipe_digest(recipe, self.workspace.images / "tiny"):
+            return f"image {name} is out of date (its recipe changed): harness images build {name}"
+        return ""
+
     def firmware(self, name: str, resolve_host: Callable[[str], Firmware]) -> Firmware:
         if name in self.firmware_builds:
             mirror = None if self.offline else self._mirror()

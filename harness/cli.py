@@ -31,6 +31,26 @@ COMMANDS = {
 }
 
 
+# Options whose value is passed on to another program and may itself start with "-"
+# (`--qemu-arg -device`): argparse would take such a value for an option of its own.
+PASS_ON_OPTIONS = frozenset({"--qemu-arg"})
+
+
+def attach_values(argv: Sequence[str]) -> list[str]:
+    """`--qemu-arg VALUE` as `--qemu-arg=VALUE`, which argparse reads whatever VALUE
+    starts with (argparse documents the `=` form for values that look like options).
+    Everything after a `--` is left alone."""
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            out += [word, *words]
+            break
+        value = next(words, None) if word in PASS_ON_OPTIONS else None
+        out.append(word if value is None else f"{word}={value}")
+    return out
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--qemu", help="qemu-system-aarch64 to use (default: $HARNESS_QEMU or PATH)"
@@ -54,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.errors import HarnessError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_values(sys.argv[1:] if argv is None else argv))
     module = importlib.import_module(f"harness.commands.{args.command}")
     caught: list[int] = []
 

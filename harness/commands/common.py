@@ -37,7 +37,8 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
         "-k",
         dest="keyword",
         metavar="EXPR",
-        help="only cells matching EXPR, e.g. 'pci and not aavmf'",
+        help="only cells matching EXPR, e.g. 'pci and not aavmf'; a word matches where it "
+        "occurs in the cell id, and virt-X.Y also matches virt when QEMU says virt is virt-X.Y",
     )
 
 
@@ -99,7 +100,7 @@ def load_plan(
         data, root, path, profile, catalog.names(), host.machines, catalog.firmware_names()
     )
     if keyword:
-        wanted = keyword_filter(keyword)
+        wanted = keyword_filter(keyword, {"virt": host.virt_alias})
         plan = dataclasses.replace(plan, cells=tuple(c for c in plan.cells if wanted(c.cell.id)))
     return plan
 

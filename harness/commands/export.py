@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,11 +57,17 @@ def _libvirt(args: argparse.Namespace, catalog: Catalog, host: Host) -> int:
 
     setup = cell_setup(catalog, host)
     accel = host.accel("auto")
+    if args.run is not None and args.cell:
+        raise UsageError(
+            f"give a CELL or --run RUN, not both ({args.cell} and --run {args.run}): "
+            "--run exports every passing cell of the run"
+        )
     if args.run is None:
         if not args.cell:
             raise UsageError("name a CELL, or --run RUN for every passing cell of a run")
         cell = Cell.parse(args.cell)
         check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
+        _never_build(catalog, cell.image)
         image = setup.image(cell)
         seeds: tuple[Path, ...] = ()
         if image.cloud_init and args.out:
@@ -76,6 +83,7 @@ def _libvirt(args: argparse.Namespace, catalog: Catalog, host: Host) -> int:
     passing = [r for r in load_final(run) if Outcome(r["outcome"]).reached_login]
     for record in passing:
         cell = Cell.parse(record["cell"])
+        _never_build(catalog, cell.image)
         # the NoCloud seed the cell booted with sits beside its console log
         seed = run.cell_dir(cell, record.get("repeat", 0)) / "seed.iso"
         seeds = (seed,) if seed.is_file() else ()
@@ -102,6 +110,17 @@ def _seed_beside(out: Path, image: str) -> Path:
     return seed
 
 
+def _never_build(catalog: Catalog, image: str) -> None:
+    """Domain XML describes an image; it is no reason to build or download one (a
+    full image takes 20 minutes): an image that is not ready is a usage error that
+    says which command makes it."""
+    from harness.errors import UsageError
+
+    why = catalog.not_ready(image)
+    if why:
+        raise UsageError(why)
+
+
 def _facts(args: argparse.Namespace, catalog: Catalog) -> int:
     from harness.export.facts import facts, markdown
     from harness.matrix.rundir import RunDir
@@ -120,7 +139,11 @@ def _facts(args: argparse.Namespace, catalog: Catalog) -> int:
         labels,
     )
     table = markdown(document)
-    (args.json or run.path / "facts.json").write_text(json.dumps(document, indent=2) + "\n")
-    (args.markdown or run.path / "facts.md").write_text(table)
+    json_path = args.json or run.path / "facts.json"
+    markdown_path = args.markdown or run.path / "facts.md"
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    markdown_path.write_text(table)
     print(table, end="")
+    # On stderr: stdout stays the Markdown table alone, for `> summary.md`.
+    print(f"wrote {json_path} and {markdown_path}", file=sys.stderr)
     return EXIT_OK

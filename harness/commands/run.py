@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the verdict line")
     parser.add_argument(
         "--qemu-arg", action="append", default=[], metavar="ARG",
-        help="one more argument for QEMU, appended as given (repeat for several)",
+        help="one more argument for QEMU, appended as given (repeat for several; values "
+        "may start with -: --qemu-arg -device --qemu-arg virtio-rng-pci)",
     )  # fmt: skip
     add_download_arguments(parser)
     add_log_cap_argument(parser)

@@ -1,11 +1,12 @@
 """`-k EXPR`: pick cells by words of their id, as pytest's -k does: `pci and not
 aavmf`, `virt-2 or tiny-mmio`, parentheses allowed. A word matches when it occurs in
-the cell id (IMAGE/FIRMWARE/MACHINE/TRANSPORT)."""
+the cell id (IMAGE/FIRMWARE/MACHINE/TRANSPORT), or in the id with the machine type
+written as what it is an alias of (`virt` is `virt-7.2` on QEMU 7.2)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from harness.errors import UsageError
 
@@ -14,7 +15,13 @@ _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
 Predicate = Callable[[str], bool]
 
 
-def keyword_filter(expression: str) -> Predicate:
+def keyword_filter(expression: str, aliases: Mapping[str, str] | None = None) -> Predicate:
+    """A predicate on cell ids (IMAGE/FIRMWARE/MACHINE/TRANSPORT) for `expression`.
+
+    `aliases` maps a machine type to the one it stands for, as QEMU's `-machine help`
+    says ("virt" -> "virt-7.2"): a cell on `virt` then also matches `virt-7.2`.
+    Raises UsageError naming the expression when it does not parse."""
+    matches = _word_matcher(aliases or {})
     tokens = _TOKEN.findall(expression)
     position = 0
 
@@ -55,7 +62,7 @@ def keyword_filter(expression: str) -> Predicate:
             return inner
         if token in (")", "and", "or"):
             raise UsageError(f"-k {expression!r}: unexpected {token!r}")
-        return lambda cell: token in cell
+        return lambda cell: matches(token, cell)
 
     result = either()
     if peek() is not None:
@@ -69,3 +76,15 @@ def _any_of(a: Predicate, b: Predicate) -> Predicate:
 
 def _all_of(a: Predicate, b: Predicate) -> Predicate:
     return lambda cell: a(cell) and b(cell)
+
+
+def _word_matcher(aliases: Mapping[str, str]) -> Callable[[str, str], bool]:
+    def matches(word: str, cell: str) -> bool:
+        if word in cell:
+            return True
+        # The machine is the third part from the end: a firmware path may hold "/".
+        *front, machine, transport = cell.rsplit("/", 2)
+        alias = aliases.get(machine)
+        return alias is not None and word in "/".join([*front, alias, transport])
+
+    return matches
