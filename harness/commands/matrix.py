@@ -143,6 +143,8 @@ def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
         "matrix": str(args.matrix.resolve()) if args.matrix else None,
         "keyword": args.keyword,
         "repeat": args.repeat,
+        "timeout": args.timeout,
+        "smp": args.smp,
         "shard": args.shard,
         "cells": [p.cell.id for p in plan.cells],
         "host": host.facts(),
@@ -166,7 +168,8 @@ def _report(run: RunDir, plan: Plan, baseline: Path | None) -> int:
     missing = len(plan.cells) - len(reports.final)
     resume = f"; {missing} missing (harness matrix --resume {run.path})" if missing else ""
     print(f"{len(reports.final)} of {len(plan.cells)} cells have results in {run.path}{resume}")
-    print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json")
+    flaky = ", flaky.html" if (run.path / "flaky.html").exists() else ""
+    print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json{flaky}")
     return verdict_exit(reports.final, len(plan.cells), reports.comparison)
 
 

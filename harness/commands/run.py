@@ -133,11 +133,11 @@ def _live_console() -> Callable[[bytes], None]:
 def _verdict_first(cell: Cell, printed: list[str]) -> Callable[[Verdict, float], None]:
     """Prints the verdict line, on its own line, before `--interactive` hands the
     console over (the README's order); `printed` remembers that it was."""
-    from harness.model import CellResult
+    from harness.model import CellResult, Outcome
 
     def before_handover(verdict: Verdict, duration_s: float) -> None:
         seen = CellResult(
-            cell, verdict.status, verdict.stage, verdict.reason, duration_s=duration_s
+            cell, Outcome(verdict.status), verdict.stage, verdict.reason, duration_s=duration_s
         )
         printed.append(seen.summary())
         sys.stdout.write("\n")

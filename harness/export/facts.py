@@ -30,7 +30,7 @@ class OsName(TypedDict):
 
 
 class PciVerdict(TypedDict):
-    safe: bool
+    safe: bool | None  # None: no cell the host let boot says either way
     failures: list[str]
 
 
@@ -39,6 +39,8 @@ class OsFacts(TypedDict):
     reached_login: list[str]
     did_not: list[str]
     virtio_pci_default_safe: dict[str, PciVerdict]
+    pci_answer_from: dict[str, list[str]]  # machine -> firmware of the PCI cells that said
+    host_problems: list[str]  # cells set aside: the host's trouble, not the OS's answer
 
 
 class FactsDocument(TypedDict):
@@ -87,15 +89,7 @@ def facts(
             by_image[str(record["image"])].append(record)
     oses: list[OsFacts] = []
     for image, cells in by_image.items():
-        pci_default: dict[str, PciVerdict] = {}
-        for record in cells:
-            if record["transport"] == "pci":
-                verdict = pci_default.setdefault(
-                    str(record["machine"]), {"safe": True, "failures": []}
-                )
-                if not _reached_login(record):
-                    verdict["safe"] = False
-                    verdict["failures"].append(f"{record['firmware']}: {_why(record)}")
+        pci_default, evidence, host_problems = _pci_answer(cells)
         oses.append({
             "os": _os_of(cells, labels, image),
             "reached_login": sorted(_where(r) for r in cells if _reached_login(r)),
@@ -103,10 +97,66 @@ def facts(
             "virtio_pci_default_safe": dict(
                 sorted(pci_default.items(), key=lambda item: machine_sort_key(item[0]))
             ),
+            "pci_answer_from": {m: sorted(f) for m, f in evidence.items()},
+            "host_problems": sorted(host_problems),
         })  # fmt: skip
     return {
         "schema": SCHEMA, "run": str(run.get("run", "")), "qemu": run.get("qemu", {}), "oses": oses,
     }  # fmt: skip
+
+
+def _pci_answer(
+    cells: Sequence[Record],
+) -> tuple[dict[str, PciVerdict], dict[str, set[str]], list[str]]:
+    """Per machine type: is virtio-pci safe (True, False, or None when no cell says),
+    the firmware of the PCI cells that say, and the host problems set aside.
+
+    A PCI cell is evidence about the OS only if the host let it boot: an `error` is
+    the host's fault, and a timeout when the same cell on mmio also timed out or
+    erred says the host was too slow or broken, not that the OS cannot use PCI."""
+    twins = {(r["firmware"], r["machine"], r["transport"]): r for r in cells}
+    answer: dict[str, PciVerdict] = {}
+    evidence: dict[str, set[str]] = defaultdict(set)
+    host_problems: list[str] = []
+    for record in cells:
+        if record["transport"] != "pci":
+            continue
+        machine, firmware = str(record["machine"]), str(record["firmware"])
+        verdict = answer.setdefault(machine, {"safe": None, "failures": []})
+        twin = twins.get((firmware, machine, "mmio"))
+        both_stuck = twin is not None and _host_problem(record) and _host_problem(twin)
+        if Outcome(record["outcome"]).is_host or both_stuck:
+            host_problems.append(
+                f"{firmware}/{machine}: {_said(record)} on pci"
+                + (f", {_said(twin)} on mmio" if twin is not None else "")
+            )
+            continue
+        evidence[machine].add(firmware)
+        if _reached_login(record):
+            verdict["safe"] = verdict["safe"] is not False
+        else:
+            verdict["safe"] = False
+            verdict["failures"].append(f"{firmware}: {_why(record)}")
+    return answer, evidence, host_problems
+
+
+def _host_problem(record: Record) -> bool:
+    """The host's doing, or a timeout (which a slow host makes too)."""
+    outcome = Outcome(record["outcome"])
+    return outcome.is_host or (not outcome.reached_login and record["reason"] == "timeout")
+
+
+def _said(record: Record) -> str:
+    return f"{record['outcome']} {_why(record)}"
+
+
+def _answer_cell(verdict: PciVerdict | None, firmware: list[str]) -> str:
+    if verdict is None:
+        return "-"
+    if verdict["safe"] is None:
+        return "unknown: only host problems (see below)"
+    text = "yes" if verdict["safe"] else "no: " + "; ".join(verdict["failures"])
+    return text + (" (direct boot only)" if firmware == ["none"] else "")
 
 
 def markdown(document: FactsDocument) -> str:
@@ -120,16 +170,23 @@ def markdown(document: FactsDocument) -> str:
         "| OS (image) | kernel | " + " | ".join(machines) + " |",
         "|---|---|" + "---|" * len(machines),
     ]
+    problems = []
     for os in document["oses"]:
-        cells = []
-        for machine in machines:
-            verdict = os["virtio_pci_default_safe"].get(machine)
-            if verdict is None:
-                cells.append("-")
-            elif verdict["safe"]:
-                cells.append("yes")
-            else:
-                cells.append("no: " + "; ".join(verdict["failures"]))
+        cells = [
+            _answer_cell(
+                os["virtio_pci_default_safe"].get(machine), os["pci_answer_from"].get(machine, [])
+            )
+            for machine in machines
+        ]
         name = f"{os['os']['name']} ({os['os']['image']})"
         lines.append(f"| {name} | {os['os']['kernel'] or '?'} | " + " | ".join(cells) + " |")
+        problems += [f"- {os['os']['image']}: {p}" for p in os["host_problems"]]
+    if problems:
+        lines += [
+            "",
+            "Host problems, not counted as answers (the cell failed on both transports, "
+            "or the harness or host erred):",
+            "",
+            *problems,
+        ]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.host import machine_sort_key
@@ -23,6 +24,11 @@ MARKS = {
     Outcome.SKIP: "-",
     Outcome.UNSTABLE: "~",
 }
+# What the harness itself types and the guest echoes (watcher.SHELL_PROOF,
+# probe.SCRIPT): never the reason a boot went silent.
+HARNESS_TEXT = "harness-"
+# How much of a log's end is read for the last line before a timeout.
+TAIL_BYTES = 16384
 LEGEND = (
     "ok pass, FAIL fail, xf expected failure, XP unexpected pass, ERR error, - skip, ~ unstable"
 )
@@ -84,3 +90,32 @@ def problems(grid: Grid) -> list[str]:
             f"{record['reason']}  {record.get('detail', '')[:100]}"
         )
     return sorted(out)
+
+
+def reason_line(record: dict[str, Any], run_dir: Path | None) -> str:
+    """The console line that explains a cell: the watcher's deciding line, except
+    for a timeout whose last line is the harness's own typing (the login proof or
+    the device probe echoed back), where it is the last line the guest printed by
+    itself before the silence, read from the cell's console log in `run_dir`."""
+    detail = str(record.get("detail") or "")
+    if record.get("reason") != "timeout" or HARNESS_TEXT not in detail or run_dir is None:
+        return detail
+    return last_guest_line(run_dir / str(record.get("log") or "")) or detail
+
+
+def last_guest_line(log: Path) -> str:
+    """The last non-empty console line of `log` that is not the harness's typing
+    ("" when there is none or the log cannot be read)."""
+    from harness.console.text import ConsoleText
+
+    try:
+        with log.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return ""
+    text = ConsoleText()
+    lines = [line.text for line in text.feed(data)] + [text.partial.text]
+    guest = [line.strip() for line in lines if line.strip() and HARNESS_TEXT not in line]
+    return guest[-1] if guest else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.model import Outcome
-from harness.report.grid import Grid, build_grid
+from harness.report.grid import Grid, build_grid, reason_line
 
 COLOURS = {
     "pass": "#b9e4bb",
@@ -37,6 +37,8 @@ table.grid { border-collapse: collapse; }
 .label.regression { color: #b00020; }
 .label.fixed { color: #1b5e20; }
 ul.problems { font-family: monospace; font-size: 12px; }
+ul.problems .expected { font-family: system-ui, sans-serif; color: #555; }
+p.options { background: #fff3cd; padding: 4px 8px; display: inline-block; }
 """
 
 
@@ -49,6 +51,31 @@ def seen_in_guest(record: dict[str, Any]) -> str:
     """The transports the guest itself reported its virtio devices on, e.g. "pci"."""
     guest = record.get("guest") or {}
     return "+".join(guest.get("transports", []))
+
+
+@dataclass(frozen=True)
+class RunNotes:
+    """What report.html says about the run beyond its cells."""
+
+    # Command-line options that changed verdicts, as typed: ("--timeout 2",)
+    options: tuple[str, ...] = ()
+    # The other reports beside report.html, e.g. ("flaky.html", "report.md", ...)
+    reports: tuple[str, ...] = ()
+    run_dir: Path | None = None  # where the cells' console logs are (for timeouts)
+
+
+def run_options(options: dict[str, Any]) -> tuple[str, ...]:
+    """results.json's `options` (what the command line changed) as typed options."""
+    shown = []
+    if options.get("timeout"):
+        shown.append(f"--timeout {options['timeout']:g} (instead of matrix.yaml's timeouts)")
+    if options.get("repeat", 1) > 1:
+        shown.append(f"--repeat {options['repeat']}")
+    if options.get("smp", 1) > 1:
+        shown.append(f"--smp {options['smp']}")
+    if options.get("keyword"):
+        shown.append(f"-k {options['keyword']!r}")
+    return tuple(shown)
 
 
 @dataclass(frozen=True)
@@ -66,9 +93,12 @@ class CellView:
 def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
     outcome = str(record["outcome"])
     label = comparison.get(record["cell"], "new") if comparison is not None else ""
+    why = f"{record['stage']} {record['reason']}" if Outcome(outcome).needs_why else ""
+    if outcome == "unstable":
+        why = repeats_passed(record)
     return CellView(
         outcome=outcome,
-        why=f"{record['stage']} {record['reason']}" if Outcome(outcome).needs_why else "",
+        why=why,
         seen=seen_in_guest(record),
         log=record.get("log") or "",
         label="" if label == "still-passing" else label,
@@ -94,9 +124,67 @@ def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None)
     return f'<td class="{cell.outcome}" style="{style}" title="{title}">{text}</td>'
 
 
+def repeats_passed(record: dict[str, Any]) -> str:
+    """`3/5 repeats passed` for a cell booted with --repeat."""
+    outcomes = record.get("repeats") or [record["outcome"]]
+    passed = sum(1 for o in outcomes if Outcome(o).reached_login)
+    return f"{passed}/{len(outcomes)} repeats passed"
+
+
+def why_others_failed(record: dict[str, Any]) -> str:
+    """The reasons of the repeats that did not pass, counted: `fail kernel
+    kernel-panic x2`."""
+    outcomes = record.get("repeats") or []
+    reasons = record.get("repeat_reasons") or [""] * len(outcomes)
+    counted = Counter(
+        f"{o} {r}".strip()
+        for o, r in zip(outcomes, reasons, strict=False)
+        if not Outcome(o).reached_login
+    )
+    return ", ".join(f"{why} x{n}" if n > 1 else why for why, n in counted.items())
+
+
+def _problem_html(record: dict[str, Any], run_dir: Path | None) -> str:
+    """One "Not passing" entry: the cell linked to its console log, why it stopped
+    (for a timeout, the last console line before the silence), an expected failure's
+    note and bug link, and for repeats how many passed and why the others did not."""
+    name = html.escape(f"{record['outcome'].upper()} {record['cell']}")
+    if record.get("log"):
+        name = f'<a href="{html.escape(record["log"], quote=True)}">{name}</a>'
+    line = reason_line(record, run_dir)
+    text = f"{name}: " + html.escape(f"{record['stage']} {record['reason']}")
+    if record["outcome"] == "unstable":
+        text += html.escape(f"; {repeats_passed(record)}; the others: {why_others_failed(record)}")
+    text += f" &mdash; {html.escape(line[:160])}"
+    expect = record.get("expect") or {}
+    if expect.get("note") or expect.get("bug"):
+        said = html.escape(expect.get("note") or "")
+        bug = expect.get("bug") or ""
+        if bug:
+            link = html.escape(bug, quote=True)
+            said += f' <a href="{link}">{html.escape(bug)}</a>' if "://" in bug else f" {link}"
+        text += f'<br><span class="expected">expected to fail: {said.strip()}</span>'
+    return f"<li>{text}</li>"
+
+
+def _notes_html(notes: RunNotes) -> str:
+    parts = []
+    if notes.options:
+        changed = ", ".join(html.escape(o) for o in notes.options)
+        parts.append(f'<p class="options">Options that changed verdicts: {changed}</p>')
+    if notes.reports:
+        links = ", ".join(f'<a href="{html.escape(r)}">{html.escape(r)}</a>' for r in notes.reports)
+        parts.append(f'<p class="reports">reports: {links}</p>')
+    return "\n".join(parts) + ("\n" if parts else "")
+
+
 def render_html(
-    title: str, final: list[dict[str, Any]], comparison: dict[str, str] | None = None
+    title: str,
+    final: list[dict[str, Any]],
+    comparison: dict[str, str] | None = None,
+    notes: RunNotes | None = None,
 ) -> str:
+    notes = notes or RunNotes()
     grid = build_grid(final)
     machines = list(dict.fromkeys(m for m, _ in grid.columns))
     spans = {m: sum(1 for mm, _ in grid.columns if mm == m) for m in machines}
@@ -108,18 +196,13 @@ def render_html(
         body.append(
             f'<tr><th class="row">{html.escape(row[0])} / {html.escape(row[1])}</th>{cells}</tr>'
         )
-    problems = [
-        "<li>"
-        + html.escape(f"{r['outcome'].upper()} {r['cell']}: {r['stage']} {r['reason']}")
-        + f" &mdash; {html.escape((r.get('detail') or '')[:160])}</li>"
-        for r in final
-        if Outcome(r["outcome"]).needs_why
-    ]
+    problems = [_problem_html(r, notes.run_dir) for r in final if Outcome(r["outcome"]).needs_why]
     return (
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
         f"<p>{html.escape(_summary(final))}</p>\n"
-        f'<table class="grid"><thead><tr><th rowspan="2">image / firmware</th>{head1}</tr>'
+        + _notes_html(notes)
+        + f'<table class="grid"><thead><tr><th rowspan="2">image / firmware</th>{head1}</tr>'
         f"<tr>{head2}</tr></thead><tbody>\n"
         + "\n".join(body)
         + "\n</tbody></table>\n"
@@ -156,7 +239,12 @@ def render_markdown(
 
 
 def write_pages(
-    run_dir: Path, title: str, final: list[dict[str, Any]], comparison: dict[str, str] | None
+    run_dir: Path,
+    title: str,
+    final: list[dict[str, Any]],
+    comparison: dict[str, str] | None,
+    notes: RunNotes | None = None,
 ) -> None:
-    (run_dir / "report.html").write_text(render_html(title, final, comparison))
+    notes = notes or RunNotes(run_dir=run_dir)
+    (run_dir / "report.html").write_text(render_html(title, final, comparison, notes))
     (run_dir / "report.md").write_text(render_markdown(title, final, comparison))

@@ -48,7 +48,10 @@ def final_records(
         repeats = by_cell.get(cell)
         if repeats:
             outcomes = [r["outcome"] for r in repeats]
-            final.append({**repeats[-1], "outcome": combined(outcomes), "repeats": outcomes})
+            final.append({
+                **repeats[-1], "outcome": combined(outcomes), "repeats": outcomes,
+                "repeat_reasons": [f"{r['stage']} {r['reason']}" for r in repeats],
+            })  # fmt: skip
     return final
 
 
@@ -98,14 +101,25 @@ def results_document(
         "images": _digests(final, "image", "image_digest"),
         "firmware": _digests(final, "firmware", "firmware_digest"),
         "summary": dict(Counter(r["outcome"] for r in final)),
+        "options": run_options_of(meta),
         "cells": cells,
     }
+
+
+# The command-line options of `harness matrix` that can change verdicts, as run.json
+# keeps them.
+OPTION_KEYS = ("timeout", "repeat", "smp", "keyword")
+
+
+def run_options_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The options of run.json that were given (None and absent are left out)."""
+    return {key: meta[key] for key in OPTION_KEYS if meta.get(key) is not None}
 
 
 _CELL_KEYS = (
     "cell", "image", "firmware", "machine", "transport", "accel", "status", "outcome",
     "stage", "reason", "detail", "deciding_line", "stage_times", "duration_s",
-    "started_at", "attempts", "repeats", "expect", "guest", "image_verified",
+    "started_at", "attempts", "repeats", "repeat_reasons", "expect", "guest", "image_verified",
     "firmware_version", "proof",
 )  # fmt: skip
 

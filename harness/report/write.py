@@ -14,7 +14,7 @@ from harness.matrix.rundir import RunDir
 from harness.report.compare import compare
 from harness.report.flaky import write_flaky
 from harness.report.junit import write_junit
-from harness.report.pages import write_pages
+from harness.report.pages import RunNotes, run_options, write_pages
 from harness.report.results import load_final, results_document, write_json
 
 
@@ -52,6 +52,11 @@ def write_reports(run: RunDir, baseline: Path | None = None) -> Reports:
     profile = document["profile"]
     write_junit(run.path / "junit.xml", run.path, profile, document["cells"])
     title = f"{document['run']} ({profile}, QEMU {document['qemu']['version']})"
-    write_pages(run.path, title, document["cells"], comparison)
-    write_flaky(run, run.path / "flaky.html")
+    flaky = ("flaky.html",) if write_flaky(run, run.path / "flaky.html") else ()
+    notes = RunNotes(
+        options=run_options(document["options"]),
+        reports=(*flaky, "report.md", "junit.xml", "results.json"),
+        run_dir=run.path,
+    )
+    write_pages(run.path, title, document["cells"], comparison, notes)
     return Reports(document["cells"], old, comparison)
