@@ -151,8 +151,7 @@ class Catalog:
         if why := self.unavailable_offline(name):
             raise NotBuilt(f"{why}: {name}; `harness images build {name}` builds it")
         record = self.store.record(name)
-        wanted = recipe_digest(recipe, self.workspace.images / "tiny")
-        if record is None or record.get("recipe_digest") != wanted:
+        if self._stale(name, record):
             why = "is not built" if record is None else "changed since its build"
             expected = duration(expected_build_s(recipe, record))
             self.notice(
@@ -176,8 +175,7 @@ class Catalog:
             record = self.store.record(name)
             if record is None:
                 return "not built (offline)"
-            wanted = recipe_digest(self.recipes[name], self.workspace.images / "tiny")
-            if record.get("recipe_digest") != wanted:
+            if self._stale(name, record):
                 return "not built (offline): its recipe changed since it was built"
             return ""
         if name in self.remote:
@@ -197,13 +195,19 @@ class Catalog:
             if cached(self.remote[name], self.downloader):
                 return ""
             return f"image {name} is not downloaded: harness images fetch {name}"
-        recipe = self.recipe(name)
+        self.recipe(name)
         record = self.store.record(name)
         if record is None:
             return f"image {name} is not built: harness images build {name}"
-        if record.get("recipe_digest") != recipe_digest(recipe, self.workspace.images / "tiny"):
+        if self._stale(name, record):
             return f"image {name} is out of date (its recipe changed): harness images build {name}"
         return ""
+
+    def _stale(self, name: str, record: dict[str, Any] | None) -> bool:
+        """Whether recipe image `name`, recorded as `record`, needs a build: never
+        built, or its recipe or guest files changed since."""
+        wanted = recipe_digest(self.recipes[name], self.workspace.images / "tiny")
+        return record is None or record.get("recipe_digest") != wanted
 
     def firmware(self, name: str, resolve_host: Callable[[str], Firmware]) -> Firmware:
         if name in self.firmware_builds:
