@@ -74,6 +74,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         [
             "Synchronous Exception at 0x000000007C05F2FC",
             "ASSERT [BdsDxe] /build/edk2/MdeModulePkg/BdsEntry.c(123): !EFI_ERROR (Status)",
+            '"Synchronous Abort" handler, esr 0x96000010',
         ],
         ["Synchronous Exception handling enabled", "ASSERT that the value is right"],
     ),
@@ -110,6 +111,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["Booting the fallback entry", "you need to load the kernel modules first"],
     ),
     "grub-prompt": (["grub> ", "grub rescue> "], ["grub>> ", "grub> help"]),
+    "u-boot-prompt": (["=> "], ["=> bootefi", "a => b"]),
     "efi-stub": (
         [
             "EFI stub: Booting Linux Kernel...",
@@ -123,6 +125,8 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         [
             "[    4.980000] virtio_blk virtio1: [vda] 4194304 512-byte logical blocks",
             "<6>[ 4.98] x",
+            "[    4.980000][    T1] Run /init as init process",
+            "[    0.000000][    C0] printk: console [ttyAMA0] enabled",
         ],
         ["[  OK  ] Reached target Basic System.", "[ TIME ] Timed out waiting for device"],
     ),
@@ -338,14 +342,22 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["debian-12-tiny login: root", "Last login: Thu Nov 26 on ttyAMA0"],
     ),
     "login-answered": (
-        ["debian-12-tiny login: root", "(none) login: ubuntu"],
+        ["debian-12-tiny login: root", "(none) login: ubuntu", "vm1 login: root (automatic login)"],
         [
             "Last login: Thu Nov 26 03:00:00 2026 on ttyAMA0",
             "Please login: as root, then run the tests.",
         ],
     ),
+    "login-succeeded": (
+        ["Last login: Mon Nov 30 12:00:00 UTC 2026 on ttyAMA0", "Last login: Tue Dec  1 09:00:01"],
+        ["Last login: never", "The last login: was yesterday"],
+    ),
     "shell-command": (
         [
+            "/ # uname -a",
+            "~ # ./selftest.sh",
+            "sh-5.2# ls /",
+            "bash-4.4$ make check",
             "$ uname -a",
             "root@vm1:~# cat /proc/cmdline",
             "[root@fedora ~]# ls /",
@@ -367,6 +379,8 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "ERROR:../accel/tcg/cpu-exec.c:1028:cpu_exec_setjmp: assertion failed: (cpu == current_cpu)",
             "Bail out! ERROR:../target/arm/helper.c:100:f: code should not be reached",
             "zsh: abort      qemu-system-aarch64 -M virt -cpu max -nographic",
+            "./run-vm.sh: line 12: 48213 Segmentation fault      (core dumped) qemu-system-aarch64",
+            "bash: line 1:  4242 Aborted                 (core dumped) qemu-system-aarch64 -M virt",
             "qemu: fatal: Trying to execute code outside RAM or ROM at 0x0000000000000000",
         ],
         [
@@ -374,6 +388,23 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "qemu-system-aarch64: terminating on signal 15 from pid 1234 (timeout)",
             "[   3.1] systemd[1]: Detected virtualization qemu.",
         ],
+    ),
+    "systemd-status": (
+        [
+            "[  OK  ] Started systemd-journald.service - Journal Service.",
+            "[FAILED] Failed to start systemd-networkd.service.",
+            "[DEPEND] Dependency failed for initrd-root-device.target - Initrd Root Device.",
+        ],
+        ["[    1.0] OK", "[ OK ]", "OK Started"],
+    ),
+    "systemd-userspace-unit": (
+        [
+            "[  OK  ] Reached target multi-user.target - Multi-User System.",
+            "[  OK  ] Reached target Login Prompts.",
+            "[  OK  ] Started serial-getty@ttyAMA0.service - Serial Getty on ttyAMA0.",
+            "[  OK  ] Started systemd-logind.service - User Login Management.",
+        ],
+        ["[  OK  ] Reached target initrd.target - Initrd Default Target.", "Multi-User System"],
     ),
     "emulator-aborted": (
         ["Aborted (core dumped)", "Segmentation fault"],

@@ -68,6 +68,9 @@ class Pattern:
     clears_hint: bool = False
     # The component gave up: a repeating cause seen before it decides now.
     gives_up: bool = False
+    # The emulator's last words: they decide only if nothing after them shows the boot
+    # going on (QEMU also reports errors it survives, e.g. a network packet it dropped).
+    last_words: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -138,7 +141,9 @@ TABLE: tuple[Pattern, ...] = (
         "edk2-exception",
         F,
         "firmware",
-        r"(?:Synchronous|SError|IRQ|FIQ) Exception at 0x[0-9A-Fa-f]+|ASSERT \[\w+\] \S+\(\d+\)",
+        r"(?:Synchronous|SError|IRQ|FIQ) Exception at 0x[0-9A-Fa-f]+|ASSERT \[\w+\] \S+\(\d+\)"
+        # U-Boot's exception handler (arch/arm/lib/interrupts_64.c), before it resets.
+        r'|"(?:Synchronous Abort|SError|IRQ|FIQ)" handler, esr 0x',
         "firmware-crash",
     ),
     # --- bootloader (GRUB 2) -------------------------------------------------------
@@ -172,12 +177,15 @@ TABLE: tuple[Pattern, ...] = (
     Pattern(
         "grub-prompt", Kind.FAIL_PROMPT, "bootloader", r"^grub(?: rescue)?> ?$", "bootloader-prompt"
     ),
+    # U-Boot's own shell (CONFIG_SYS_PROMPT "=> "): its boot commands found nothing to boot.
+    Pattern("u-boot-prompt", Kind.FAIL_PROMPT, "bootloader", r"^=> ?$", "bootloader-prompt"),
     # --- kernel --------------------------------------------------------------------
     # Every line of the stub but its errors: booting, decompressing, exiting boot
     # services, loading the initrd.
     Pattern("efi-stub", S, "kernel", r"EFI stub: (?!ERROR)\w"),
     # A kernel message with its printk time: a log that starts mid-boot is at least here.
-    Pattern("printk", S, "kernel", r"^(?:<\d>)?\[\s*\d+\.\d+\] "),
+    # CONFIG_PRINTK_CALLER adds the task or CPU ("[    4.98][    T1] ", syzbot, KernelCI).
+    Pattern("printk", S, "kernel", r"^(?:<\d>)?\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? "),
     # The stub's fatal errors (drivers/firmware/efi/libstub): it returns to the
     # firmware, the kernel never starts; the loader failed.
     Pattern(
@@ -193,8 +201,16 @@ TABLE: tuple[Pattern, ...] = (
     # Others are only printed (a "FIRMWARE BUG" about image_base, KASLR without an RNG)
     # and the kernel boots on.
     Pattern("efi-stub-error", H, "kernel", r"EFI stub: ERROR: ", "efi-stub-error"),
-    Pattern("linux-start", S, "kernel", r"Booting Linux on physical CPU", restart=True),
-    Pattern("linux-banner", S, "kernel", r"Linux version \d+\.\d+\S* \("),
+    # The kernel proper runs: an EFI stub error printed before it did not stop it.
+    Pattern(
+        "linux-start",
+        S,
+        "kernel",
+        r"Booting Linux on physical CPU",
+        restart=True,
+        clears_hint=True,
+    ),
+    Pattern("linux-banner", S, "kernel", r"Linux version \d+\.\d+\S* \(", clears_hint=True),
     # Root file system failures reported by the kernel itself (no initramfs, or one
     # that handed over a bad root=); they come before the panic they cause.
     Pattern(
@@ -322,10 +338,12 @@ TABLE: tuple[Pattern, ...] = (
         "emergency-shell",
     ),
     # --- userspace -----------------------------------------------------------------
+    # systemd's emergency mode in the initrd (dracut, mkinitcpio's systemd hook) is the
+    # initramfs's; after the switch to the real root it is userspace's (stage reached).
     Pattern(
         "systemd-emergency",
         F,
-        "userspace",
+        "initramfs",
         r"You are in (?:emergency|rescue) mode|Welcome to (?:emergency|rescue) mode"
         r"|Give root password for maintenance|Press Enter for maintenance"
         r"|\(or (?:press|type) Control-D to continue\)"
@@ -351,6 +369,17 @@ TABLE: tuple[Pattern, ...] = (
         r"Timed out waiting for device ",
         "root-not-found",
     ),
+    # systemd's status lines ("[  OK  ] Reached target ..."): systemd runs, in the initrd
+    # at least (src/core/job.c, unit.c status messages); a log may start with them.
+    Pattern("systemd-status", S, "initramfs", r"^\[\s*(?:OK|FAILED|DEPEND|TIME|SKIP)\s*\] \S"),
+    # ... and units only the real root has: userspace.
+    Pattern(
+        "systemd-userspace-unit",
+        S,
+        "userspace",
+        r"^\[\s*OK\s*\] (?:Reached target .*(?:Multi-User System|Login Prompts|Graphical Interface)"
+        r"|Started .*(?:Getty on |User Login Management))",
+    ),
     # systemd as PID 1 crashed (src/core/crash-handler.c): nothing will start any more.
     Pattern(
         "init-crash",
@@ -375,7 +404,10 @@ TABLE: tuple[Pattern, ...] = (
     Pattern("login-prompt", Kind.LOGIN_PROMPT, "login", r"(?:^|\s)(?:\S+ )?login: ?$"),
     # The same prompt once answered: the user name echoed after it, alone on the line
     # (how a saved log shows that login was reached).
-    Pattern("login-answered", S, "login", r"^(?:\S+ )?login: \S+\s*$"),
+    # agetty --autologin says so after the name (term-utils/agetty.c).
+    Pattern("login-answered", S, "login", r"^(?:\S+ )?login: \S+(?: \(automatic login\))?\s*$"),
+    # login(1) and pam_lastlog print this only after a login succeeded.
+    Pattern("login-succeeded", S, "login", r"^Last login: \w{3} \w{3} [ \d]\d "),
     # A shell prompt with a command typed after it ("$ uname -a", "root@vm1:~# ls"):
     # someone is at the guest's shell. Bare "# " is left out (config files start lines
     # with it), and so is a command running QEMU: the host's shell, as a report starts.
@@ -383,7 +415,8 @@ TABLE: tuple[Pattern, ...] = (
         "shell-command",
         S,
         "login",
-        r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]|(?:[~/]\S* )?\$)"
+        r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]|(?:[~/]\S* )?\$|[~/]\S* #"
+        r"|(?:ba|z|k|da)?sh-\d+(?:\.\d+)*[#$])"
         r" (?!.*\bqemu)[\w./~-]",
     ),
     Pattern("password-prompt", Kind.PASSWORD_PROMPT, "login", r"[Pp]assword: ?$"),
@@ -402,8 +435,12 @@ TABLE: tuple[Pattern, ...] = (
         r"(?:^|\s)qemu-system-[\w-]+: (?!.*\b(?:warning|info): )(?!terminating on signal)\S"
         r"|^qemu: (?:fatal|hardware error|uncaught target signal)|^Bail out! "
         r"|^(?:\*\* ?)?ERROR:\S+:\d+:\S+: |error: kvm run failed"
-        r"|^\w*sh: .*\b(?:abort|[Aa]borted|segmentation fault|bus error|killed)\b.*\bqemu",
+        r"|^\w*sh: .*\b(?:abort|[Aa]borted|segmentation fault|bus error|killed)\b.*\bqemu"
+        # bash's report of a script's job: "./run.sh: line 12: 4242 Aborted  qemu-..."
+        r"|^\S+: line \d+: +\d+ (?:Aborted|Segmentation fault|Bus error|Killed"
+        r"|Illegal instruction|Trace/breakpoint trap)\b.*\bqemu",
         "emulator-crash",
+        last_words=True,
     ),
     # A shell's report of a process killed by a signal: QEMU's, when it ends the log (a
     # guest's own shell says the same of its programs, so only at the end).

@@ -46,7 +46,9 @@ def saved_log_tails(partial: Line, last: Line) -> list[Line]:
     a saved log ends where the console went quiet, newline or not."""
     bare = Line(partial.number, _STRAY_END.sub("", partial.text))
     tails = [partial, bare] if partial.text.strip() else []
-    return tails if bare.text.strip() else [*tails, last]
+    if bare.text.strip():
+        return tails
+    return [*tails, last, Line(last.number, _STRAY_END.sub("", last.text))]
 
 
 def clean(text: str) -> str:

@@ -96,6 +96,8 @@ class Watcher:
         self._last_line = Line(0, "")
         self._hint: Hint | None = None  # the last soft error
         self._restarts = 0
+        self._looping = 0  # resets since this boot last reached login
+        self._last_words: Line | None = None  # the emulator's, unless the boot went on
         self._talk = Talk.WAITING
         self._logins = 0  # user names typed at a login prompt
         self._proofs = 0  # shell proofs typed
@@ -143,6 +145,8 @@ class Watcher:
         """The verdict of a saved log that has been fed whole."""
         if self.verdict is not None:
             return self.verdict
+        if self._last_words is not None:  # nothing after them showed the boot going on
+            return self._decide("fail", self.stage, "emulator-crash", self._last_words)
         proven = self._talk in (Talk.SHELL, Talk.PROBING, Talk.PROVEN)
         if not proven:
             self._at_end_of_output(self._last_output, live=False)
@@ -174,7 +178,10 @@ class Watcher:
         failure = self.table.first(Kind.FAIL, text) or self.table.first(
             Kind.FAIL, self._previous + text
         )
-        if failure is not None:
+        if failure is not None and failure.last_words:
+            # A line wrapped in two matches on both: the first is where they begin.
+            self._last_words = self._last_words or line
+        elif failure is not None:
             self._reach(failure.stage, now)
             stage = failure.stage if failure.exact else self.stage
             self._decide("fail", stage, failure.reason, line)
@@ -206,6 +213,7 @@ class Watcher:
         for row in self.table.stages(line.text):
             if row.clears_hint and self._hint is not None and self._hint.stage == row.stage:
                 self._hint = None
+            self._went_on(row.stage)
             self._reach(row.stage, now)
             if row.stage == "login" and not self._login_line.number:
                 self._login_line = line
@@ -213,15 +221,29 @@ class Watcher:
             self._earliest.learn(line.text, STAGES.index(self.stage) >= STAGES.index("bootloader"))
         return False
 
+    def _went_on(self, stage: str) -> None:
+        """Progress to `stage`: a cause seen in an earlier stage did not stop the boot
+        (dracut's timeout scripts found the root after all), and the emulator that
+        printed an error before it is still running."""
+        self._last_words = None
+        later = STAGES.index(stage)
+        if self._pending is not None and later > STAGES.index(self._pending.stage):
+            self._pending = None
+        if self._cause is not None and later > STAGES.index(self._cause.stage):
+            self._cause = None
+
     def _count_reset(self, line: Line) -> bool:
-        """The guest started over: True if that decided the boot (a reset loop)."""
+        """The guest started over: True if that decided the boot (a reset loop). A
+        boot that reached login before it was rebooted (a test that reboots, a
+        first-boot reboot after login) starts the count of the loop again."""
         self._restarts += 1
+        self._looping = 0 if self._cycle == "login" else self._looping + 1
         self._cycle = "none"
         self._earliest.restart()
         self._cause = self._pending = self._hint = None
         self._login_line = Line(0, "")
         self._overrun = None
-        if self._restarts >= MAX_RESTARTS:
+        if self._looping >= MAX_RESTARTS:
             self._decide("fail", self.stage, "reset-loop", line)
             return True
         return False

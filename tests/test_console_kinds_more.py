@@ -1,0 +1,191 @@
+"""More logs of the kinds of issue 14, written as a new user would find them (other
+distros, firmware, line ends, tools), each one the watcher got wrong once: judged
+through the real `harness classify`; where a live boot can show the same kind, the
+live watcher (driven with a fake clock) decides it the same way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import FIXTURES, Harness
+from test_watcher import Live
+
+from harness.console.watcher import HINT_QUIET_S, QUIET_S
+
+MORE = FIXTURES / "consoles" / "kinds-more"
+
+# fixture -> (status, stage, reason, text of the deciding line, proof)
+EXPECTED = {
+    # 1. The end of the log: the terminal's mark after the last line end, and U-Boot's
+    # own shell ("=> ") waiting for input, are prompts too.
+    "1-grub-prompt-then-stray-mark-and-newline.log": (
+        "fail",
+        "bootloader",
+        "bootloader-prompt",
+        "grub>",
+        "",
+    ),
+    "1-u-boot-shell-prompt-last.log": ("fail", "bootloader", "bootloader-prompt", "=>", ""),
+    "4-u-boot-bad-image-then-its-prompt.log": (
+        "fail",
+        "bootloader",
+        "bootloader-prompt",
+        "=>",
+        "",
+    ),
+    # 2. A shell reached: busybox's "/ # cmd", bash's "sh-5.2# cmd", login's lastlog line.
+    "2-busybox-shell-command-then-a-test-run.log": (
+        "pass",
+        "login",
+        "login",
+        "/ # uname -a",
+        "prompt",
+    ),
+    "2-sh-prompt-command-then-a-test-run.log": ("pass", "login", "login", "sh-5.2# ls", "prompt"),
+    "2-starts-at-last-login-then-a-test-run.log": (
+        "pass",
+        "login",
+        "login",
+        "Last login:",
+        "prompt",
+    ),
+    # 3. Stage from everything the log shows.
+    "3-printk-with-caller-ids.log": ("incomplete", "kernel", "log-ended", "crng init done", ""),
+    "3-starts-with-systemd-status-lines.log": (
+        "incomplete",
+        "initramfs",
+        "log-ended",
+        "Local File Systems",
+        "",
+    ),
+    "3-starts-with-userspace-units.log": (
+        "incomplete",
+        "userspace",
+        "log-ended",
+        "Multi-User System",
+        "",
+    ),
+    "3-u-boot-exception.log": ("fail", "bootloader", "firmware-crash", "Synchronous Abort", ""),
+    # 4. An EFI stub error the kernel went past is not the reason.
+    "4-efi-stub-warning-then-the-kernel.log": (
+        "incomplete",
+        "kernel",
+        "log-ended",
+        "Booting Linux",
+        "",
+    ),
+    # 5. Rebooted after reaching login each time: a reboot test, not a reset loop.
+    "5-reboot-test-reaches-login-each-time.log": ("pass", "login", "login", "login:", "prompt"),
+    # 6. QEMU's error is its last words only if the boot did not go on after it.
+    "6-qemu-error-it-survives-then-login.log": ("pass", "login", "login", "login:", "prompt"),
+    "6-script-reports-qemu-segfault.log": (
+        "fail",
+        "kernel",
+        "emulator-crash",
+        "Segmentation fault",
+        "",
+    ),
+    "6-tcg-fatal-register-dump-then-host-prompt.log": (
+        "fail",
+        "bootloader",
+        "emulator-crash",
+        "qemu: fatal:",
+        "",
+    ),
+    # 7. systemd's emergency mode in the initrd is the initramfs's.
+    "7-systemd-initrd-timeout-then-locked-emergency.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "Timed out waiting for device /dev/disk/by-uuid/abcd",
+        "",
+    ),
+    # 8. The devexists hint, then the root came (LVM from a timeout script): a pass.
+    "8-devexists-then-the-root-comes-then-a-test-run.log": (
+        "pass",
+        "login",
+        "login",
+        "localhost login: root",
+        "prompt",
+    ),
+}
+
+
+def test_every_log_is_judged_right_by_classify(harness: Harness) -> None:
+    logs = sorted(MORE.glob("*.log"))
+    assert {log.name for log in logs} == set(EXPECTED)
+    proc = harness("classify", "--json", *map(str, logs))
+    assert proc.returncode == 1, proc.stderr
+    judged = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(judged) == len(logs)
+    for got in judged:
+        status, stage, reason, text, proof = EXPECTED[Path(got["file"]).name]
+        assert (got["status"], got["stage"], got["reason"], got["proof"]) == (
+            status,
+            stage,
+            reason,
+            proof,
+        ), got
+        assert text in got["text"], got
+
+
+def crlf(name: str) -> bytes:
+    return (MORE / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_live_the_root_that_comes_after_the_devexists_hint_is_logged_into() -> None:
+    text = crlf("8-devexists-then-the-root-comes-then-a-test-run.log")
+    boot = text[: text.index(b"localhost login: ") + len(b"localhost login: ")]
+    live = Live()
+    assert live.guest(boot) is None
+    assert live.wait(HINT_QUIET_S + 1) is None
+    assert live.typed[:1] == ["root\r"]
+
+
+def test_live_reboots_after_login_are_no_reset_loop() -> None:
+    text = crlf("5-reboot-test-reaches-login-each-time.log")
+    live = Live()
+    assert live.guest(text) is None
+    assert live.watcher.stage == "login"
+
+
+def test_live_resets_that_never_reach_login_again_are_a_loop() -> None:
+    text = crlf("5-reboot-test-reaches-login-each-time.log")
+    first = text[: text.index(b"UEFI firmware", 10)]  # one boot that reached login
+    stuck = b"UEFI firmware (version x built at 12:00:00 on Sep  1 2023)\r\n"
+    stuck += b"[    0.000000] Booting Linux on physical CPU 0x0\r\n"
+    live = Live()
+    assert live.guest(first + stuck * 2) is None  # the reset after login starts the count
+    verdict = live.guest(stuck)
+    assert verdict is not None and verdict.reason == "reset-loop"
+
+
+def test_live_a_u_boot_exception_decides_at_once() -> None:
+    verdict = Live().guest(crlf("3-u-boot-exception.log"))
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        "fail",
+        "bootloader",
+        "firmware-crash",
+    )
+
+
+def test_live_the_initrd_emergency_mode_is_at_initramfs() -> None:
+    verdict = Live().guest(crlf("7-systemd-initrd-timeout-then-locked-emergency.log"))
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == (
+        "fail",
+        "initramfs",
+        "root-not-found",
+    )
+
+
+def test_live_a_u_boot_prompt_fails_when_the_console_goes_quiet() -> None:
+    live = Live()
+    assert live.guest(crlf("1-u-boot-shell-prompt-last.log")) is None
+    verdict = live.wait(QUIET_S + 0.2)
+    assert verdict is not None and (verdict.status, verdict.reason) == (
+        "fail",
+        "bootloader-prompt",
+    )
