@@ -50,7 +50,24 @@ EXPECTED = {
         "Last login:",
         "prompt",
     ),
-    # 3. Stage from everything the log shows.
+    # The guest's own shell reports its programs so: not the emulator, after a login.
+    "2-guest-shell-reports-killed-after-a-test-run.log": (
+        "pass",
+        "login",
+        "login",
+        "vm1 login: root",
+        "prompt",
+    ),
+    "2-guest-shell-reports-segfault-then-its-prompt.log": ("pass", "login", "login", "#", "prompt"),
+    # 3. Stage from everything the log shows. A command typed at the initramfs's shell
+    # is no login.
+    "3-initramfs-shell-with-a-typed-command.log": (
+        "fail",
+        "initramfs",
+        "emergency-shell",
+        "/ #",
+        "",
+    ),
     "3-printk-with-caller-ids.log": ("incomplete", "kernel", "log-ended", "crng init done", ""),
     "3-starts-with-systemd-status-lines.log": (
         "incomplete",
@@ -101,7 +118,15 @@ EXPECTED = {
         "Timed out waiting for device /dev/disk/by-uuid/abcd",
         "",
     ),
-    # 8. The devexists hint, then the root came (LVM from a timeout script): a pass.
+    # 8. The hook's line wrapped by a terminal at 80 columns.
+    "8-devexists-hook-wrapped-by-the-terminal.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/disk/by-uuid/abcd never appeared",
+        "",
+    ),
+    # The devexists hint, then the root came (LVM from a timeout script): a pass.
     "8-devexists-then-the-root-comes-then-a-test-run.log": (
         "pass",
         "login",

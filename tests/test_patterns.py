@@ -352,16 +352,14 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["Last login: Mon Nov 30 12:00:00 UTC 2026 on ttyAMA0", "Last login: Tue Dec  1 09:00:01"],
         ["Last login: never", "The last login: was yesterday"],
     ),
+    "shell-command-bare": (
+        ["/ # uname -a", "~ # ./selftest.sh", "sh-5.2# ls /", "bash-4.4$ make check", "~ $ dmesg"],
+        ["# a comment line", "$ qemu-system-aarch64 -M virt", "/ # ", "(initramfs) ls"],
+    ),
     "shell-command": (
         [
-            "/ # uname -a",
-            "~ # ./selftest.sh",
-            "sh-5.2# ls /",
-            "bash-4.4$ make check",
-            "$ uname -a",
             "root@vm1:~# cat /proc/cmdline",
             "[root@fedora ~]# ls /",
-            "~ $ dmesg",
             "user@host:~/qemu$ ./run-test",
         ],
         [

@@ -71,6 +71,9 @@ class Pattern:
     # The emulator's last words: they decide only if nothing after them shows the boot
     # going on (QEMU also reports errors it survives, e.g. a network packet it dropped).
     last_words: bool = False
+    # An initramfs's rescue shell looks the same ("/ # ls", "sh-5.2# ls"): while the
+    # boot is in the initramfs, this shows no progress.
+    initramfs_has_it: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -408,16 +411,24 @@ TABLE: tuple[Pattern, ...] = (
     Pattern("login-answered", S, "login", r"^(?:\S+ )?login: \S+(?: \(automatic login\))?\s*$"),
     # login(1) and pam_lastlog print this only after a login succeeded.
     Pattern("login-succeeded", S, "login", r"^Last login: \w{3} \w{3} [ \d]\d "),
-    # A shell prompt with a command typed after it ("$ uname -a", "root@vm1:~# ls"):
-    # someone is at the guest's shell. Bare "# " is left out (config files start lines
-    # with it), and so is a command running QEMU: the host's shell, as a report starts.
+    # A shell prompt with a command typed after it ("root@vm1:~# ls"): someone is at
+    # the guest's shell. A command running QEMU is left out: the host's shell, as a
+    # report starts.
     Pattern(
         "shell-command",
         S,
         "login",
-        r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]|(?:[~/]\S* )?\$|[~/]\S* #"
-        r"|(?:ba|z|k|da)?sh-\d+(?:\.\d+)*[#$])"
+        r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]) (?!.*\bqemu)[\w./~-]",
+    ),
+    # The prompts without a user@host ("$ uname -a", "/ # ls", "sh-5.2# ls"), which an
+    # initramfs's shell prints too. Bare "# " is left out (config files start with it).
+    Pattern(
+        "shell-command-bare",
+        S,
+        "login",
+        r"^(?:(?:[~/]\S* )?\$|[~/]\S* #|(?:ba|z|k|da)?sh-\d+(?:\.\d+)*[#$])"
         r" (?!.*\bqemu)[\w./~-]",
+        initramfs_has_it=True,
     ),
     Pattern("password-prompt", Kind.PASSWORD_PROMPT, "login", r"[Pp]assword: ?$"),
     # "root@host:~# ", "[root@host ~]# ", "/ # ", "sh-5.2# ", "~ $ ". Only ever a

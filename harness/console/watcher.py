@@ -45,6 +45,7 @@ from harness.model import STAGES, Login
 QUIET_S = 0.5
 HINT_QUIET_S = 5.0  # silence after a repeating cause hint: dracut repeats it every second
 SETTLE_S = 0.5
+WRAPPED = 64  # a line at least this long may go on in the next (72, 80 columns)
 RETRY_S = 8.0
 MAX_ATTEMPTS = 3
 MAX_RESTARTS = 2
@@ -98,6 +99,7 @@ class Watcher:
         self._restarts = 0
         self._looping = 0  # resets since this boot last reached login
         self._last_words: Line | None = None  # the emulator's, unless the boot went on
+        self._at_shell = False  # someone logged in or typed at the guest's shell this boot
         self._talk = Talk.WAITING
         self._logins = 0  # user names typed at a login prompt
         self._proofs = 0  # shell proofs typed
@@ -186,8 +188,14 @@ class Watcher:
             stage = failure.stage if failure.exact else self.stage
             self._decide("fail", stage, failure.reason, line)
             return
-        hint = self.table.first(Kind.HINT, text)
-        if hint is not None and self._note_hint(hint, line, now):
+        hint, at = self.table.first(Kind.HINT, text), line
+        if hint is None and len(self._previous) >= WRAPPED:
+            # A long line a terminal or mail wrapped: the hint spans the two, and was not
+            # already seen on the first.
+            joined = self.table.first(Kind.HINT, self._previous + text)
+            if joined is not None and self.table.first(Kind.HINT, self._previous) is None:
+                hint, at = joined, Line(line.number, self._previous + text)
+        if hint is not None and self._note_hint(hint, at, now):
             return
         if _SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
             self._reach("login", now)
@@ -211,6 +219,9 @@ class Watcher:
         if reset and self._count_reset(line):
             return True
         for row in self.table.stages(line.text):
+            if row.initramfs_has_it and self._cycle == "initramfs":
+                continue
+            self._at_shell = self._at_shell or row.stage == "login"  # logged in, typed
             if row.clears_hint and self._hint is not None and self._hint.stage == row.stage:
                 self._hint = None
             self._went_on(row.stage)
@@ -239,6 +250,7 @@ class Watcher:
         self._restarts += 1
         self._looping = 0 if self._cycle == "login" else self._looping + 1
         self._cycle = "none"
+        self._at_shell = False
         self._earliest.restart()
         self._cause = self._pending = self._hint = None
         self._login_line = Line(0, "")
@@ -314,14 +326,16 @@ class Watcher:
                 self._reach(failure.stage, now)
                 return self._decide("fail", self.stage, failure.reason, tail)
         last = self.table.first(Kind.FAIL_PROMPT, self._last_line.text)
-        if not live and last is not None and last.stage == "none":
-            # The emulator's end, then the prompt of the terminal it ran in.
+        if not live and last is not None and last.stage == "none" and not self._at_shell:
+            # The emulator's end, then the prompt of the terminal it ran in (after a
+            # command at the guest's shell, that shell reports its own programs so).
             return self._decide("fail", self.stage, last.reason, self._last_line)
         found = (
             (p, tail)
             for tail in tails
             for kind in _PROMPT_KINDS
             if (p := self.table.first(kind, tail.text.rstrip() + " "))
+            and not (p.stage == "none" and self._at_shell)
         )
         prompt, tail = next(found, (None, tails[0] if tails else self._last_line))
         if prompt is None and self._overrun is not None and self._talk is Talk.WAITING:
