@@ -26,6 +26,36 @@ EXPECTED = {
         "grub>",
         "",
     ),
+    # QEMU quit (Ctrl-A x, a signal): the host's prompt after it is not the guest's.
+    "1-grub-prompt-then-quit-and-the-host-prompt.log": (
+        "fail",
+        "bootloader",
+        "bootloader-prompt",
+        "grub>",
+        "",
+    ),
+    "6-quit-then-the-host-prompt.log": (
+        "incomplete",
+        "initramfs",
+        "log-ended",
+        "Waiting for root",
+        "",
+    ),
+    "6-killed-by-a-signal-then-the-host-prompt.log": (
+        "incomplete",
+        "initramfs",
+        "log-ended",
+        "terminating on signal 2",
+        "",
+    ),
+    # A shell prompt after a boot that never ran init is the host's.
+    "3-kernel-then-a-host-prompt.log": (
+        "incomplete",
+        "kernel",
+        "log-ended",
+        "Freeing unused kernel memory",
+        "",
+    ),
     "1-u-boot-shell-prompt-last.log": ("fail", "bootloader", "bootloader-prompt", "=>", ""),
     "4-u-boot-bad-image-then-its-prompt.log": (
         "fail",

@@ -404,6 +404,13 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ],
         ["[  OK  ] Reached target initrd.target - Initrd Default Target.", "Multi-User System"],
     ),
+    "emulator-quit": (
+        [
+            "QEMU: Terminated",
+            "qemu-system-aarch64: terminating on signal 15 from pid 1234 (timeout)",
+        ],
+        ["[  OK  ] Stopped QEMU Guest Agent.", "qemu-system-aarch64: terminating"],
+    ),
     "emulator-aborted": (
         ["Aborted (core dumped)", "Segmentation fault"],
         ["[   3.1] Aborted journal", "Aborted: the user said no"],

@@ -74,6 +74,8 @@ class Pattern:
     # An initramfs's rescue shell looks the same ("/ # ls", "sh-5.2# ls"): while the
     # boot is in the initramfs, this shows no progress.
     initramfs_has_it: bool = False
+    # QEMU was told to quit: what follows in a saved log is the host's terminal.
+    guest_gone: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -435,6 +437,15 @@ TABLE: tuple[Pattern, ...] = (
     # candidate: the harness proves a shell by having it compute something.
     Pattern("shell-prompt", Kind.SHELL_PROMPT, "login", r"(?:^|[\w\]~/:)@-] ?)[#$] ?$"),
     # --- the emulator (a log captured from QEMU's terminal) ----------------------------
+    # Quit by its user or killed (chardev/char-mux.c on Ctrl-A x, system/runstate.c on a
+    # signal): the guest's console ends at the line before, whatever the host prints.
+    Pattern(
+        "emulator-quit",
+        S,
+        "none",
+        r"^QEMU: Terminated|qemu-system-[\w-]+: terminating on signal \d+",
+        guest_gone=True,
+    ),
     # QEMU's own last words: its error_report() lines ("qemu-system-aarch64: ..."), TCG's
     # cpu_abort ("qemu: fatal:"), glib's g_assert ("**" then "ERROR:file:line:func:",
     # "Bail out! ERROR:" under G_TEST) and a shell reporting it killed by a signal. Not

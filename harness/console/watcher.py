@@ -99,6 +99,7 @@ class Watcher:
         self._restarts = 0
         self._looping = 0  # resets since this boot last reached login
         self._last_words: Line | None = None  # the emulator's, unless the boot went on
+        self._guest_end: Line | None = None  # its last line, when QEMU was quit
         self._at_shell = False  # someone logged in or typed at the guest's shell this boot
         self._talk = Talk.WAITING
         self._logins = 0  # user names typed at a login prompt
@@ -219,6 +220,9 @@ class Watcher:
         if reset and self._count_reset(line):
             return True
         for row in self.table.stages(line.text):
+            if row.guest_gone:
+                self._guest_end = self._last_line
+                continue
             if row.initramfs_has_it and self._cycle == "initramfs":
                 continue
             self._at_shell = self._at_shell or row.stage == "login"  # logged in, typed
@@ -236,7 +240,7 @@ class Watcher:
         """Progress to `stage`: a cause seen in an earlier stage did not stop the boot
         (dracut's timeout scripts found the root after all), and the emulator that
         printed an error before it is still running."""
-        self._last_words = None
+        self._last_words = self._guest_end = None
         later = STAGES.index(stage)
         if self._pending is not None and later > STAGES.index(self._pending.stage):
             self._pending = None
@@ -313,8 +317,10 @@ class Watcher:
 
     # --- the end of the output: prompts and the login conversation -----------------
     def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
-        partial = self._text.partial
-        tails = [partial] if live else saved_log_tails(partial, self._last_line)
+        partial, last_line = self._text.partial, self._guest_end or self._last_line
+        if self._guest_end is not None:  # what follows is the host's terminal
+            partial = Line(partial.number, "")
+        tails = [partial] if live else saved_log_tails(partial, last_line)
         for tail in tails:
             if self.ready and self.ready.search(tail.text):
                 self._reach("login", now)
@@ -325,11 +331,11 @@ class Watcher:
             if failure is not None:
                 self._reach(failure.stage, now)
                 return self._decide("fail", self.stage, failure.reason, tail)
-        last = self.table.first(Kind.FAIL_PROMPT, self._last_line.text)
+        last = self.table.first(Kind.FAIL_PROMPT, last_line.text)
         if not live and last is not None and last.stage == "none" and not self._at_shell:
             # The emulator's end, then the prompt of the terminal it ran in (after a
             # command at the guest's shell, that shell reports its own programs so).
-            return self._decide("fail", self.stage, last.reason, self._last_line)
+            return self._decide("fail", self.stage, last.reason, last_line)
         found = (
             (p, tail)
             for tail in tails
@@ -337,7 +343,7 @@ class Watcher:
             if (p := self.table.first(kind, tail.text.rstrip() + " "))
             and not (p.stage == "none" and self._at_shell)
         )
-        prompt, tail = next(found, (None, tails[0] if tails else self._last_line))
+        prompt, tail = next(found, (None, tails[0] if tails else last_line))
         if prompt is None and self._overrun is not None and self._talk is Talk.WAITING:
             # The last prompt was written over by messages; it still waits for input.
             prompt, tail = self._overrun
@@ -346,12 +352,23 @@ class Watcher:
         if prompt.kind is Kind.FAIL_PROMPT:
             self._reach(prompt.stage, now)
             return self._decide("fail", self.stage, prompt.reason, tail)
+        if prompt.kind is Kind.SHELL_PROMPT and not live and self._hosts(tail):
+            return None  # the guest's console ended before it
         if prompt.kind is Kind.SHELL_PROMPT and self.stage == "initramfs":
             # An interactive shell before the real root is an emergency shell.
             return self._decide("fail", self.stage, "emergency-shell", tail)
         if not live:
             return self._saved_log_ends_at(prompt, tail, now)
         return self._answer(prompt, tail, now)
+
+    def _hosts(self, tail: Line) -> bool:
+        """A shell prompt that ends a saved log of a boot that never ran init, or a
+        user@host prompt before the real root: the host's terminal after QEMU, not
+        the guest's (an initramfs's rescue shell has no user@host)."""
+        cycle = STAGES.index(self._cycle)
+        if STAGES.index("none") < cycle < STAGES.index("initramfs"):
+            return True
+        return cycle < STAGES.index("userspace") and "@" in tail.text
 
     def _saved_log_ends_at(self, prompt: Pattern, tail: Line, now: float) -> Verdict | None:
         """A saved log that ends waiting at a login, password or shell prompt reached
