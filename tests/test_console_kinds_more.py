@@ -38,7 +38,7 @@ EXPECTED = {
         "incomplete",
         "initramfs",
         "log-ended",
-        "Waiting for root",
+        "QEMU: Terminated",
         "",
     ),
     "6-killed-by-a-signal-then-the-host-prompt.log": (
