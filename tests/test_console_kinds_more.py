@@ -114,6 +114,29 @@ EXPECTED = {
         "",
     ),
     "3-u-boot-exception.log": ("fail", "bootloader", "firmware-crash", "Synchronous Abort", ""),
+    # The command line a report starts with (a script, not only QEMU's own) is the
+    # host's when the boot then starts; kernel text without printk times overran getty.
+    "3-host-script-prompt-then-the-boot-panics.log": (
+        "fail",
+        "kernel",
+        "root-not-found",
+        "Kernel panic",
+        "",
+    ),
+    "1-host-script-then-a-grub-prompt.log": (
+        "fail",
+        "bootloader",
+        "bootloader-prompt",
+        "grub>",
+        "",
+    ),
+    "3-untimed-kernel-message-runs-into-the-login-prompt.log": (
+        "pass",
+        "login",
+        "login",
+        "vm1 login:",
+        "prompt",
+    ),
     # 4. An EFI stub error the kernel went past is not the reason.
     "4-efi-stub-warning-then-the-kernel.log": (
         "incomplete",
@@ -124,6 +147,20 @@ EXPECTED = {
     ),
     # 5. Rebooted after reaching login each time: a reboot test, not a reset loop.
     "5-reboot-test-reaches-login-each-time.log": ("pass", "login", "login", "login:", "prompt"),
+    "5-host-command-line-then-an-unknown-firmware-loop.log": (
+        "fail",
+        "initramfs",
+        "reset-loop",
+        "TinyFW 0.9",
+        "",
+    ),
+    "5-host-script-prompt-then-an-unknown-firmware-loop.log": (
+        "fail",
+        "initramfs",
+        "reset-loop",
+        "TinyFW 0.9",
+        "",
+    ),
     # 6. QEMU's error is its last words only if the boot did not go on after it.
     "6-qemu-error-it-survives-then-login.log": ("pass", "login", "login", "login:", "prompt"),
     "6-script-reports-qemu-segfault.log": (
@@ -244,3 +281,11 @@ def test_live_a_u_boot_prompt_fails_when_the_console_goes_quiet() -> None:
         "fail",
         "bootloader-prompt",
     )
+
+
+def test_live_kernel_text_without_times_over_the_login_prompt_is_answered() -> None:
+    live = Live()
+    text = crlf("3-untimed-kernel-message-runs-into-the-login-prompt.log")
+    assert live.guest(text) is None
+    live.wait(QUIET_S + 0.2)
+    assert live.typed == ["root\r"]

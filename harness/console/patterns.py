@@ -76,6 +76,12 @@ class Pattern:
     initramfs_has_it: bool = False
     # QEMU was told to quit: what follows in a saved log is the host's terminal.
     guest_gone: bool = False
+    # A running system prints this at any time, not only on its way up (kernel
+    # messages, systemd's status lines).
+    anytime: bool = False
+    # A command typed at a shell: before anything of the guest, the host's that
+    # started it, if the boot then starts.
+    typed: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -190,7 +196,7 @@ TABLE: tuple[Pattern, ...] = (
     Pattern("efi-stub", S, "kernel", r"EFI stub: (?!ERROR)\w"),
     # A kernel message with its printk time: a log that starts mid-boot is at least here.
     # CONFIG_PRINTK_CALLER adds the task or CPU ("[    4.98][    T1] ", syzbot, KernelCI).
-    Pattern("printk", S, "kernel", r"^(?:<\d>)?\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? "),
+    Pattern("printk", S, "kernel", r"^(?:<\d>)?\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? ", anytime=True),
     # The stub's fatal errors (drivers/firmware/efi/libstub): it returns to the
     # firmware, the kernel never starts; the loader failed.
     Pattern(
@@ -376,7 +382,13 @@ TABLE: tuple[Pattern, ...] = (
     ),
     # systemd's status lines ("[  OK  ] Reached target ..."): systemd runs, in the initrd
     # at least (src/core/job.c, unit.c status messages); a log may start with them.
-    Pattern("systemd-status", S, "initramfs", r"^\[\s*(?:OK|FAILED|DEPEND|TIME|SKIP)\s*\] \S"),
+    Pattern(
+        "systemd-status",
+        S,
+        "initramfs",
+        r"^\[\s*(?:OK|FAILED|DEPEND|TIME|SKIP)\s*\] \S",
+        anytime=True,
+    ),
     # ... and units only the real root has: userspace.
     Pattern(
         "systemd-userspace-unit",
@@ -421,6 +433,7 @@ TABLE: tuple[Pattern, ...] = (
         S,
         "login",
         r"^(?:\S+@[\w.-]+(?::\S*)? ?[#$]|\[\S+@[^\]]+\][#$]) (?!.*\bqemu)[\w./~-]",
+        typed=True,
     ),
     # The prompts without a user@host ("$ uname -a", "/ # ls", "sh-5.2# ls"), which an
     # initramfs's shell prints too. Bare "# " is left out (config files start with it).
@@ -431,6 +444,7 @@ TABLE: tuple[Pattern, ...] = (
         r"^(?:(?:[~/]\S* )?\$|[~/]\S* #|(?:ba|z|k|da)?sh-\d+(?:\.\d+)*[#$])"
         r" (?!.*\bqemu)[\w./~-]",
         initramfs_has_it=True,
+        typed=True,
     ),
     Pattern("password-prompt", Kind.PASSWORD_PROMPT, "login", r"[Pp]assword: ?$"),
     # "root@host:~# ", "[root@host ~]# ", "/ # ", "sh-5.2# ", "~ $ ". Only ever a

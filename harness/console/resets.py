@@ -8,8 +8,12 @@ reset, found without knowing the firmware.
 
 from __future__ import annotations
 
+import re
+
 EARLIEST = 2  # the most first lines that make the sequence
 DISTINCT = 8  # a shorter line ("OK", ".") says nothing of who printed it
+# The host's command line that started QEMU, as a report starts: not the firmware's.
+_HOST_COMMAND = re.compile(r"\bqemu-system-")
 
 
 def _key(text: str) -> str:
@@ -31,6 +35,8 @@ class EarliestLines:
         log that starts there has no firmware sequence: its loader's and kernel's
         restart banners are table rows."""
         if not self._learning or (len(_key(text)) < DISTINCT and not past_firmware):
+            return
+        if _HOST_COMMAND.search(text) and not past_firmware:
             return
         if not past_firmware:
             self._lines.append(_key(text))

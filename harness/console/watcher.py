@@ -58,6 +58,8 @@ _OVERRUN = re.compile(
     r"\[\s*\d+\.\d+\]|<\d+>|ci-info: |[Cc]loud-init[ \[]|systemd\["
     r"|\[\s*(?:OK|FAILED|DEPEND|TIME|WARN|INFO|SKIP)\s*\]"  # systemd's status lines
     r"|\s+(?:Starting|Stopping|Reloading|Mounting|Unmounting|Activating|Deactivating) \S"
+    # a kernel without printk times: "random: crng init done", "virtio_net virtio0 eth0: ..."
+    r"|[A-Za-z][\w.-]*(?: [\w.()-]+){0,2}: \S"
 )
 _PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
 
@@ -100,6 +102,7 @@ class Watcher:
         self._looping = 0  # resets since this boot last reached login
         self._last_words: Line | None = None  # the emulator's, unless the boot went on
         self._guest_end: Line | None = None  # its last line, when QEMU was quit
+        self._typed: Line | None = None  # a command before anything of the guest
         self._at_shell = False  # someone logged in or typed at the guest's shell this boot
         self._talk = Talk.WAITING
         self._logins = 0  # user names typed at a login prompt
@@ -148,6 +151,7 @@ class Watcher:
         """The verdict of a saved log that has been fed whole."""
         if self.verdict is not None:
             return self.verdict
+        self._typed_at_the_guest(self._last_output)
         if self._last_words is not None:  # nothing after them showed the boot going on
             return self._decide("fail", self.stage, "emulator-crash", self._last_words)
         proven = self._talk in (Talk.SHELL, Talk.PROBING, Talk.PROVEN)
@@ -185,6 +189,7 @@ class Watcher:
             # A line wrapped in two matches on both: the first is where they begin.
             self._last_words = self._last_words or line
         elif failure is not None:
+            self._typed_at_the_guest(now)
             self._reach(failure.stage, now)
             stage = failure.stage if failure.exact else self.stage
             self._decide("fail", stage, failure.reason, line)
@@ -212,6 +217,14 @@ class Watcher:
 
     def _stages(self, line: Line, now: float) -> bool:
         """Progress and resets shown by `line`; True if they decided (a reset loop)."""
+        rows = self.table.stages(line.text)
+        if self._typed is not None and any(
+            r.stage not in ("none", "login") and not r.anytime for r in rows
+        ):
+            self._typed = None  # the boot starts: the command was the host's, starting it
+        if self.stage == "none" and self._restarts == 0 and any(r.typed for r in rows):
+            self._typed = self._typed or line
+            return False
         past_firmware = STAGES.index(self._cycle) >= STAGES.index("bootloader")
         reset = past_firmware and self._earliest.recur(line.text)
         for row in self.table.stages(line.text):
@@ -235,6 +248,15 @@ class Watcher:
         if self._restarts == 0:
             self._earliest.learn(line.text, STAGES.index(self.stage) >= STAGES.index("bootloader"))
         return False
+
+    def _typed_at_the_guest(self, now: float) -> None:
+        """The command the log started with was typed at the guest's shell: no boot
+        started after it (`$ echo c > /proc/sysrq-trigger`, then the Oops)."""
+        if self._typed is not None:
+            self._reach("login", now)
+            self._at_shell = True
+            self._login_line = self._login_line if self._login_line.number else self._typed
+            self._typed = None
 
     def _went_on(self, stage: str) -> None:
         """Progress to `stage`: a cause seen in an earlier stage did not stop the boot
