@@ -195,9 +195,9 @@ class Watcher:
             self._decide("fail", stage, failure.reason, line)
             return
         hint, at = self.table.first(Kind.HINT, text), line
-        if hint is None and len(self._previous) >= WRAPPED:
+        if hint is None and len(self._previous) >= WRAPPED and not text.startswith("["):
             # A long line a terminal or mail wrapped: the hint spans the two, and was not
-            # already seen on the first.
+            # already seen on the first (a new kernel or systemd message is no wrap).
             joined = self.table.first(Kind.HINT, self._previous + text)
             if joined is not None and self.table.first(Kind.HINT, self._previous) is None:
                 hint, at = joined, Line(line.number, self._previous + text)
@@ -227,12 +227,12 @@ class Watcher:
             return False
         past_firmware = STAGES.index(self._cycle) >= STAGES.index("bootloader")
         reset = past_firmware and self._earliest.recur(line.text)
-        for row in self.table.stages(line.text):
+        for row in rows:
             if row.restart and STAGES.index(self._cycle) > STAGES.index(row.stage):
                 reset = True
         if reset and self._count_reset(line):
             return True
-        for row in self.table.stages(line.text):
+        for row in rows:
             if row.guest_gone:
                 self._guest_end = self._last_line
                 continue
