@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,27 @@ from harness.model import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _results_state(results: Path) -> tuple[list[str], str]:
+    """What a test could change in the checkout's results/: its entries (two deep)
+    and where results/latest points."""
+    if not results.is_dir():
+        return [], ""
+    entries = sorted(str(p.relative_to(results)) for p in results.glob("*/*"))
+    entries += sorted(p.name for p in results.iterdir())
+    latest = results / "latest"
+    return entries, os.readlink(latest) if latest.is_symlink() else ""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_results_untouched() -> Iterator[None]:
+    """Tests write into tmp_path (--results/--out), never into the checkout's
+    results/ nor move results/latest: a user's runs live there."""
+    results = ROOT / "results"
+    before = _results_state(results)
+    yield
+    assert _results_state(results) == before, f"a test wrote into {results}"
 
 
 @pytest.fixture(scope="session")

@@ -289,5 +289,5 @@ def test_a_combination_an_image_cannot_do_is_a_skip_in_a_matrix(
     (cell,) = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())["cells"]
     assert (cell["outcome"], cell["reason"]) == ("skip", "impossible")
     assert "has no kernel for direct boot" in cell["detail"]
-    alone = harness("run", "test-cloud/none/virt/pci", env=cloud)
+    alone = harness("run", "test-cloud/none/virt/pci", "--out", str(tmp_path / "alone"), env=cloud)
     assert alone.returncode == 2 and "has no kernel for direct boot" in alone.stderr

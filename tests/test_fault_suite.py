@@ -101,7 +101,10 @@ def test_qemu_refusing_a_firmware_file_is_a_one_line_error(
     assert line.startswith(
         "harness run: QEMU exited at start (exit status 1): qemu-system-aarch64: "
     )
-    missing = harness("run", f"debian-12-tiny/{tmp_path / 'NONE_CODE.fd'}/virt/pci", "--quiet")
+    missing = harness(
+        "run", f"debian-12-tiny/{tmp_path / 'NONE_CODE.fd'}/virt/pci", "--quiet",
+        "--out", str(tmp_path / "missing"),
+    )  # fmt: skip
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "firmware" in missing.stderr
 

@@ -104,14 +104,15 @@ def test_a_runs_facts_answer_whether_pci_is_a_safe_default(
 
 
 def test_bisect_finds_the_first_machine_type_that_breaks_a_guest(
-    catalog: Catalog, harness: Harness
+    catalog: Catalog, harness: Harness, tmp_path: Path
 ) -> None:
     # fault-pptt-panic dies when the machine type gives it an ACPI PPTT table, which
     # QEMU's virt machine does from virt-6.2 on.
     catalog.image("fault-pptt-panic")
     proc = harness(
-        "bisect", "fault-pptt-panic/aavmf/pci", "--machines", "virt-5.0..virt-7.2", timeout=900
-    )
+        "bisect", "fault-pptt-panic/aavmf/pci", "--machines", "virt-5.0..virt-7.2",
+        "--results", str(tmp_path), timeout=900,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith(
@@ -160,18 +161,20 @@ def test_repeats_that_disagree_are_unstable_with_their_logs_side_by_side(
 
 
 def test_bisect_over_firmware_builds_reports_no_change_when_none_breaks(
-    tiny: Image, harness: Harness
+    tiny: Image, harness: Harness, tmp_path: Path
 ) -> None:
     proc = harness(
         "bisect",
         "debian-12-tiny/virt/pci",
         "--firmware",
         "aavmf-bullseye,aavmf-trixie",
+        "--results",
+        str(tmp_path),
         timeout=600,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == (
         "no change: debian-12-tiny/aavmf-bullseye/virt/pci and debian-12-tiny/aavmf-trixie/virt/pci both end pass"
     )
-    bad = harness("bisect", "debian-12-tiny/pci", "--machines", "all")
+    bad = harness("bisect", "debian-12-tiny/pci", "--machines", "all", "--results", str(tmp_path))
     assert bad.returncode == 2 and "bad bisect spec" in bad.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
 from harness.commands.common import add_download_arguments
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--firmware", metavar="A,B,...", help="firmware builds to search, in this order"
     )
     parser.add_argument("--timeout", type=float, help="seconds per boot")
+    parser.add_argument(
+        "--results", type=Path, help="where its run goes (default: results/ of the checkout)"
+    )
     add_download_arguments(parser)
 
 
@@ -59,9 +63,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("bisect needs at least two cells along the axis")
     for cell in cells:
         check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
-    run = RunDir.create(
-        catalog.workspace.results, "bisect", {"profile": "bisect", "cells": [c.id for c in cells]}
-    )
+    meta = {"profile": "bisect", "cells": [c.id for c in cells]}
+    run = RunDir.create(args.results or catalog.workspace.results, "bisect", meta)
     setup = cell_setup(catalog, host)
     options = BootOptions(timeout_s=args.timeout)
     for line in prepare(setup, cells, len(cells)):  # every firmware build along the axis
