@@ -26,6 +26,7 @@ COMMANDS = {
     "classify": "judge saved console logs (or re-judge a run) with the live watcher",
     "export": "libvirt domain XML of cells, and per-OS facts of a run",
     "bisect": "the first machine type or firmware build where a cell changes",
+    "history": "the results history across nights: a cell, failing, flaky, slower",
     "images": "build and list the images",
     "doctor": "check that this host can run cells",
 }

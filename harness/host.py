@@ -62,7 +62,19 @@ class Host:
             "qemu": self.qemu,
             "qemu_version": self.qemu_version,
             "kernel": platform.release(),
+            "harness_version": harness_version(),
         }
+
+
+def harness_version() -> str:
+    """This harness's version as installed (pyproject.toml), "" when run from a bare
+    checkout: the history names it among what changed between two nights."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aarch64-boot-harness")
+    except PackageNotFoundError:
+        return ""
 
 
 def find_qemu(option: str | None, env: Mapping[str, str]) -> str:

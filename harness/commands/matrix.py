@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shard", metavar="K/N", help="run only the K-th of N deterministic slices"
     )
     parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="the history the run is recorded in as it ends "
+        "(default: $HARNESS_HISTORY, else history.sqlite beside the runs)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         metavar="RUN",
@@ -106,7 +113,25 @@ def main(args: argparse.Namespace) -> int:
         progress.close()
         if cancel.is_set():
             _write_partial_reports(run)
-    return _report(run, plan, args.baseline)
+    status = _report(run, plan, args.baseline)
+    _record_history(run.path, args.db)
+    return status
+
+
+def _record_history(run: Path, option: Path | None) -> None:
+    """The finished run into the history (an interrupted one is recorded when its
+    --resume ends: once, under the same run id); a history that cannot take it is
+    one line, and the run's own exit status stands."""
+    import os
+
+    from harness.errors import HarnessError
+    from harness.history.db import history_path, record_run_dir
+
+    db = history_path(option, os.environ, run.parent)
+    try:
+        print(f"history: {record_run_dir(db, run)} in {db}")
+    except HarnessError as e:
+        print(f"harness matrix: the run is not in the history: {e}", file=sys.stderr)
 
 
 def _recorded_cells(plan: Plan, meta: dict[str, Any]) -> Plan:
