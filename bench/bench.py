@@ -8,6 +8,9 @@
   startup       harness --help                                             goal <0.5 s
   flood         the runner's memory while a console prints 100 MB          goal <100 MiB
   warm cache    bytes received and images rebuilt by a second build        goal 0
+  shards        the nightly profile cut into 4 shards: the slowest shard's time
+                above the mean, by recorded durations (--durations RUN or the
+                history) where known, else estimates; computed, not booted   goal <=15%
 
 Run it on an idle machine: `make bench` (or bench/bench.py [--quick]).
 """
@@ -204,14 +207,53 @@ def stop_on_signal(signum: int) -> dict[str, float]:
         return {"seconds": exited, "exit": child.returncode, "qemu_left": left}
 
 
+def shards(count: int = 4, durations: Path | None = None) -> dict[str, float]:
+    """The spread of shard times on the nightly plan, cut as `--shard K/N` cuts it and
+    as the old round robin did, from the plan and each cell's cost (no boot)."""
+    from harness.catalog import Catalog, Workspace
+    from harness.commands.common import load_plan
+    from harness.history.db import history_path
+    from harness.host import discover
+    from harness.matrix.shard import costs, cut, load_of, recorded_durations, spread
+
+    workspace = Workspace.locate(os.environ)
+    catalog = Catalog(workspace, os.environ, lambda _: None)
+    plan = load_plan(catalog, discover(None, os.environ), "nightly", None, None)
+    recorded = recorded_durations(durations, history_path(None, os.environ, workspace.results))
+    cost = costs(recorded)
+    balanced = [load_of(shard, cost) for shard in cut(plan.cells, count, cost)]
+    round_robin = [load_of(plan.cells[k::count], cost) for k in range(count)]
+    known = sum(1 for p in plan.cells if p.cell.id in recorded)
+    return {
+        "cells": len(plan.cells),
+        "recorded": known,
+        "mean_s": sum(balanced) / count,
+        "slowest_s": max(balanced),
+        "spread_pct": 100 * spread(balanced),
+        "round_robin_spread_pct": 100 * spread(round_robin),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="one round each")
-    rounds = 1 if parser.parse_args().quick else 3
+    parser.add_argument(
+        "--shards-only", action="store_true", help="only the shard spread (boots nothing)"
+    )
+    parser.add_argument(
+        "--durations", type=Path, metavar="RUN", help="recorded durations for the shard spread"
+    )
+    options = parser.parse_args()
+    rounds = 1 if options.quick else 3
     import signal
 
+    sh = shards(4, options.durations)
+    if options.shards_only:
+        print(json.dumps(sh, indent=2))
+        print(_shard_line(sh))
+        return
     figures = {
         "sigint": stop_on_signal(signal.SIGINT),
         "sigterm": stop_on_signal(signal.SIGTERM),
@@ -221,6 +263,7 @@ def main() -> None:
         "fail_to_verdict": fail_to_verdict(rounds),
         "overhead": overhead(rounds),
         "parallel": parallel(),
+        "shards": sh,
     }
     print(json.dumps(figures, indent=2))
     o, p, f, s = (
@@ -247,6 +290,14 @@ def main() -> None:
     print(f"warm cache          {w['matrix_run_bytes']} bytes received by a matrix run, "
           f"{w['images_rebuilt']} images rebuilt by `images build` ({w['build_check_bytes']} bytes: "
           "apt revalidating its indexes)   goal 0")  # fmt: skip
+    print(_shard_line(sh))
+
+
+def _shard_line(sh: dict[str, float]) -> str:
+    return (f"nightly in 4 shards  slowest {sh['spread_pct']:.1f}% above the mean "
+            f"({sh['slowest_s']:.0f} s vs {sh['mean_s']:.0f} s; {sh['recorded']:.0f} of "
+            f"{sh['cells']:.0f} cells recorded, the rest estimated; round robin: "
+            f"{sh['round_robin_spread_pct']:.1f}%)   goal <=15%")  # fmt: skip
 
 
 if __name__ == "__main__":

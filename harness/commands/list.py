@@ -6,11 +6,13 @@ import argparse
 
 from harness.cli import EXIT_OK
 from harness.commands.common import add_download_arguments, add_matrix_arguments
+from harness.commands.sharding import add_shard_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_matrix_arguments(parser)
     add_download_arguments(parser)
+    add_shard_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -19,6 +21,13 @@ def main(args: argparse.Namespace) -> int:
     catalog = open_catalog(args.offline, not args.no_verify)
     host = discover_host(args.qemu, catalog)
     plan = load_plan(catalog, host, args.profile, args.matrix, args.keyword)
+    if args.shard:
+        from harness.commands.sharding import plan_cost
+        from harness.matrix.shard import load_of, shard
+
+        cost = plan_cost(args, catalog.workspace.results, "list")
+        plan = shard(plan, args.shard, cost)
+        print(f"shard {args.shard}: about {load_of(plan.cells, cost):.0f} s of boots")
     for planned in plan.cells:
         notes = []
         if planned.skip:

@@ -14,6 +14,7 @@ from harness.commands.common import (
     add_log_cap_argument,
     add_matrix_arguments,
 )
+from harness.commands.sharding import add_shard_arguments
 
 if TYPE_CHECKING:
     from harness.host import Host
@@ -42,16 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="seconds per cell, instead of matrix.yaml's")
     parser.add_argument("--smp", type=int, default=1, help="guest CPUs (default: 1)")
     add_log_cap_argument(parser)
-    parser.add_argument(
-        "--shard", metavar="K/N", help="run only the K-th of N deterministic slices"
-    )
-    parser.add_argument(
-        "--db",
-        type=Path,
-        metavar="PATH",
-        help="the history the run is recorded in as it ends "
-        "(default: $HARNESS_HISTORY, else history.sqlite beside the runs)",
-    )
+    add_shard_arguments(parser)
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -76,9 +68,12 @@ def main(args: argparse.Namespace) -> int:
         open_catalog,
         prepare,
     )
+    from harness.commands.sharding import plan_cost
     from harness.matrix.progress import Progress
     from harness.matrix.run import MatrixRunner
     from harness.matrix.rundir import RunDir
+    from harness.matrix.shard import shard
+    from harness.scheduler import longest_first
 
     catalog = open_catalog(args.offline, not args.no_verify)
     workspace = catalog.workspace
@@ -87,8 +82,10 @@ def main(args: argparse.Namespace) -> int:
         run = RunDir.open(args.resume)
         _as_recorded(args, run.meta())
     plan = load_plan(catalog, host, args.profile, args.matrix, args.keyword)
-    if args.shard:
-        plan = shard(plan, args.shard)
+    results = run.path.parent if args.resume else args.results or workspace.results
+    cost = plan_cost(args, results, "matrix")
+    if args.shard and not args.resume:  # a resumed run keeps the cells it planned
+        plan = shard(plan, args.shard, cost)
     if args.resume:
         plan = _recorded_cells(plan, run.meta())
     else:
@@ -105,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
         print(line, flush=True)
     progress = Progress(0, jobs, sys.stdout)
     runner = MatrixRunner(run, setup, host, options, progress.finish, progress.start)
-    tasks = runner.tasks(plan, args.repeat)
+    tasks = longest_first(runner.tasks(plan, args.repeat), lambda task: cost(task.planned))
     progress.total = len(tasks)
     try:
         runner.execute(tasks, jobs, cancel, progress.tick)
@@ -114,7 +111,10 @@ def main(args: argparse.Namespace) -> int:
         if cancel.is_set():
             _write_partial_reports(run)
     status = _report(run, plan, args.baseline)
-    _record_history(run.path, args.db)
+    if args.shard:  # a night is the merged run: shards would be nights of a few cells
+        print("history: a shard is recorded once merged (harness history import MERGED_RUN)")
+    else:
+        _record_history(run.path, args.db)
     return status
 
 
@@ -196,19 +196,3 @@ def _report(run: RunDir, plan: Plan, baseline: Path | None) -> int:
     flaky = ", flaky.html" if (run.path / "flaky.html").exists() else ""
     print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json{flaky}")
     return verdict_exit(reports.final, len(plan.cells), reports.comparison)
-
-
-def shard(plan: Plan, spec: str) -> Plan:
-    """The K-th of N slices, round robin over the plan's order, so slices hold a
-    similar mix of slow (AAVMF) and fast (direct) cells."""
-    import dataclasses
-
-    from harness.errors import UsageError
-
-    try:
-        k, n = (int(part) for part in spec.split("/"))
-    except ValueError:
-        k = n = 0
-    if not 1 <= k <= n:
-        raise UsageError(f"--shard {spec}: write K/N with 1 <= K <= N, e.g. 2/4")
-    return dataclasses.replace(plan, cells=plan.cells[k - 1 :: n])

@@ -1,0 +1,151 @@
+"""Cutting a plan into N shards that take about the same time, and the time each cell
+is expected to take.
+
+A cell's cost is its recorded duration when there is one (the median of its last
+nights in the history, or its duration in a previous run given with --durations),
+else an estimate by image and firmware. Shards are cut by the longest-processing-
+time-first rule (Graham, "Bounds on multiprocessing timing anomalies", 1969): cells
+by descending cost, each into the shard with the least load so far; ties broken by
+cell id and shard number, so every shard of one nightly computes the same cut from
+the same inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.matrix.expand import Plan, Planned
+from harness.model import NO_FIRMWARE, Cell
+
+# Seconds to a proven login under TCG on the 2-core bench machine (README,
+# Performance): a tiny guest by direct kernel boot; AAVMF and GRUB add their own.
+TINY_S = 5.0
+UEFI_EXTRA_S = 9.0
+# Images booting a real distribution (systemd, udev, cloud-init) or an installer.
+FULL_S = 45.0
+INSTALLER_S = 20.0
+DOWNLOADED_S = 90.0
+SKIP_S = 0.0
+
+Cost = Callable[[Planned], float]
+
+
+def estimate(cell: Cell) -> float:
+    """Seconds a cell is expected to take when nothing was recorded for it: by the
+    kind of image (the recipes' naming: *-tiny*, fault-*, quirk-* are the busybox
+    guests built here, *-full* the Debian systems, *-installer the netboot
+    installer; anything else is a downloaded distro image) and its firmware."""
+    name = cell.image
+    if "-full" in name:
+        seconds = FULL_S
+    elif name.endswith("-installer"):
+        seconds = INSTALLER_S
+    elif "-tiny" in name or name.startswith(("fault-", "quirk-")):
+        seconds = TINY_S
+    else:
+        seconds = DOWNLOADED_S
+    return seconds + (UEFI_EXTRA_S if cell.firmware != NO_FIRMWARE else 0.0)
+
+
+def costs(recorded: Mapping[str, float]) -> Cost:
+    """A cell's cost: recorded seconds where known, else `estimate` (its timeout when
+    it is expected to time out); a skip is free."""
+
+    def cost(planned: Planned) -> float:
+        if planned.skip:
+            return SKIP_S
+        if planned.cell.id in recorded:
+            return recorded[planned.cell.id]
+        if planned.expect and planned.expect.reason == "timeout" and planned.timeout_s:
+            return planned.timeout_s
+        return estimate(planned.cell)
+
+    return cost
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """ "K/N" -> (K, N); raises UsageError naming --shard unless 1 <= K <= N."""
+    try:
+        k, n = (int(part) for part in spec.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {spec}: write K/N with 1 <= K <= N, e.g. 2/4")
+    return k, n
+
+
+def cut(cells: Sequence[Planned], n: int, cost: Cost) -> list[list[Planned]]:
+    """The cells in `n` shards of near-equal total cost, each in the plan's order."""
+    loads = [0.0] * n
+    shards: list[list[int]] = [[] for _ in range(n)]
+    order = sorted(range(len(cells)), key=lambda i: (-cost(cells[i]), cells[i].cell.id))
+    for i in order:
+        lightest = min(range(n), key=lambda s: (loads[s], s))
+        loads[lightest] += cost(cells[i])
+        shards[lightest].append(i)
+    return [[cells[i] for i in sorted(shard)] for shard in shards]
+
+
+def shard(plan: Plan, spec: str, cost: Cost) -> Plan:
+    """The K-th of N shards of `plan` (spec "K/N"), cut by `cost`."""
+    k, n = parse_shard(spec)
+    return dataclasses.replace(plan, cells=tuple(cut(plan.cells, n, cost)[k - 1]))
+
+
+def recorded_durations(durations: Path | None, history: Path, nights: int = 30) -> dict[str, float]:
+    """Seconds per cell id: from `durations` (a run directory or its results.json)
+    when given, else the median of the last `nights` in the history at `history`
+    when that file exists, else nothing.
+
+    Raises UsageError when `durations` is not a run; an unreadable history is
+    skipped with a UsageError too, for the caller to say and go on with estimates.
+    """
+    if durations is not None:
+        from harness.report.write import load_run_cells
+
+        cells = load_run_cells(durations)
+        return {
+            str(c["cell"]): float(c["duration_s"])
+            for c in cells
+            if c.get("duration_s") and c.get("outcome") != "skip"
+        }
+    if not history.is_file():
+        return {}
+    return _history_medians(history, nights)
+
+
+def _history_medians(path: Path, nights: int) -> dict[str, float]:
+    import statistics
+
+    # Read-only (mode=ro): choosing shards never migrates or locks the history.
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = connection.execute(
+                "SELECT x.cell, x.duration_s FROM results x JOIN runs r ON r.id = x.run_id "
+                "WHERE r.id IN (SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT ?) "
+                "AND x.outcome != 'skip' AND x.duration_s > 0",
+                (nights,),
+            ).fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error as e:
+        raise UsageError(f"{path}: history not readable for shard times: {e}") from e
+    by_cell: dict[str, list[float]] = {}
+    for cell, seconds in rows:
+        by_cell.setdefault(cell, []).append(seconds)
+    return {cell: statistics.median(values) for cell, values in by_cell.items()}
+
+
+def spread(loads: Sequence[float]) -> float:
+    """How far the slowest shard is above the mean, as a fraction (0.15 = 15%)."""
+    mean = sum(loads) / len(loads)
+    return max(loads) / mean - 1 if mean else 0.0
+
+
+def load_of(cells: Sequence[Planned], cost: Cost) -> float:
+    return sum(cost(p) for p in cells)
