@@ -215,3 +215,47 @@ def test_bad_databases_and_runs_are_one_line_and_change_nothing(
     assert "not in the history" in one_line_exit_2(
         harness("history", "debian-12-tiny/none/virt-2.6/pci", "--db", str(db))
     )
+
+
+def test_report_shows_each_cells_nights_trend_and_stages_in_a_real_browser(
+    history: tuple[Path, list[Path]], harness: Harness, tmp_path: Path
+) -> None:
+    import re
+
+    from PIL import Image as Picture
+    from test_matrix_run import browser
+
+    from harness.report.history import STAGE_COLOURS, TIMELINE_PX
+    from harness.report.pages import COLOURS
+
+    db, nights = history
+    merged = harness("merge", str(nights[-1]), "--results", str(tmp_path / "m"),
+                     env={"HARNESS_HISTORY": str(db)})  # fmt: skip
+    assert merged.returncode == 1, merged.stdout + merged.stderr  # night 6 has a failure
+    page = (tmp_path / "m" / "latest" / "report.html").resolve()
+    dom = browser(tmp_path, "--dump-dom", page.as_uri()).stdout
+    rows = dict(re.findall(r'<tr data-cell="([^"]+)">(.*?)</tr>', dom, re.S))
+    assert set(rows) == {REGRESSED, FLAKY, SLOWER}
+    marks = re.findall(r'class="mark (\w+)"', rows[FLAKY])
+    assert marks == ["pass", "fail", "pass", "fail", "pass", "pass"]  # tonight is night 6
+    assert re.findall(r'class="mark (\w+)"', rows[REGRESSED]) == ["pass"] * 3 + ["fail"] * 3
+    assert all("<polyline" in row for row in rows.values())
+    # The timelines share one scale: each is as wide as its boot is long.
+    document = json.loads((page.parent / "results.json").read_text())
+    seconds = {c["cell"]: c["duration_s"] for c in document["cells"]}
+    widths = {cell: int(re.search(r'<svg width="(\d+)" height="14"', row).group(1))  # type: ignore[union-attr]
+              for cell, row in rows.items()}  # fmt: skip
+    longest = max(seconds, key=seconds.__getitem__)
+    assert widths[longest] == TIMELINE_PX
+    for cell, width in widths.items():
+        assert abs(width - TIMELINE_PX * seconds[cell] / seconds[longest]) <= 1
+    stages = re.findall(r'class="stage (\w+)"', rows[FLAKY])
+    assert stages[-1] == "login" and "kernel" in stages
+    shot = tmp_path / "report.png"
+    browser(tmp_path, f"--screenshot={shot}", "--window-size=1100,900", page.as_uri())
+    picture = Picture.open(shot).convert("RGB")
+    colours = {colour for _, colour in picture.getcolors(maxcolors=1 << 20) or []}
+    for hex_colour in (COLOURS["pass"], COLOURS["fail"], STAGE_COLOURS["kernel"],
+                       STAGE_COLOURS["login"]):  # fmt: skip
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        assert rgb in colours, f"{hex_colour} not drawn"

@@ -62,6 +62,7 @@ class RunNotes:
     # The other reports beside report.html, e.g. ("flaky.html", "report.md", ...)
     reports: tuple[str, ...] = ()
     run_dir: Path | None = None  # where the cells' console logs are (for timeouts)
+    history: str = ""  # HTML after the grid: each cell's nights and stages (history.py)
 
 
 def run_options(options: dict[str, Any]) -> tuple[str, ...]:
@@ -211,6 +212,7 @@ def render_html(
             if problems
             else ""
         )
+        + notes.history
         + "</body></html>\n"
     )
 

@@ -38,6 +38,21 @@ def load_run_cells(path: Path) -> list[dict[str, Any]]:
     return cells
 
 
+def _history(run: RunDir, document: dict[str, Any]) -> str:
+    """report.html's nights-and-stages section, from the history beside the runs
+    (or $HARNESS_HISTORY)."""
+    import os
+
+    from harness.history.db import history_path
+    from harness.report.history import nights_by_cell, render_history
+    from harness.report.pages import COLOURS
+
+    cells = document["cells"]
+    db = history_path(None, os.environ, run.path.parent)
+    nights = nights_by_cell(db, [str(c["cell"]) for c in cells], str(document["run"]))
+    return render_history(cells, str(document["run"]), nights, COLOURS)
+
+
 def write_reports(run: RunDir, baseline: Path | None = None) -> Reports:
     final = load_final(run)
     old = load_run_cells(baseline) if baseline else None
@@ -57,6 +72,7 @@ def write_reports(run: RunDir, baseline: Path | None = None) -> Reports:
         options=run_options(document["options"]),
         reports=(*flaky, "report.md", "junit.xml", "results.json"),
         run_dir=run.path,
+        history=_history(run, document),
     )
     write_pages(run.path, title, document["cells"], comparison, notes)
     return Reports(document["cells"], old, comparison)
