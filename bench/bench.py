@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Measures the harness against its goals, side by side in one run (not timed tests):
 
-  overhead      `harness run CELL` vs the same QEMU argv run by hand (cmdline.sh),
-                each from its start to the same console line ("login: ")  goal <=2% or <=0.3 s
+  overhead      `harness run CELL` from its start to its exit vs the same QEMU argv
+                run by hand (cmdline.sh) to its "login: ", alternating, median of 5
+                                                                           goal <=+0.8 s
   parallel      the same cells with -j 2 against -j 1                      goal >=90% efficiency
   fail->verdict from the failure line on the console to the FAIL line      goal <=2 s
   startup       harness --help                                             goal <0.5 s
@@ -48,16 +49,27 @@ def until(argv: list[str], pattern: str, timeout: float = 120) -> float:
 
 
 def overhead(rounds: int) -> dict[str, float]:
+    """The user's overhead: `harness run` from its start to its exit (start-up,
+    overlay, prompt detection, login proof, probe, shutdown) against the same QEMU
+    by hand (cmdline.sh) from its start to its login prompt; the two alternate, so
+    a change in the machine's load hits both alike. Also the old figure: harness
+    to the same prompt."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cell"
         subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT, check=True)
         script = str(out / "cmdline.sh")
-        harness, by_hand = [], []
+        to_exit, to_prompt, by_hand = [], [], []
         for _ in range(rounds):
             by_hand.append(until([script], "login: "))
-            harness.append(until([*HARNESS, "run", CELL, "--out", str(out)], "login: "))
-    h, m = statistics.median(harness), statistics.median(by_hand)
-    return {"harness_s": h, "by_hand_s": m, "overhead_s": h - m, "overhead_pct": 100 * (h - m) / m}
+            started = time.monotonic()
+            subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT,
+                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+            to_exit.append(time.monotonic() - started)
+            to_prompt.append(until([*HARNESS, "run", CELL, "--out", str(out)], "login: "))
+    h, m = statistics.median(to_exit), statistics.median(by_hand)
+    p = statistics.median(to_prompt)
+    return {"harness_s": h, "by_hand_s": m, "overhead_s": h - m, "overhead_pct": 100 * (h - m) / m,
+            "to_prompt_s": p, "to_prompt_overhead_s": p - m}  # fmt: skip
 
 
 def matrix_seconds(jobs: int) -> float:
@@ -245,6 +257,7 @@ def main() -> None:
     parser.add_argument(
         "--durations", type=Path, metavar="RUN", help="recorded durations for the shard spread"
     )
+    parser.add_argument("--overhead-only", action="store_true", help="only the overhead")
     options = parser.parse_args()
     rounds = 1 if options.quick else 3
     import signal
@@ -254,6 +267,9 @@ def main() -> None:
         print(json.dumps(sh, indent=2))
         print(_shard_line(sh))
         return
+    if options.overhead_only:
+        print(json.dumps(overhead(5 if rounds > 1 else 1), indent=2))
+        return
     figures = {
         "sigint": stop_on_signal(signal.SIGINT),
         "sigterm": stop_on_signal(signal.SIGTERM),
@@ -261,7 +277,7 @@ def main() -> None:
         "startup": startup(),
         "warm_cache": warm_cache(),
         "fail_to_verdict": fail_to_verdict(rounds),
-        "overhead": overhead(rounds),
+        "overhead": overhead(5 if rounds > 1 else 1),
         "parallel": parallel(),
         "shards": sh,
     }
@@ -272,8 +288,9 @@ def main() -> None:
         figures["fail_to_verdict"],
         figures["startup"],
     )
-    print(f"overhead per cell   {o['overhead_s']:+.2f} s ({o['overhead_pct']:+.1f}%) "
-          f"[harness {o['harness_s']:.2f} s, by hand {o['by_hand_s']:.2f} s]   goal <=2% or <=0.3 s")  # fmt: skip
+    print(f"overhead per cell   {o['overhead_s']:+.2f} s: harness run to its exit {o['harness_s']:.2f} s, "
+          f"QEMU by hand to its prompt {o['by_hand_s']:.2f} s (harness to the prompt: "
+          f"{o['to_prompt_overhead_s']:+.2f} s)   goal <=+0.8 s")  # fmt: skip
     print(
         f"-j 2 efficiency     {p['efficiency_pct']:.0f}% [-j1 {p['j1_s']:.1f} s, -j2 {p['j2_s']:.1f} s]   goal >=90%"
     )

@@ -4,6 +4,7 @@ another cell raised, and a resumed run boots only what is really missing."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -98,3 +99,7 @@ def test_a_cell_whose_setup_raises_loses_no_other_result(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     cells = [json.loads(x)["cell"] for x in (run / "results.jsonl").read_text().splitlines()]
     assert sorted(cells) == sorted([LONG, SHORT, PLANTED])  # nothing booted twice
+    # The run that raised was not recorded in the history; its resume is, once.
+    with sqlite3.connect(results / "history.sqlite") as history:
+        assert history.execute("SELECT id FROM runs").fetchall() == [(run.name,)]
+        assert history.execute("SELECT count(*) FROM results").fetchone() == (3,)

@@ -108,3 +108,19 @@ def test_inside_a_run_the_longest_cells_start_first(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = (tmp_path / "r" / "latest" / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["cell"] for line in lines] == [B, A]  # the plan's order is A, B
+
+
+def test_an_unreadable_history_is_said_and_the_cut_estimated(
+    harness: Harness, tmp_path: Path
+) -> None:
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(MATRIX)
+    corrupt = tmp_path / "h.sqlite"
+    corrupt.write_bytes(b"not a database at all" * 100)
+    proc = harness("list", "--matrix", str(matrix), "--profile", "four", "--shard", "1/2",
+                   "--db", str(corrupt))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(corrupt) in line and line.endswith("; estimating instead")
+    assert proc.stdout.splitlines()[:3] == ["shard 1/2: about 10 s of boots", A, C]
+    assert corrupt.read_bytes() == b"not a database at all" * 100

@@ -98,6 +98,23 @@ def open_history(path: Path, create: bool = True) -> Iterator[sqlite3.Connection
 
 
 @contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """The history at `path` opened read only (SQLite's mode=ro): never created,
+    migrated or written, for readers that must not disturb it (shard cuts, reports).
+    Raises UsageError as `open_history` does; the file must exist."""
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise UsageError(f"{path}: cannot open the history: {e}") from e
+    try:
+        with _errors(path):
+            _check_version(path, connection)
+            yield connection
+    finally:
+        connection.close()
+
+
+@contextmanager
 def _errors(path: Path) -> Iterator[None]:
     try:
         yield

@@ -171,3 +171,14 @@ def slower(
                 Slower(cell, before_s, recent_s, recent_s / before_s - 1, changes(then[-1], now[0]))
             )
     return sorted(found, key=lambda s: (-s.growth, s.cell))
+
+
+def median_durations(connection: sqlite3.Connection, nights: int) -> dict[str, float]:
+    """Each cell's median duration (seconds) over the last `nights` runs, skips and
+    zero durations left out."""
+    found: dict[str, list[float]] = {}
+    for cell, nights_of_cell in by_cell(connection, nights).items():
+        times = [n.duration_s for n in nights_of_cell if n.outcome != "skip" and n.duration_s > 0]
+        if times:
+            found[cell] = times
+    return {cell: statistics.median(times) for cell, times in found.items()}

@@ -13,7 +13,6 @@ the same inputs.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -101,8 +100,8 @@ def recorded_durations(durations: Path | None, history: Path, nights: int = 30) 
     when given, else the median of the last `nights` in the history at `history`
     when that file exists, else nothing.
 
-    Raises UsageError when `durations` is not a run; an unreadable history is
-    skipped with a UsageError too, for the caller to say and go on with estimates.
+    Raises UsageError when `durations` is not a run, or the history is not
+    readable (for the caller to say, and go on with estimates).
     """
     if durations is not None:
         from harness.report.write import load_run_cells
@@ -119,26 +118,11 @@ def recorded_durations(durations: Path | None, history: Path, nights: int = 30) 
 
 
 def _history_medians(path: Path, nights: int) -> dict[str, float]:
-    import statistics
+    from harness.history.db import read_only
+    from harness.history.queries import median_durations
 
-    # Read-only (mode=ro): choosing shards never migrates or locks the history.
-    try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = connection.execute(
-                "SELECT x.cell, x.duration_s FROM results x JOIN runs r ON r.id = x.run_id "
-                "WHERE r.id IN (SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT ?) "
-                "AND x.outcome != 'skip' AND x.duration_s > 0",
-                (nights,),
-            ).fetchall()
-        finally:
-            connection.close()
-    except sqlite3.Error as e:
-        raise UsageError(f"{path}: history not readable for shard times: {e}") from e
-    by_cell: dict[str, list[float]] = {}
-    for cell, seconds in rows:
-        by_cell.setdefault(cell, []).append(seconds)
-    return {cell: statistics.median(values) for cell, values in by_cell.items()}
+    with read_only(path) as connection:  # choosing shards never writes the history
+        return median_durations(connection, nights)
 
 
 def spread(loads: Sequence[float]) -> float:

@@ -13,7 +13,6 @@ that opens from the file system.
 from __future__ import annotations
 
 import html
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,31 +50,25 @@ class Mark:
     duration_s: float
 
 
-def nights_by_cell(
-    db: Path, cells: Sequence[str], run_id: str, nights: int = NIGHTS
-) -> dict[str, list[Mark]]:
-    """The last `nights` nights of each cell from the history at `db`, opened read
-    only; {} when there is no readable history there. Tonight (`run_id`) is not
-    added here."""
+def nights_by_cell(db: Path, cells: Sequence[str], nights: int = NIGHTS) -> dict[str, list[Mark]]:
+    """The last `nights` recorded nights of each cell from the history at `db`,
+    opened read only; {} when there is no readable history there."""
+    from harness.errors import UsageError
+    from harness.history.db import read_only
+    from harness.history.queries import cell_history
+
     if not db.is_file():
         return {}
-    found: dict[str, list[Mark]] = {}
     try:
-        connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            for cell in cells:
-                rows = connection.execute(
-                    "SELECT r.id, x.outcome, x.duration_s FROM results x JOIN runs r "
-                    "ON r.id = x.run_id WHERE x.cell = ? ORDER BY r.started_at DESC, r.id DESC "
-                    "LIMIT ?",
-                    (cell, nights),
-                ).fetchall()
-                found[cell] = [Mark(*row) for row in reversed(rows)]
-        finally:
-            connection.close()
-    except sqlite3.Error:
+        with read_only(db) as connection:
+            return {
+                cell: [
+                    Mark(n.run_id, n.outcome, n.duration_s) for n in cell_history(connection, cell)
+                ][-nights:]
+                for cell in cells
+            }
+    except UsageError:
         return {}
-    return found
 
 
 def _with_tonight(marks: list[Mark], tonight: Mark, nights: int) -> list[Mark]:

@@ -49,7 +49,7 @@ def _history(run: RunDir, document: dict[str, Any]) -> str:
 
     cells = document["cells"]
     db = history_path(None, os.environ, run.path.parent)
-    nights = nights_by_cell(db, [str(c["cell"]) for c in cells], str(document["run"]))
+    nights = nights_by_cell(db, [str(c["cell"]) for c in cells])
     return render_history(cells, str(document["run"]), nights, COLOURS)
 
 
