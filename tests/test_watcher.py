@@ -456,3 +456,31 @@ def test_a_saved_log_that_ends_after_an_overrun_prompt_reached_login() -> None:
         b"Welcome to Fedora!\r\nlocalhost login: ci-info: no authorized SSH keys fingerprints found for user fedora.\r\n"
     )
     assert (verdict.status, verdict.stage) == ("pass", "login")
+
+
+def test_the_settle_time_counts_from_the_proof_so_a_slow_probe_adds_no_wait() -> None:
+    live = Live(probe_devices=True)
+    live.guest("/ # ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("harness-shell-42-ok\r\n/ # ")
+    assert live.wait(SETTLE_S + 0.1) is None  # the probe is typed, its answer not back yet
+    live.guest(
+        "harness-probe-3-begin\r\nvirtio virtio0 id=0x0002 driver=virtio_blk "
+        "transport=virtio-mmio\r\nroot /dev/vda\r\nharness-probe-3-end\r\n/ # "
+    )
+    # The guest has been watched for more than SETTLE_S since its proof: no more wait.
+    verdict = live.wait(0.1)
+    assert verdict is not None and verdict.status == "pass" and verdict.findings is not None
+
+
+def test_a_quick_probe_still_waits_out_the_settle_time_after_the_proof() -> None:
+    live = Live(probe_devices=True)
+    live.guest("/ # ")
+    live.wait(QUIET_S + 0.2)
+    live.guest("harness-shell-42-ok\r\n/ # ")
+    live.wait(0.1)
+    live.guest("harness-probe-3-begin\r\nroot /dev/vda\r\nharness-probe-3-end\r\n/ # ")
+    assert live.wait(0.2) is None
+    live.guest("Kernel panic - not syncing: Attempted to kill init!\r\n")
+    verdict = live.wait(0.1)
+    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "kernel-panic")

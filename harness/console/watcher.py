@@ -333,7 +333,8 @@ class Watcher:
                 self._decide("fail", "initramfs", "emergency-shell", Line(line.number, why))
                 return
             if self._talk in (Talk.SHELL, Talk.PROBING):
-                self._talk, self._proven_at = Talk.PROVEN, now
+                # Settled counts from the proof: the probe's time was watched too.
+                self._talk = Talk.PROVEN
         elif self._probe_lines is not None and len(self._probe_lines) < 256:
             self._probe_lines.append(text)
 
