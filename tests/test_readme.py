@@ -81,6 +81,7 @@ EXAMPLES: dict[str, Run | Elsewhere] = {
     "harness matrix --profile smoke -j 2": Run(("-k", TINY)),
     "harness matrix --resume results/<run>": Run(argv=("matrix", "--resume", "{smoke_run}")),
     "harness matrix --profile nightly --shard 2/4": Run(("-k", "debian-12-tiny/none/virt/")),
+    "harness list --profile nightly --shard 2/4": Run(),
     "harness merge results/*-nightly": Run(argv=("merge", "{nightly_runs}")),
     "harness compare results/<last-night> results/latest": Run(
         argv=("compare", "{smoke_run}", "results/latest")
@@ -88,6 +89,12 @@ EXAMPLES: dict[str, Run | Elsewhere] = {
     "harness matrix --profile nightly --baseline results/<last-night>": Run(
         argv=("matrix", "--profile", "nightly", "--baseline", "{smoke_run}", "-k", TINY)
     ),
+    # The smoke and nightly runs above recorded themselves in results/history.sqlite.
+    "harness history import results/*/": Run(argv=("history", "import", "{smoke_run}")),
+    "harness history debian-12-tiny/none/virt/pci": Run(argv=("history", TINY)),
+    "harness history --since-failing": Run(),
+    "harness history --flaky --nights 30": Run(),
+    "harness history --slower": Run(),
     "harness images fetch fedora-40-cloud ubuntu-24.04-cloud": Elsewhere(
         "tests/test_download.py (the same fetch, from a local HTTP server)"
     ),
