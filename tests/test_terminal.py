@@ -120,3 +120,106 @@ def test_interactive_prints_the_verdict_then_hands_over_on_its_own_line(
         child.close(force=True)
     assert child.exitstatus == 0
     assert child.before.rstrip().splitlines()[-2:] == [verdict, f"results in {tmp_path}"]
+
+
+def _attributes_in_force(captured: str) -> set[str]:
+    """The SGR attributes set at the end of `captured` (tmux capture-pane -e, which
+    writes each change of colour or attribute as an SGR sequence): empty when the
+    text ends in the terminal's default colours."""
+    on: set[str] = set()
+    for params in re.findall(r"\x1b\[([0-9;:]*)m", captured):
+        codes = iter(params.replace(":", ";").split(";"))
+        for code in codes:
+            n = int(code or 0)
+            if n == 0:
+                on.clear()
+            elif n in (38, 48):  # 38;5;N or 38;2;R;G;B
+                on.add("fg" if n == 38 else "bg")
+                kind = next(codes, "5")
+                for _ in range(1 if kind == "5" else 3):
+                    next(codes, None)
+            elif 30 <= n <= 37 or 90 <= n <= 97:
+                on.add("fg")
+            elif 40 <= n <= 47 or 100 <= n <= 107:
+                on.add("bg")
+            elif n == 39:
+                on.discard("fg")
+            elif n == 49:
+                on.discard("bg")
+            elif n == 22:
+                on -= {"1", "2"}
+            elif 23 <= n <= 29:
+                on.discard(str(n - 20))
+            else:
+                on.add(str(n))
+    return on
+
+
+class Tmux:
+    """A private tmux server (its own socket) with one bash whose prompt is `mysh$ `:
+    a real terminal, as the user's."""
+
+    def __init__(self, socket: str, width: int, height: int) -> None:
+        self.base = ["tmux", "-L", socket]
+        env = "env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='mysh$ ' bash --norc --noprofile"
+        subprocess.run([*self.base, "new-session", "-d", "-x", str(width), "-y", str(height),
+                        "-c", str(ROOT), env], check=True)  # fmt: skip
+
+    def type(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", *keys], check=True)
+
+    def screen(self, colours: bool = False) -> str:
+        flags = ["-e"] if colours else []
+        proc = subprocess.run([*self.base, "capture-pane", "-p", "-J", "-S", "-", *flags],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return proc.stdout
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} not on the terminal:\n{self.screen()[-3000:]}")
+
+    def cursor_visible(self) -> bool:
+        proc = subprocess.run([*self.base, "display", "-p", "#{cursor_flag}"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return proc.stdout.strip() == "1"
+
+    def close(self) -> None:
+        subprocess.run([*self.base, "kill-server"], check=False)
+
+
+def test_after_the_run_the_users_prompt_has_its_own_colours_cursor_and_characters(
+    tiny: Image, tmp_path: Path
+) -> None:
+    """On a real terminal (tmux): AAVMF's GRUB leaves its colours set, and in the
+    handed-over console the guest sets a red background, hides the cursor and picks
+    line-drawing characters. The verdict, before and after the handover, and the
+    user's shell prompt afterwards are in the terminal's default colours, the cursor
+    is visible and `mysh$` reads as typed."""
+    harness = f"{sys.executable} -m harness.cli"
+    term = Tmux(f"harness-test-{tmp_path.name}", 100, 30)
+    try:
+        term.type(f"{harness} run debian-12-tiny/aavmf/virt/pci --interactive --out {tmp_path}; echo after-$((2+2))", "Enter")  # fmt: skip
+        term.wait_for("Ctrl-A X quits QEMU]", 240)
+        # Waited for as the shell's answer, not the typed command's echo.
+        term.type("printf '\\033[41;1mRED-%d\\033[?25l\\033(0' $((6*7))", "Enter")
+        term.wait_for("RED-42", 30)
+        term.type("C-]")
+        screen = term.wait_for("after-4", 30)
+        coloured = term.screen(colours=True)
+        visible = term.cursor_visible()
+    finally:
+        term.close()
+    log = (tmp_path / "console.log").read_bytes()
+    assert b"\x1b[30m\x1b[47m" in log  # GRUB did set its colours
+    assert len(re.findall(r"\nPASS debian-12-tiny/aavmf/virt/pci login", screen)) == 2
+    before_handover = coloured[: coloured.index("PASS debian-12-tiny/aavmf")]
+    assert _attributes_in_force(before_handover) == set()
+    assert _attributes_in_force(coloured[: coloured.rindex("PASS debian-12-tiny/aavmf")]) == set()
+    assert _attributes_in_force(coloured) == set()
+    assert screen.rstrip().splitlines()[-2:] == ["after-4", "mysh$"]
+    assert visible

@@ -14,6 +14,7 @@ from harness.commands.common import add_download_arguments, add_log_cap_argument
 from harness.devices import TRANSPORT_NAMES
 
 if TYPE_CHECKING:
+    from harness.console.terminal import TerminalFilter
     from harness.console.watcher import Verdict
     from harness.model import Cell, Image
 
@@ -90,16 +91,22 @@ def main(args: argparse.Namespace) -> int:
     else:
         raise UsageError("name a CELL (IMAGE/FIRMWARE/MACHINE/TRANSPORT) or give --kernel/--disk")
     out = args.out or _default_out(catalog.workspace.results, cell)
+    from harness.console.terminal import TerminalFilter
+
+    shown = None if args.quiet else TerminalFilter()
     handed_over: list[str] = []  # the verdict line, if printed before the handover
     options = BootOptions(
         timeout_s=args.timeout, accel=args.accel, smp=args.smp, keep=args.keep,
         interactive=args.interactive, qemu_args=tuple(args.qemu_arg), log_cap=args.log_cap,
-        before_handover=_verdict_first(cell, handed_over),
+        before_handover=_verdict_first(cell, handed_over, shown),
     )  # fmt: skip
-    show = None if args.quiet else _live_console()
+    show = None if shown is None else _live_console(shown)
     from harness.runner import run_cell
 
-    result = run_cell(cell, setup, host, out, options, show, say)
+    try:
+        result = run_cell(cell, setup, host, out, options, show, say)
+    finally:
+        _give_back_terminal(shown, handed_over)
     if show is not None or handed_over:
         sys.stdout.write("\n")
     if result.status in (Outcome.ERROR, Outcome.SKIP):
@@ -115,13 +122,10 @@ def _default_out(results: Path, cell: Cell) -> Path:
     return results / "single" / f"{stamp}-{str(cell).replace('/', '_')}"
 
 
-def _live_console() -> Callable[[bytes], None]:
+def _live_console(safe: TerminalFilter) -> Callable[[bytes], None]:
     """Shows the console as it arrives, without the guest's cursor moves, screen
     clears and terminal queries (harness/console/terminal.py): the terminal stays the
     user's until `--interactive` hands it over."""
-    from harness.console.terminal import TerminalFilter
-
-    safe = TerminalFilter()
 
     def show(data: bytes) -> None:
         sys.stdout.buffer.write(safe.feed(data))
@@ -130,9 +134,28 @@ def _live_console() -> Callable[[bytes], None]:
     return show
 
 
-def _verdict_first(cell: Cell, printed: list[str]) -> Callable[[Verdict, float], None]:
-    """Prints the verdict line, on its own line, before `--interactive` hands the
-    console over (the README's order); `printed` remembers that it was."""
+def _give_back_terminal(shown: TerminalFilter | None, handed_over: list[str]) -> None:
+    """After the boot, on every path (Ctrl-C included): a colour the guest left is
+    reset, and after an `--interactive` handover what the raw guest may have changed
+    (colours, a hidden cursor, line-drawing characters, mouse reporting) is undone,
+    so the user's shell prompt is as it was."""
+    from harness.console.terminal import RESTORE_AFTER_HANDOVER
+
+    undo = shown.end() if shown is not None else b""
+    if handed_over:
+        undo += RESTORE_AFTER_HANDOVER
+    if undo:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(undo)
+        sys.stdout.buffer.flush()
+
+
+def _verdict_first(
+    cell: Cell, printed: list[str], shown: TerminalFilter | None
+) -> Callable[[Verdict, float], None]:
+    """Prints the verdict line, on its own line and in the terminal's own colours,
+    before `--interactive` hands the console over (the README's order); `printed`
+    remembers that it was."""
     from harness.model import CellResult, Outcome
 
     def before_handover(verdict: Verdict, duration_s: float) -> None:
@@ -140,6 +163,9 @@ def _verdict_first(cell: Cell, printed: list[str]) -> Callable[[Verdict, float],
             cell, Outcome(verdict.status), verdict.stage, verdict.reason, duration_s=duration_s
         )
         printed.append(seen.summary())
+        if shown is not None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(shown.end())
         sys.stdout.write("\n")
         print(printed[-1], flush=True)
 

@@ -35,6 +35,17 @@ _MAX_CSI = 64
 # so each becomes a line end (at most one in a row) instead of running text together.
 _LINE_BREAKING_FINALS = frozenset(b"HfJd")
 _PLAIN = re.compile(rb"[^\x00-\x07\x0b\x0c\x0e-\x1f\x7f\xc2]*")
+# SGR 0: every colour and attribute back to the terminal's default (ECMA-48 8.3.117).
+RESET_COLOUR = b"\x1b[0m"
+# What a guest given the raw terminal (`--interactive`) may leave behind and the
+# user's shell would live with, undone (xterm ctlseqs): colours and attributes (SGR
+# 0), a hidden cursor (DECTCEM, CSI ? 25 h), line-drawing characters (G0 back to
+# ASCII, ESC ( B, and SI to select G0), mouse reporting (CSI ? 1000/1002/1003/1006
+# l). Not DECSTR or RIS: tmux and others clear the screen for them, and the
+# verdict is on it.
+RESTORE_AFTER_HANDOVER = (
+    RESET_COLOUR + b"\x1b[?25h\x1b(B\x0f\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l"
+)
 
 
 class _State(enum.Enum):
@@ -56,6 +67,14 @@ class TerminalFilter:
         self._state = _State.GROUND
         self._csi = bytearray()  # the CSI being read, from ESC on
         self._at_line_start = True
+        self._coloured = False  # a colour passed and not reset since
+
+    def end(self) -> bytes:
+        """What to write once the console is no longer shown: SGR 0 if a colour
+        the guest set is still in force (GRUB leaves its own), so the verdict and
+        the user's shell prompt are in the terminal's colours; else nothing."""
+        coloured, self._coloured = self._coloured, False
+        return RESET_COLOUR if coloured else b""
 
     def feed(self, data: bytes) -> bytes:
         """The part of `data` (plus any sequence held from before) to show."""
@@ -144,6 +163,7 @@ class TerminalFilter:
             self._csi.append(byte)
             if _is_colour(bytes(self._csi)):
                 out += self._csi
+                self._coloured = bytes(self._csi) not in (b"\x1b[m", RESET_COLOUR)
             elif byte in _LINE_BREAKING_FINALS and not self._line_start(out):
                 out += b"\r\n"
             return
