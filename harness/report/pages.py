@@ -221,7 +221,9 @@ def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -
     if record is None:
         return ""
     cell = view(record, comparison)
-    text = cell.outcome + (f" {cell.why.replace(' ', '/')}" if cell.why else "")
+    # Stage and reason as one word (initramfs/root-not-found); a count of repeats as said.
+    why = cell.why if cell.outcome == "unstable" else cell.why.replace(" ", "/")
+    text = cell.outcome + (f" {why}" if why else "")
     text += f" (seen {cell.seen})" if cell.seen else ""
     text = f"[{text}]({cell.log})" if cell.log else text
     return text + (f" **{cell.label}**" if cell.label else "")
