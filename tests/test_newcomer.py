@@ -94,3 +94,22 @@ def test_export_libvirt_refuses_a_cell_with_run_and_never_builds(
     ]
     assert time.monotonic() - started < 10
     assert sorted((catalog.workspace.cache / "built").glob("*/*")) == before
+
+
+def test_export_libvirt_of_a_run_without_a_passing_cell_says_so(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    """A run whose only cell timed out (2 s) has nothing to export: the command says
+    that, not '0 domain XML files in DIR' about a directory it never made."""
+    results = tmp_path / "results"
+    proc = harness(
+        "matrix", "--profile", "smoke", "-k", "debian-12-tiny/none/virt/mmio", "--timeout", "2",
+        "-j", "1", "--results", str(results),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    run = (results / "latest").resolve()
+    out = tmp_path / "xml"
+    export = harness("export", "libvirt", "--run", str(run), "--out", str(out))
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.splitlines() == [f"no passing cell in {run}: no domain XML written"]
+    assert not out.exists()

@@ -92,7 +92,10 @@ def _libvirt(args: argparse.Namespace, catalog: Catalog, host: Host) -> int:
             record.get("accel") or accel, seeds,
         )  # fmt: skip
         write_domain(out / f"{domain_name(cell)}.xml", xml)
-    print(f"{len(passing)} domain XML files in {out}")
+    if not passing:
+        print(f"no passing cell in {run.path}: no domain XML written")
+    else:
+        print(f"{len(passing)} domain XML files in {out}")
     return EXIT_OK
 
 
