@@ -152,6 +152,9 @@ def test_repeats_that_disagree_are_unstable_with_their_logs_side_by_side(
         and set(cell["repeats"]) == {"pass", "fail"}
         and len(cell["repeats"]) == 10
     )
+    # The cell stands for a repeat that failed: its reason and its console log.
+    assert cell["reason"] == "kernel-panic"
+    assert "heads, this boot dies" in (run / cell["log"]).read_text(errors="replace")
     page = (run / "flaky.html").read_text()
     assert (
         page.count("<pre>") == 2

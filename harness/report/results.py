@@ -48,8 +48,13 @@ def final_records(
         repeats = by_cell.get(cell)
         if repeats:
             outcomes = [r["outcome"] for r in repeats]
+            outcome = combined(outcomes)
+            # An unstable cell stands for its first repeat that did not pass: its stage,
+            # reason, deciding line and console log say why the cell is not stable.
+            failed = [r for r in repeats if not Outcome(r["outcome"]).reached_login]
+            base = failed[0] if outcome == Outcome.UNSTABLE.value and failed else repeats[-1]
             final.append({
-                **repeats[-1], "outcome": combined(outcomes), "repeats": outcomes,
+                **base, "outcome": outcome, "repeats": outcomes,
                 "repeat_reasons": [f"{r['stage']} {r['reason']}" for r in repeats],
             })  # fmt: skip
     return final
