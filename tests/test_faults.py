@@ -164,3 +164,28 @@ def test_every_crafted_guest_ends_as_made_live_and_classify_agrees(
     rejudged = harness("classify", str(run))
     assert rejudged.returncode == 0, rejudged.stdout
     assert rejudged.stdout.strip().endswith(f"0 verdict(s) would change in {run}")
+
+
+def test_a_guest_that_reboots_once_passes_and_one_that_always_reboots_is_a_reset_loop(
+    catalog: Catalog, harness: Harness, tmp_path: Path
+) -> None:
+    """Resets are QEMU's own events (QMP RESET), counted into result.json and the
+    reports; a reboot on the way to login is no failure."""
+    catalog.image("fault-reboot")
+    catalog.image("quirk-reboot-once")
+    proc = harness(
+        "matrix", "--profile", "faults", "-k", "reboot", "-j", "2", "--results", str(tmp_path),
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # both met their expectation
+    run = (tmp_path / "latest").resolve()
+    cells = {c["cell"]: c for c in json.loads((run / "results.json").read_text())["cells"]}
+    once = cells["quirk-reboot-once/none/virt/pci"]
+    assert (once["outcome"], once["stage"], once["resets"]) == ("pass", "login", 1), once
+    log = (run / once["log"]).read_text(errors="replace")
+    assert "first boot, rebooting once" in log and "rebooted once already" in log
+    loop = cells["fault-reboot/none/virt/pci"]
+    assert (loop["outcome"], loop["stage"], loop["reason"]) == ("xfail", "userspace", "reset-loop")
+    assert loop["resets"] == 3 + 1  # the same stage again with no progress, more than twice
+    assert "1 reset<" in (run / "report.html").read_text()
+    assert "(1 reset)" in (run / "report.md").read_text()
