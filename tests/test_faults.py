@@ -189,3 +189,4 @@ def test_a_guest_that_reboots_once_passes_and_one_that_always_reboots_is_a_reset
     assert loop["resets"] == 3 + 1  # the same stage again with no progress, more than twice
     assert "1 reset<" in (run / "report.html").read_text()
     assert "(1 reset)" in (run / "report.md").read_text()
+    assert "timeout to the prompt: 180 s" in (run / "report.md").read_text()  # in force
