@@ -153,7 +153,46 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_no_qemu(tiny: Image, tmp_pat
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert "No space left on device" in line and "Traceback" not in proc.stderr
+    assert "no room for the cell" in line and "Traceback" not in proc.stderr
+    assert proc.stdout.split()[:4] == [
+        "ERROR",
+        "debian-12-tiny/none/virt/pci",
+        "none",
+        "host-disk-full",
+    ]
+    assert not ours(str(out))
+
+
+def test_a_nearly_full_disk_is_the_hosts_error_before_boot_and_during_it(
+    catalog: object, tmp_path: Path
+) -> None:
+    """--out on a file system with too little room: refused before QEMU starts; with
+    room to start but not for what the guest writes (quirk-disk-writer: 48 MiB), QEMU
+    stops the guest on the write error (werror=stop) and says so over QMP: the host's
+    error, exit 2, never the guest's timeout."""
+    catalog.image("quirk-disk-writer")  # type: ignore[attr-defined]
+    out = tmp_path / "small"
+    out.mkdir()
+    before = in_mount_namespace(
+        f"mount -t tmpfs -o size=16m tmpfs {out}",
+        "run", "quirk-disk-writer/none/virt/pci", "--quiet", "--out", str(out / "cell"),
+    )  # fmt: skip
+    assert before.returncode == 2, before.stdout + before.stderr
+    assert before.stderr.startswith(f"harness run: no room for the cell in {out / 'cell'}: ")
+    assert before.stdout.split()[3] == "host-disk-full"
+    started = time.monotonic()
+    during = in_mount_namespace(
+        f"mount -t tmpfs -o size=40m tmpfs {out}",
+        "run", "quirk-disk-writer/none/virt/pci", "--quiet", "--out", str(out / "cell"),
+        "--timeout", "120",
+    )  # fmt: skip
+    assert during.returncode == 2, during.stdout + during.stderr
+    (line,) = during.stderr.strip().splitlines()
+    assert line.startswith("harness run: QEMU stopped the guest: write error on disk0"), line
+    assert "No space left on device" in line
+    status, _, stage, reason, _ = during.stdout.split()
+    assert (status, stage, reason) == ("ERROR", "userspace", "host-disk-full")
+    assert time.monotonic() - started < 100  # decided when QEMU stopped, not at the timeout
     assert not ours(str(out))
 
 
