@@ -194,3 +194,5 @@ def test_a_guest_that_reboots_once_passes_and_one_that_always_reboots_is_a_reset
     assert "1 reset<" in (run / "report.html").read_text()
     assert "(1 reset)" in (run / "report.md").read_text()
     assert "timeout to the prompt: 180 s" in (run / "report.md").read_text()  # in force
+    rejudged = harness("classify", str(run))  # the saved logs tell the same resets
+    assert rejudged.stdout.strip().endswith(f"0 verdict(s) would change in {run}"), rejudged.stdout
