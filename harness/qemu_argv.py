@@ -83,9 +83,9 @@ def qemu_argv(
     disks += [(extra, "raw", ",readonly=on") for extra in files.extra_disks]
     for device in devices:
         if device.role == "disk":
-            for index, (path, fmt, readonly) in enumerate(disks):
+            for index, (path, fmt, flags) in enumerate(disks):
                 backend = f"disk{index}"
-                argv += ["-drive", f"if=none,id={backend},format={fmt},file={_opt(path)}{readonly}"]
+                argv += ["-drive", f"if=none,id={backend},format={fmt},file={_opt(path)}{flags}"]
                 for value in device.qemu_devices(cell.transport, index, backend):
                     argv += ["-device", value]
             continue
