@@ -20,15 +20,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.console.watcher import Reply, Verdict, Watcher
-from harness.errors import CellImpossible, InfraError, QemuLaunchError
+from harness.errors import (
+    CellImpossible,
+    HostDiskError,
+    InfraError,
+    QemuCrashError,
+    QemuLaunchError,
+)
 from harness.host import Host
 from harness.images.seed import write_seed
 from harness.judge import judged, watcher_for
 from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image, Login, why_impossible
 from harness.qemu_argv import BootFiles, qemu_argv
 from harness.qemu_process import QemuProcess
+from harness.qmp import Event, Qmp, qmp_argv
 
 POLL_S = 0.1
+# The timeout bounds a boot up to its login prompt (or ready pattern); the login, the
+# shell proof and the device probe after it get this much of their own.
+PROOF_S = 60.0
+# Room a cell needs on its --out file system besides a VARS copy: the disk overlay's
+# first writes and the console log.
+MIN_FREE_BYTES = 32 << 20
 
 Show = Callable[[bytes], None]
 
@@ -59,6 +72,8 @@ class Boot:
     argv: list[str]
     duration_s: float
     qemu_exit: str
+    resets: int = 0  # guest resets QEMU reported
+    timeout_s: float = 0.0  # the boot timeout in force (an override included)
 
 
 class ConsoleLog:
@@ -84,11 +99,13 @@ class ConsoleLog:
 
 def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[BootFiles, Login]:
     """The cell's own files (disk overlay, VARS copy, NoCloud seed) and the login the
-    watcher is to use. Raises CellImpossible (model.why_impossible) before making any."""
+    watcher is to use. Raises CellImpossible (model.why_impossible) before making any,
+    and HostDiskError where they would not fit."""
     impossible = why_impossible(image, firmware)
     if impossible:
         raise CellImpossible(f"cell {cell}: {impossible}")
     work.mkdir(parents=True, exist_ok=True)
+    _check_room(work, firmware)
     disk = None
     if image.disk is not None:
         disk = work / "disk.qcow2"
@@ -148,11 +165,15 @@ def boot(
     say(shlex.join(argv))
     log = ConsoleLog(out / "console.log", options.log_cap)
     timeout = options.timeout_s or image.timeout_s
+    qmp = Qmp()
+    # QMP is not in cmdline.sh: a person booting by hand has no use for the descriptor.
+    launched = argv + qmp_argv(qmp.theirs)
     try:
-        with QemuProcess(argv, out / "qemu.stderr") as qemu:
+        with QemuProcess(launched, out / "qemu.stderr", pass_fds=(qmp.theirs,)) as qemu:
+            qmp.launched()
             start = time.monotonic()
-            watcher = watcher_for(image, login, start)
-            verdict = _watch(qemu, watcher, start + timeout, log, show, options.cancel)
+            watcher = watcher_for(image, login, start, resets_from_qemu=True)
+            verdict = _watch(qemu, qmp, watcher, start + timeout, log, show, options.cancel)
             verdict = judged(cell, image, verdict)
             duration = time.monotonic() - start
             if verdict.status == "fail":
@@ -164,25 +185,46 @@ def boot(
                 say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
                 qemu.interact()
     finally:
+        qmp.close()
         log.close()
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
-    return Boot(verdict, accel, argv, duration, exit_status)
+    return Boot(verdict, accel, launched, duration, exit_status, watcher.resets, timeout)
+
+
+def _check_room(work: Path, firmware: Firmware) -> None:
+    """Refuses to boot where the cell's files cannot fit: a full --out must be the
+    host's error, not a guest that stalls into a timeout."""
+    need = MIN_FREE_BYTES
+    if firmware.vars_template is not None:
+        need += firmware.vars_template.stat().st_size
+    free = shutil.disk_usage(work).free
+    if free < need:
+        raise HostDiskError(
+            f"no room for the cell in {work.parent}: {free / 2**20:.1f} MiB free, "
+            f"{need / 2**20:.0f} "
+            "MiB needed (disk overlay, VARS copy, console log)"
+        )
 
 
 def _watch(
     qemu: QemuProcess,
+    qmp: Qmp,
     watcher: Watcher,
-    deadline: float,
+    boot_deadline: float,
     log: ConsoleLog,
     show: Show | None,
     cancel: threading.Event | None,
 ) -> Verdict:
+    """Feeds the console and QEMU's events to the watcher until it decides. The boot
+    deadline bounds the time to the prompt; from the prompt on, PROOF_S does."""
     seen_output = False
     while True:
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
         now = time.monotonic()
+        prompt_at = watcher.prompt_at
+        deadline = boot_deadline if prompt_at is None else prompt_at + PROOF_S
         if now >= deadline:
             return watcher.stopped("timeout")
         data = qemu.read(timeout=min(POLL_S, deadline - now))
@@ -196,11 +238,34 @@ def _watch(
             verdict = watcher.feed(data, time.monotonic())
             if verdict is not None:
                 return verdict
+        for event in qmp.events():
+            verdict = _on_event(event, watcher)
+            if verdict is not None:
+                return verdict
         step = watcher.tick(time.monotonic())
         if isinstance(step, Reply):
             qemu.send(step.text)
         elif step is not None:
             return step
+
+
+def _on_event(event: Event, watcher: Watcher) -> Verdict | None:
+    """What a QMP event means for the boot (qapi/run-state.json, qapi/block-core.json):
+    a RESET starts the guest again; a BLOCK_IO_ERROR (the drives are werror=stop) is the
+    host's disk failing, an error, never the guest's timeout."""
+    if event.name == "RESET":
+        return watcher.reset(time.monotonic())
+    if event.name == "BLOCK_IO_ERROR":
+        data = event.data
+        full = bool(data.get("nospace"))
+        why = str(data.get("reason") or ("No space left on device" if full else "I/O error"))
+        device = data.get("device") or data.get("node-name") or "a disk"
+        raise HostDiskError(
+            f"QEMU stopped the guest: {data.get('operation', 'an')} error on {device}: {why}",
+            "host-disk-full" if full else "host-disk-error",
+            watcher.stage,
+        )
+    return None
 
 
 def _drain(qemu: QemuProcess, log: ConsoleLog, show: Show | None, most_s: float = 1.0) -> None:
@@ -218,13 +283,16 @@ def _drain(qemu: QemuProcess, log: ConsoleLog, show: Show | None, most_s: float 
 
 
 def _qemu_ended(qemu: QemuProcess, watcher: Watcher, seen_output: bool) -> Verdict:
-    """QEMU closed the console. Exit 0 is the guest's doing (power off, or a reset
-    under -no-reboot); anything else is QEMU failing, which is not the guest's fault."""
+    """QEMU closed the console. Exit 0 is the guest's doing (it powered off); a signal
+    (an assertion's abort, a segfault) is QEMU crashing and any other status QEMU
+    failing: neither is the guest's fault."""
     status = qemu.exit_status()
     if status == "0":
         return watcher.stopped("qemu-exited")
-    message = "QEMU died mid-boot" if seen_output else "QEMU exited at start"
-    raise QemuLaunchError(message, qemu.argv, status, qemu.stderr(), watcher.stage)
+    args = (qemu.argv, status, qemu.stderr(), watcher.stage)
+    if status.startswith("signal"):
+        raise QemuCrashError("QEMU crashed " + ("mid-boot" if seen_output else "at start"), *args)
+    raise QemuLaunchError("QEMU died mid-boot" if seen_output else "QEMU exited at start", *args)
 
 
 def write_cmdline(

@@ -83,3 +83,20 @@ def again(error: E) -> E:
     twin.__dict__.update(error.__dict__)
     twin.args = error.args
     return twin
+
+
+class QemuCrashError(QemuLaunchError):
+    """QEMU died of a signal (an assertion's abort, a segfault, a kill): the emulator
+    failed, not the guest."""
+
+    reason = "qemu-crashed"
+
+
+class HostDiskError(InfraError):
+    """The host's disk failed the cell: no room to start it, or QEMU stopped the guest
+    on a write or read error of its disk (reason host-disk-full or host-disk-error)."""
+
+    def __init__(self, message: str, reason: str = "host-disk-full", stage: str = "none"):
+        super().__init__(message)
+        self.reason = reason
+        self.stage = stage

@@ -23,12 +23,23 @@ CHUNK = 1 << 16
 
 
 def watcher_for(
-    image: Image, login: Login | None = None, start: float = 0.0, own_log: bool = False
+    image: Image,
+    login: Login | None = None,
+    start: float = 0.0,
+    own_log: bool = False,
+    resets_from_qemu: bool = False,
 ) -> Watcher:
     """The watcher for `image`: its login (or `login`, the one a boot made, e.g. a
     cloud image's per-cell password) and its ready pattern (an installer's screen);
-    `own_log` for a saved log of our own boot (its login conversation was ours)."""
-    return Watcher(login or image.login, start, ready=image.ready, own_log=own_log)
+    `own_log` for a saved log of our own boot (its login conversation was ours);
+    `resets_from_qemu` for a live boot, whose resets QEMU reports (Watcher.reset)."""
+    return Watcher(
+        login or image.login,
+        start,
+        ready=image.ready,
+        own_log=own_log,
+        resets_from_qemu=resets_from_qemu,
+    )
 
 
 def judged(cell: Cell, image: Image, verdict: Verdict) -> Verdict:

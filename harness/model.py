@@ -195,6 +195,8 @@ class CellResult:
     # What a pass rests on: "shell" (a shell computed), "prompt" (a login prompt was
     # reached, login not proven), "ready" (the image's ready pattern); "" otherwise.
     proof: str = ""
+    resets: int = 0  # guest resets QEMU reported during the boot
+    timeout_s: float | None = None  # the boot timeout in force, an override included
 
     def summary(self) -> str:
         """The one line `harness run` ends with."""
@@ -229,4 +231,6 @@ class CellResult:
             "log_path": self.log_path,
             "guest": dict(self.guest) if self.guest is not None else None,
             "proof": self.proof,
+            "resets": self.resets,
+            "timeout_s": self.timeout_s,
         }

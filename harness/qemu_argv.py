@@ -2,8 +2,9 @@
 and the files prepared for it. Table-driven: the transport picks device models from
 harness/devices.py, the firmware picks pflash or -kernel; nothing else varies.
 
-No monitor, no display, no listening socket: the serial console on stdio is the only
-channel, and user-mode networking has no host forwards.
+No display, no listening socket: the serial console on stdio is the guest's channel,
+and user-mode networking has no host forwards. QEMU's monitor (QMP, for its events)
+is added by the launcher on an inherited socket (harness/qmp.py), not here.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def qemu_argv(
     cpu = "host" if accel == "kvm" else ",".join(["max", *tcg_cpu_options])
     argv = [
         qemu,
-        "-name", f"harness:{cell.id}",
+        "-name", f"harness:{_opt(cell.id)}",
         "-machine", machine,
         "-accel", accel,
         "-cpu", cpu,
@@ -56,8 +57,8 @@ def qemu_argv(
         "-nodefaults",
         "-no-user-config",
         "-display", "none",
-        # A guest reset ends the run: a reboot loop must not look like a slow boot.
-        "-no-reboot",
+        # No -no-reboot: a guest that resets boots again (real images reboot once on
+        # their way); QEMU reports each reset over QMP and the watcher counts them.
         # mux=on only adds QEMU's Ctrl-A escapes (Ctrl-A X quits) for a person at
         # the console; signal=off keeps Ctrl-C for the guest.
         "-chardev", "stdio,id=console,mux=on,signal=off",
@@ -75,13 +76,16 @@ def qemu_argv(
             argv += ["-initrd", str(files.initrd)]
         if files.append:
             argv += ["-append", files.append]
-    disks = [(files.disk, files.disk_format, "")] if files.disk is not None else []
+    # werror/rerror=stop: a host disk error (a full --out) stops the guest and QEMU
+    # says so (BLOCK_IO_ERROR), instead of the guest stalling into a timeout.
+    writable = ",werror=stop,rerror=stop"
+    disks = [(files.disk, files.disk_format, writable)] if files.disk is not None else []
     disks += [(extra, "raw", ",readonly=on") for extra in files.extra_disks]
     for device in devices:
         if device.role == "disk":
-            for index, (path, fmt, readonly) in enumerate(disks):
+            for index, (path, fmt, flags) in enumerate(disks):
                 backend = f"disk{index}"
-                argv += ["-drive", f"if=none,id={backend},format={fmt},file={_opt(path)}{readonly}"]
+                argv += ["-drive", f"if=none,id={backend},format={fmt},file={_opt(path)}{flags}"]
                 for value in device.qemu_devices(cell.transport, index, backend):
                     argv += ["-device", value]
             continue
@@ -92,6 +96,7 @@ def qemu_argv(
     return argv
 
 
-def _opt(path: Path | None) -> str:
-    """A path inside a QEMU option string, where a comma must be doubled."""
+def _opt(path: Path | str | None) -> str:
+    """A value inside a QEMU option string, where a comma must be doubled (QEMU's
+    QemuOpts syntax, docs/system/invocation: "a comma ... is escaped by doubling it")."""
     return str(path).replace(",", ",,")

@@ -27,11 +27,30 @@ _PR_SET_PDEATHSIG = 1
 READ_SIZE = 1 << 16
 
 
+class _Spawn(pexpect.spawn):  # type: ignore[misc]
+    """pexpect.spawn that lets the child inherit given descriptors (ptyprocess closes
+    every other one before the child runs; pexpect does not pass its pass_fds on)."""
+
+    def __init__(self, *args: Any, pass_fds: tuple[int, ...] = (), **kwargs: Any):
+        self._pass_fds = pass_fds
+        super().__init__(*args, **kwargs)
+
+    def _spawnpty(self, args: list[str], **kwargs: Any) -> Any:
+        return super()._spawnpty(args, pass_fds=self._pass_fds, **kwargs)
+
+
 class QemuProcess:
-    def __init__(self, argv: list[str], stderr_path: Path, grace_s: float = 3.0):
+    def __init__(
+        self,
+        argv: list[str],
+        stderr_path: Path,
+        grace_s: float = 3.0,
+        pass_fds: tuple[int, ...] = (),
+    ):
         self.argv = argv
         self.stderr_path = stderr_path
         self.grace_s = grace_s
+        self.pass_fds = pass_fds  # inherited by QEMU (its end of the QMP socketpair)
         self._child: Any = None
 
     def __enter__(self) -> QemuProcess:
@@ -46,9 +65,13 @@ class QemuProcess:
     def launch(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         stderr_path = str(self.stderr_path)
+        pass_fds = self.pass_fds
 
         def in_child() -> None:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            # Python opens descriptors close-on-exec; only the child's copies are opened up.
+            for fd in pass_fds:
+                os.set_inheritable(fd, True)
             # The terminal must not turn the guest's \n into \r\n: the log keeps the
             # guest's own bytes.
             attrs = termios.tcgetattr(1)
@@ -59,9 +82,10 @@ class QemuProcess:
             os.close(fd)
 
         try:
-            self._child = pexpect.spawn(
-                self.argv[0], self.argv[1:], echo=False, preexec_fn=in_child, dimensions=(50, 160)
-            )
+            self._child = _Spawn(
+                self.argv[0], self.argv[1:], echo=False, preexec_fn=in_child,
+                dimensions=(50, 160), pass_fds=self.pass_fds,
+            )  # fmt: skip
         except (pexpect.ExceptionPexpect, OSError) as e:  # not found, not executable
             raise QemuLaunchError("QEMU did not start", self.argv, "not started", str(e)) from e
 

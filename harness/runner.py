@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import time
 from collections.abc import Callable
@@ -86,7 +87,8 @@ def run_cell(
     except CellSkipped as e:
         result = dataclasses.replace(error(e.reason, str(e)), status=Outcome.SKIP)
     except OSError as e:  # the host's disk: full, read-only...
-        result = error("host-error", f"{e.strerror or e}: {e.filename or out}")
+        reason = "host-disk-full" if e.errno == errno.ENOSPC else "host-error"
+        result = error(reason, f"{e.strerror or e}: {e.filename or out}")
     except KeyboardInterrupt:
         # the interrupt is what the caller must see, whatever writing the result does
         with contextlib.suppress(InfraError):
@@ -135,6 +137,8 @@ def _from_boot(
         log_path=_log_path(out),
         guest=verdict.findings.to_json() if verdict.findings else None,
         proof=verdict.proof,
+        resets=finished.resets,
+        timeout_s=finished.timeout_s,
     )
 
 

@@ -3,7 +3,9 @@ hostile matrix files, a flooding console, and QEMU's sockets."""
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import ROOT, Harness, qemu_processes
 from hypothesis import HealthCheck, given, settings
@@ -47,7 +50,13 @@ def harness_process(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *args], cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_no_core_files,
     )  # fmt: skip
+
+
+def _no_core_files() -> None:
+    """A QEMU a test makes abort must not leave a core file in the checkout."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def test_sigterm_stops_every_qemu_and_marks_the_reports_incomplete(
@@ -65,26 +74,36 @@ def test_sigterm_stops_every_qemu_and_marks_the_reports_incomplete(
     assert '"complete": false' in (tmp_path / "latest" / "results.json").read_text()
 
 
-def test_qemu_dying_mid_boot_is_an_error_not_a_failure(tiny: Image, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV])
+def test_qemu_crashing_mid_boot_is_an_error_naming_qemu_not_a_failure(
+    signum: int, tiny: Image, tmp_path: Path
+) -> None:
+    """A QEMU killed by a signal (an assertion's abort, a segfault, a kill) is the
+    emulator's fault: `error`, reason qemu-crashed, never the guest's `fail`."""
     child = harness_process(
-        "run", "debian-12-tiny/aavmf/virt/pci", "--quiet", "--out", str(tmp_path)
+        "run", "debian-12-tiny/none/virt/pci", "--quiet", "--out", str(tmp_path)
     )
     wait_for(
         lambda: (
-            b"BdsDxe" in (tmp_path / "console.log").read_bytes()
+            b"Booting Linux" in (tmp_path / "console.log").read_bytes()
             if (tmp_path / "console.log").exists()
             else False
         ),
         60,
     )
     (qemu,) = ours(str(tmp_path))
-    os.kill(qemu, signal.SIGKILL)
+    os.kill(qemu, signum)
     out, err = child.communicate(timeout=30)
-    assert child.returncode == 2
-    assert err.strip().splitlines() == ["harness run: QEMU died mid-boot (exit status signal 9)"]
+    assert child.returncode == 2, out + err
+    assert err.strip().splitlines() == [
+        f"harness run: QEMU crashed mid-boot (exit status signal {signum})"
+    ]
     status, cell, stage, reason, _ = out.split()
-    assert (status, cell, reason) == ("ERROR", "debian-12-tiny/aavmf/virt/pci", "qemu-failed")
-    assert stage in ("firmware", "bootloader")  # how far it got when QEMU died
+    assert (status, cell, reason) == ("ERROR", "debian-12-tiny/none/virt/pci", "qemu-crashed")
+    assert stage in ("kernel", "initramfs", "userspace")  # how far it got when QEMU died
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["status"], result["reason"]) == ("error", "qemu-crashed")
+    assert not ours(str(tmp_path))
 
 
 def test_qemu_refusing_a_firmware_file_is_a_one_line_error(
@@ -134,7 +153,46 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_no_qemu(tiny: Image, tmp_pat
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert "No space left on device" in line and "Traceback" not in proc.stderr
+    assert "no room for the cell" in line and "Traceback" not in proc.stderr
+    assert proc.stdout.split()[:4] == [
+        "ERROR",
+        "debian-12-tiny/none/virt/pci",
+        "none",
+        "host-disk-full",
+    ]
+    assert not ours(str(out))
+
+
+def test_a_nearly_full_disk_is_the_hosts_error_before_boot_and_during_it(
+    catalog: object, tmp_path: Path
+) -> None:
+    """--out on a file system with too little room: refused before QEMU starts; with
+    room to start but not for what the guest writes (quirk-disk-writer: 48 MiB), QEMU
+    stops the guest on the write error (werror=stop) and says so over QMP: the host's
+    error, exit 2, never the guest's timeout."""
+    catalog.image("quirk-disk-writer")  # type: ignore[attr-defined]
+    out = tmp_path / "small"
+    out.mkdir()
+    before = in_mount_namespace(
+        f"mount -t tmpfs -o size=16m tmpfs {out}",
+        "run", "quirk-disk-writer/none/virt/pci", "--quiet", "--out", str(out / "cell"),
+    )  # fmt: skip
+    assert before.returncode == 2, before.stdout + before.stderr
+    assert before.stderr.startswith(f"harness run: no room for the cell in {out / 'cell'}: ")
+    assert before.stdout.split()[3] == "host-disk-full"
+    started = time.monotonic()
+    during = in_mount_namespace(
+        f"mount -t tmpfs -o size=40m tmpfs {out}",
+        "run", "quirk-disk-writer/none/virt/pci", "--quiet", "--out", str(out / "cell"),
+        "--timeout", "120",
+    )  # fmt: skip
+    assert during.returncode == 2, during.stdout + during.stderr
+    (line,) = during.stderr.strip().splitlines()
+    assert line.startswith("harness run: QEMU stopped the guest: write error on disk0"), line
+    assert "No space left on device" in line
+    status, _, stage, reason, _ = during.stdout.split()
+    assert (status, stage, reason) == ("ERROR", "userspace", "host-disk-full")
+    assert time.monotonic() - started < 100  # decided when QEMU stopped, not at the timeout
     assert not ours(str(out))
 
 

@@ -89,6 +89,8 @@ SAVED = {
     ),
     "quirk-autologin.log": ("pass", "login", "login", "harness-shell-42-ok"),
     "quirk-console.log": ("pass", "login", "login", "harness-shell-42-ok"),
+    # Reboots on its first boot, then logs in: one restart is no reset-loop.
+    "quirk-reboot-once.log": ("pass", "login", "login", "harness-shell-42-ok"),
     "reset-loop.log": ("fail", "userspace", "reset-loop", "Booting Linux on physical CPU"),
     "uefi-shell.log": ("fail", "firmware", "firmware-no-boot", "UEFI Interactive Shell v2.2"),
     "mmio-only-on-pci-root-not-found.log": (
@@ -148,7 +150,7 @@ def test_every_crafted_guest_ends_as_made_live_and_classify_agrees(
     assert proc.returncode == 0, proc.stdout + proc.stderr  # every cell met its expectation
     run = (tmp_path / "latest").resolve()
     cells = {c["cell"]: c for c in json.loads((run / "results.json").read_text())["cells"]}
-    assert len(cells) == 18
+    assert len(cells) == 20
     for cell, record in cells.items():
         expected = "pass" if cell.startswith("quirk-") else "xfail"
         assert record["outcome"] == expected, (
@@ -164,3 +166,33 @@ def test_every_crafted_guest_ends_as_made_live_and_classify_agrees(
     rejudged = harness("classify", str(run))
     assert rejudged.returncode == 0, rejudged.stdout
     assert rejudged.stdout.strip().endswith(f"0 verdict(s) would change in {run}")
+
+
+def test_a_guest_that_reboots_once_passes_and_one_that_always_reboots_is_a_reset_loop(
+    catalog: Catalog, harness: Harness, tmp_path: Path
+) -> None:
+    """Resets are QEMU's own events (QMP RESET), counted into result.json and the
+    reports; a reboot on the way to login is no failure, and powering off is no reset."""
+    for name in ("fault-reboot", "quirk-reboot-once", "fault-poweroff"):
+        catalog.image(name)
+    proc = harness(
+        "matrix", "--profile", "faults", "-k", "reboot or poweroff", "-j", "2",
+        "--results", str(tmp_path), timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # both met their expectation
+    run = (tmp_path / "latest").resolve()
+    cells = {c["cell"]: c for c in json.loads((run / "results.json").read_text())["cells"]}
+    once = cells["quirk-reboot-once/none/virt/pci"]
+    assert (once["outcome"], once["stage"], once["resets"]) == ("pass", "login", 1), once
+    log = (run / once["log"]).read_text(errors="replace")
+    assert "first boot, rebooting once" in log and "rebooted once already" in log
+    loop = cells["fault-reboot/none/virt/pci"]
+    assert (loop["outcome"], loop["stage"], loop["reason"]) == ("xfail", "userspace", "reset-loop")
+    assert loop["resets"] == 3 + 1  # the same stage again with no progress, more than twice
+    off = cells["fault-poweroff/none/virt/pci"]
+    assert (off["outcome"], off["reason"], off["resets"]) == ("xfail", "qemu-exited", 0), off
+    assert "1 reset<" in (run / "report.html").read_text()
+    assert "(1 reset)" in (run / "report.md").read_text()
+    assert "timeout to the prompt: 180 s" in (run / "report.md").read_text()  # in force
+    rejudged = harness("classify", str(run))  # the saved logs tell the same resets
+    assert rejudged.stdout.strip().endswith(f"0 verdict(s) would change in {run}"), rejudged.stdout

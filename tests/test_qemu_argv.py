@@ -92,7 +92,8 @@ def test_the_overlay_is_the_only_disk_and_extra_disks_are_read_only() -> None:
         d for d in values(argv("img/aavmf/virt/pci", files), "-drive") if d.startswith("if=none")
     ]
     assert drives == [
-        "if=none,id=disk0,format=qcow2,file=/w/disk.qcow2",
+        # A host disk error stops the guest (QEMU reports it) instead of stalling it.
+        "if=none,id=disk0,format=qcow2,file=/w/disk.qcow2,werror=stop,rerror=stop",
         "if=none,id=disk1,format=raw,file=/w/seed.iso,readonly=on",
     ]
 
@@ -100,7 +101,17 @@ def test_the_overlay_is_the_only_disk_and_extra_disks_are_read_only() -> None:
 def test_commas_in_paths_are_escaped_for_qemu() -> None:
     files = BootFiles(disk=Path("/a,b/disk.qcow2"), code=Path("/c"), vars=Path("/v"))
     drives = values(argv("img/aavmf/virt/pci", files), "-drive")
-    assert "if=none,id=disk0,format=qcow2,file=/a,,b/disk.qcow2" in drives
+    assert "if=none,id=disk0,format=qcow2,file=/a,,b/disk.qcow2,werror=stop,rerror=stop" in drives
+
+
+def test_a_comma_in_a_firmware_path_is_escaped_in_the_name_too() -> None:
+    args = argv("img//fw,1/CODE.fd/virt/pci", UEFI)
+    assert values(args, "-name") == ["harness:img//fw,,1/CODE.fd/virt/pci"]
+
+
+def test_a_guest_may_reset() -> None:
+    """Resets are counted from QEMU's events, so QEMU must not exit on the first one."""
+    assert "-no-reboot" not in argv("img/none/virt/pci", DIRECT)
 
 
 def test_every_row_of_the_device_table_is_on_the_command_line_once_per_instance() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pexpect
 import pytest
 from conftest import ROOT, Harness, qemu_processes
 
+from harness.catalog import Catalog
 from harness.model import Image
 
 SUMMARY = re.compile(r"^(PASS|FAIL|ERROR) (\S+) (\w+)(?: (\S+))? (\d+\.\d)s$")
@@ -106,6 +108,53 @@ def test_timeout_names_the_stage_reached(tiny: Image, harness: Harness, tmp_path
     status, _, stage, reason, seconds = summary(proc.stdout)
     assert (status, stage, reason) == ("FAIL", "firmware", "timeout")
     assert 4.0 <= float(seconds) < 6
+
+
+def test_the_timeout_bounds_the_boot_to_its_prompt_not_the_proof(
+    catalog: Catalog, harness: Harness, tmp_path: Path
+) -> None:
+    """quirk-slow-login shows its prompt early and proves its shell 20 s later: with a
+    --timeout just above the time to the prompt, the cell passes and says which timeout
+    was in force; re-judging its log agrees. The time to the prompt is measured (a busy
+    host varies it); a boot that came so fast that its proof beat the timeout anyway
+    proves nothing and is measured again."""
+    catalog.image("quirk-slow-login")
+    cell = "quirk-slow-login/none/virt/pci"
+    measured = tmp_path / "measured"
+    first = harness("run", cell, "--quiet", "--out", str(measured))
+    assert first.returncode == 0, first.stdout + first.stderr
+    for attempt in range(3):
+        result = json.loads((measured / "result.json").read_text())
+        assert result["duration_s"] - result["stage_times"]["login"] > 19  # the slow shell
+        timeout = round(result["stage_times"]["login"] + 10, 1)
+        out = tmp_path / f"cell{attempt}"
+        proc = harness("run", cell, "--quiet", "--out", str(out), "--timeout", str(timeout))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert summary(proc.stdout)[:3] == ("PASS", cell, "login")
+        result = json.loads((out / "result.json").read_text())
+        assert result["timeout_s"] == timeout
+        if result["duration_s"] > timeout:
+            break
+        measured = out
+    assert result["stage_times"]["login"] < timeout < result["duration_s"]  # proof after it
+    rejudged = harness("classify", str(out / "console.log"))
+    assert rejudged.returncode == 0 and rejudged.stdout.split()[:2] == ["PASS", "login"]
+
+
+def test_a_comma_in_a_firmware_path_reaches_qemu_escaped(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    """QEMU's -name holds the cell id, firmware path and all: a comma there is doubled
+    as in every other option value, or QEMU refuses to start."""
+    firmware = tmp_path / "fw,1"
+    firmware.mkdir()
+    shutil.copy("/usr/share/AAVMF/AAVMF_CODE.fd", firmware / "CODE.fd")
+    shutil.copy("/usr/share/AAVMF/AAVMF_VARS.fd", firmware / "VARS.fd")
+    cell = f"debian-12-tiny/{firmware}/CODE.fd/virt/pci"
+    proc = harness("run", cell, "--quiet", "--timeout", "6", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # QEMU ran the firmware: no error
+    assert summary(proc.stdout)[3] == "timeout"
+    assert b"UEFI firmware" in (tmp_path / "out" / "console.log").read_bytes()
 
 
 def test_ctrl_c_stops_qemu_and_leaves_nothing_behind(tiny: Image, tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ WRAPPED = 64  # a line at least this long may go on in the next (72, 80 columns)
 RETRY_S = 8.0
 MAX_ATTEMPTS = 3
 MAX_RESTARTS = 2
+# Live: resets QEMU reported after which the boot got no further than a boot before it;
+# one more than this is a reset-loop (a guest may reboot on its way: first-boot scripts).
+MAX_STUCK_RESETS = 2
 ENTER = "\r"  # what a terminal's Enter key sends
 SHELL_PROOF = "echo harness-shell-$((6*7))-ok"
 _SHELL_PROVEN = re.compile(r"(?:^|\s)harness-shell-42-ok\s*$")
@@ -73,8 +76,16 @@ class Watcher:
         probe_devices: bool = True,
         ready: str = "",
         own_log: bool = False,
+        resets_from_qemu: bool = False,
     ):
         self.login = login
+        # Live, QEMU reports each reset (reset()); the console's restarts then only
+        # mark stages.
+        self.resets_from_qemu = resets_from_qemu
+        self.resets = 0  # resets QEMU reported
+        self._best_cycle = "none"  # the furthest stage a boot ended by a reset reached
+        self._stuck = 0  # resets in a row whose boot got no further than an earlier one
+        self.prompt_at: float | None = None  # when this boot showed its prompt (or ready)
         self.probe_devices = probe_devices  # type the device probe after login
         # What counts as up for an image without a login (an installer's first screen).
         self.ready = re.compile(ready) if ready else None
@@ -169,10 +180,36 @@ class Watcher:
         return self._undecided("incomplete", "log-ended")
 
     def stopped(self, cause: str) -> Verdict:
-        """The verdict of a live boot that ended without one (timeout, QEMU gone)."""
+        """The verdict of a live boot that ended without one (timeout, QEMU gone). A
+        proof that completed (the shell computed) is a pass, never a timeout."""
+        if self.verdict is None and self.proven:
+            return self._decide("pass", "login", "login", self._proof)
         if self.verdict is None and self._pending is not None:
             return self._decide_pending()
         return self.verdict or self._undecided("fail", cause)
+
+    @property
+    def proven(self) -> bool:
+        """The guest proved it is up (a shell computed, or the ready pattern showed)."""
+        return self._talk in (Talk.SHELL, Talk.PROBING, Talk.PROVEN)
+
+    def reset(self, now: float) -> Verdict | None:
+        """QEMU reported a guest reset (a QMP RESET event): a new boot begins, and the
+        login conversation with it. The same stage reached again with no progress more
+        than MAX_STUCK_RESETS times is a reset-loop, decided at that reset."""
+        if self.verdict is not None:
+            return self.verdict
+        self.resets += 1
+        cycle, best = STAGES.index(self._cycle), STAGES.index(self._best_cycle)
+        self._stuck = self._stuck + 1 if self.resets > 1 and cycle <= best else 0
+        self._best_cycle = STAGES[max(cycle, best)]
+        if self._stuck > MAX_STUCK_RESETS:
+            why = f"QEMU reported reset {self.resets}; each boot stopped at {self._cycle}"
+            return self._decide("fail", self.stage, "reset-loop", Line(0, why))
+        self._start_over()
+        self.prompt_at, self._talk, self._previous = None, Talk.WAITING, ""
+        self._last_output = self._acted_at = now
+        return None
 
     # --- lines -------------------------------------------------------------------
     def _judge_line(self, line: Line, now: float) -> None:
@@ -230,7 +267,7 @@ class Watcher:
         for row in rows:
             if row.restart and STAGES.index(self._cycle) > STAGES.index(row.stage):
                 reset = True
-        if reset and self._count_reset(line):
+        if reset and not self.resets_from_qemu and self._count_reset(line):
             return True
         for row in rows:
             if row.guest_gone:
@@ -275,16 +312,20 @@ class Watcher:
         first-boot reboot after login) starts the count of the loop again."""
         self._restarts += 1
         self._looping = 0 if self._cycle == "login" else self._looping + 1
+        self._start_over()
+        if self._looping >= MAX_RESTARTS:
+            self._decide("fail", self.stage, "reset-loop", line)
+            return True
+        return False
+
+    def _start_over(self) -> None:
+        """What a reset clears: the boot's own progress, causes and prompts."""
         self._cycle = "none"
         self._at_shell = False
         self._earliest.restart()
         self._cause = self._pending = self._hint = None
         self._login_line = Line(0, "")
         self._overrun = None
-        if self._looping >= MAX_RESTARTS:
-            self._decide("fail", self.stage, "reset-loop", line)
-            return True
-        return False
 
     def _note_hint(self, hint: Pattern, line: Line, now: float) -> bool:
         """A soft error: kept as the likely reason; a cause kept for the emergency shell
@@ -461,6 +502,8 @@ class Watcher:
             self.stage = stage
         if STAGES.index(stage) > STAGES.index(self._cycle):
             self._cycle = stage
+        if stage == "login" and self.prompt_at is None:
+            self.prompt_at = now
         self.stage_times.setdefault(stage, round(now - self.start, 3))
 
     def _decide_pending(self) -> Verdict:

@@ -50,7 +50,7 @@ def domain_xml(
     else:
         cpu = ET.SubElement(domain, "cpu", mode="custom", match="exact")
         ET.SubElement(cpu, "model", fallback="forbid").text = "max"
-    ET.SubElement(domain, "on_reboot").text = "destroy"  # as -no-reboot
+    ET.SubElement(domain, "on_reboot").text = "restart"  # as the harness: a guest may reboot
     devices = ET.SubElement(domain, "devices")
     ET.SubElement(devices, "emulator").text = qemu
     slots = iter(range(_FIRST_SLOT, 32))

@@ -47,6 +47,16 @@ def _summary(final: list[dict[str, Any]]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
+def _timeouts(final: list[dict[str, Any]]) -> str:
+    """The boot timeouts in force (to the login prompt; a --timeout override included)."""
+    values = sorted({float(r["timeout_s"]) for r in final if r.get("timeout_s")})
+    return ("timeout to the prompt: " + ", ".join(f"{v:g} s" for v in values)) if values else ""
+
+
+def _resets(count: int) -> str:
+    return f"{count} reset" + ("s" if count > 1 else "")
+
+
 def seen_in_guest(record: dict[str, Any]) -> str:
     """The transports the guest itself reported its virtio devices on, e.g. "pci"."""
     guest = record.get("guest") or {}
@@ -86,6 +96,7 @@ class CellView:
     outcome: str
     why: str  # stage and reason, when it did not plainly pass
     seen: str  # transports the guest reported
+    resets: int  # guest resets QEMU reported (a first-boot reboot, say)
     log: str
     label: str  # the comparison with a baseline, when it is news
     title: str
@@ -101,6 +112,7 @@ def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
         outcome=outcome,
         why=why,
         seen=seen_in_guest(record),
+        resets=int(record.get("resets") or 0),
         log=record.get("log") or "",
         label="" if label == "still-passing" else label,
         title=f"{record['cell']}: {record.get('detail') or outcome}",
@@ -116,6 +128,8 @@ def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None)
         text += f"<small>{html.escape(cell.why)}</small>"
     if cell.seen:
         text += f"<small>seen in guest: {html.escape(cell.seen)}</small>"
+    if cell.resets:
+        text += f"<small>{_resets(cell.resets)}</small>"
     if cell.log:
         text = f'<a href="{html.escape(cell.log)}">{text}</a>'
     if cell.label:
@@ -203,6 +217,7 @@ def render_html(
         f"<style>{CSS}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
         f"<p>{html.escape(_summary(final))}</p>\n"
         + _notes_html(notes)
+        + (f"<p>{html.escape(_timeouts(final))}</p>\n" if _timeouts(final) else "")
         + f'<table class="grid"><thead><tr><th rowspan="2">image / firmware</th>{head1}</tr>'
         f"<tr>{head2}</tr></thead><tbody>\n"
         + "\n".join(body)
@@ -225,6 +240,7 @@ def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -
     why = cell.why if cell.outcome == "unstable" else cell.why.replace(" ", "/")
     text = cell.outcome + (f" {why}" if why else "")
     text += f" (seen {cell.seen})" if cell.seen else ""
+    text += f" ({_resets(cell.resets)})" if cell.resets else ""
     text = f"[{text}]({cell.log})" if cell.log else text
     return text + (f" **{cell.label}**" if cell.label else "")
 
@@ -234,7 +250,9 @@ def render_markdown(
 ) -> str:
     grid: Grid = build_grid(final)
     header = ["image / firmware", *(f"{m} {t}" for m, t in grid.columns)]
-    lines = [f"## {title}", "", _summary(final), "", "| " + " | ".join(header) + " |"]
+    lines = [f"## {title}", "", _summary(final), ""]
+    lines += [_timeouts(final), ""] if _timeouts(final) else []
+    lines += ["| " + " | ".join(header) + " |"]
     lines.append("|" + "---|" * len(header))
     for row in grid.rows:
         cells = [_cell_md(grid.at(row, column), comparison) for column in grid.columns]
