@@ -77,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
     rom = _find_rom(host.qemu, "efi-virtio.rom")
     _line(rom is not None, "option ROM", f"efi-virtio.rom for virtio-net-pci: {rom or 'not found'}",
           f"{install} ipxe-qemu")  # fmt: skip
+    _libvirt()
     missing = sorted({pkg for tool, pkg in IMAGE_TOOLS.items() if shutil.which(tool) is None})
     tools = f"missing: {', '.join(missing)}" if missing else ", ".join(IMAGE_TOOLS)
     can_build = _line(not missing, "image tools", tools, f"{install} {' '.join(missing)}")
@@ -131,6 +132,15 @@ def _mirror(catalog: Catalog) -> bool:
     fix = f"set {MIRROR_ENV}=<a Debian mirror URI>, or check the host's network and apt sources"
     answered = f"{mirror} answers for {', '.join(suites)} ({took:.1f} s)"
     return _line(not why, "mirror", why or answered, fix)
+
+
+def _libvirt() -> None:
+    """Whether libvirt cells can run (optional: they are skips where not)."""
+    from harness.libvirt_host import probe, uri
+
+    daemon = probe(uri(os.environ))
+    text = f"{daemon.version} at {daemon.uri}" if daemon.usable else f"optional: {daemon.why}"
+    _line(daemon.usable, "libvirt", text, daemon.fix)
 
 
 def _find_rom(qemu: str, name: str) -> Path | None:
