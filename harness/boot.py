@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import (
@@ -74,6 +75,19 @@ class Boot:
     qemu_exit: str
     resets: int = 0  # guest resets QEMU reported
     timeout_s: float = 0.0  # the boot timeout in force (an override included)
+    launch: Mapping[str, Any] = field(default_factory=dict)  # added to result.json's qemu
+
+
+class Console(Protocol):
+    """The guest's serial console as the watch loop uses it: a QemuProcess, or a
+    libvirt domain's console (harness/libvirt_boot.py)."""
+
+    argv: list[str]
+
+    def read(self, timeout: float) -> bytes | None: ...
+    def send(self, text: str) -> None: ...
+    def exit_status(self, wait_s: float = 2.0) -> str: ...
+    def stderr(self) -> str: ...
 
 
 class ConsoleLog:
@@ -109,7 +123,7 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
     disk = None
     if image.disk is not None:
         disk = work / "disk.qcow2"
-        _overlay(image.disk, image.disk_format, disk)
+        make_overlay(image.disk, image.disk_format, disk)
     login, extra = image.login, tuple[Path, ...]()
     if image.cloud_init:
         # The seed sits beside the log, not in work/, so cmdline.sh can use it again.
@@ -132,7 +146,9 @@ def _hostname(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "guest"
 
 
-def _overlay(base: Path, base_format: str, overlay: Path) -> None:
+def make_overlay(base: Path, base_format: str, overlay: Path) -> None:
+    """A qcow2 `overlay` whose backing file is `base` (read only through it); raises
+    InfraError when qemu-img is missing or fails."""
     qemu_img = shutil.which("qemu-img")
     if qemu_img is None:
         raise InfraError("qemu-img not found: apt-get install qemu-utils")
@@ -208,8 +224,8 @@ def _check_room(work: Path, firmware: Firmware) -> None:
 
 
 def _watch(
-    qemu: QemuProcess,
-    qmp: Qmp,
+    qemu: Console,
+    qmp: Qmp | None,  # None: no QMP of our own (libvirt owns QEMU's monitor)
     watcher: Watcher,
     boot_deadline: float,
     log: ConsoleLog,
@@ -238,7 +254,7 @@ def _watch(
             verdict = watcher.feed(data, time.monotonic())
             if verdict is not None:
                 return verdict
-        for event in qmp.events():
+        for event in qmp.events() if qmp is not None else ():
             verdict = _on_event(event, watcher)
             if verdict is not None:
                 return verdict
@@ -268,7 +284,7 @@ def _on_event(event: Event, watcher: Watcher) -> Verdict | None:
     return None
 
 
-def _drain(qemu: QemuProcess, log: ConsoleLog, show: Show | None, most_s: float = 1.0) -> None:
+def _drain(qemu: Console, log: ConsoleLog, show: Show | None, most_s: float = 1.0) -> None:
     """After a failure, keeps what the guest still prints (the rest of a panic, the
     shell prompt) for the log: the verdict is already made, this only helps a person
     reading the log."""
@@ -282,7 +298,7 @@ def _drain(qemu: QemuProcess, log: ConsoleLog, show: Show | None, most_s: float 
             show(data)
 
 
-def _qemu_ended(qemu: QemuProcess, watcher: Watcher, seen_output: bool) -> Verdict:
+def _qemu_ended(qemu: Console, watcher: Watcher, seen_output: bool) -> Verdict:
     """QEMU closed the console. Exit 0 is the guest's doing (it powered off); a signal
     (an assertion's abort, a segfault) is QEMU crashing and any other status QEMU
     failing: neither is the guest's fault."""

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import libvirt_boot
 from harness.atomic import write_atomic
 from harness.boot import Boot, BootOptions, Show, boot
+from harness.devices import launcher
 from harness.errors import CellImpossible, CellSkipped, InfraError, QemuLaunchError
 from harness.host import Host
 from harness.model import Cell, CellResult, Firmware, Image, Outcome, why_impossible
@@ -75,7 +77,8 @@ def run_cell(
         impossible = why_impossible(image, firmware)
         if impossible:
             raise CellImpossible(f"cell {cell}: {impossible}")
-        finished = boot(cell, image, firmware, host, out, options, show, say)
+        launch = libvirt_boot.boot if launcher(cell.transport) == "libvirt" else boot
+        finished = launch(cell, image, firmware, host, out, options, show, say)
         result = _from_boot(cell, finished, host, out, image, firmware, started)
     except QemuLaunchError as e:
         qemu = {"binary": host.qemu, "version": host.qemu_version, "argv": e.argv}
@@ -128,6 +131,7 @@ def _from_boot(
             "version": host.qemu_version,
             "argv": finished.argv,
             "exit": finished.qemu_exit,
+            **finished.launch,
         },
         image_digest=image.digest,
         image_verified=image.verified,

@@ -1,0 +1,149 @@
+"""Cells booted through a real libvirtd (transient domains, the console through
+libvirt's API, the same watcher), the libvirt daemon set-up, and the direct launcher's
+pcie-root-port topology."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Harness
+
+from harness.console.probe import Findings, Seen, mismatch
+from harness.model import Image
+
+VIRSH = ["virsh", "-c", "qemu:///system"]
+
+
+@pytest.fixture(scope="module")
+def libvirtd() -> str:
+    """The daemon, started as `make setup` starts it; its version."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.libvirt_host"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()[1]
+
+
+def domains() -> list[str]:
+    """Every domain libvirtd has, running or defined."""
+    proc = subprocess.run([*VIRSH, "list", "--all", "--name"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def processes_naming(word: str) -> list[str]:
+    proc = subprocess.run(["pgrep", "-f", word], capture_output=True, text=True)
+    return proc.stdout.split()
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "debian-12-tiny/none/virt/libvirt-mmio",
+        "debian-12-tiny/none/virt/libvirt-pci",
+        "debian-12-tiny/aavmf/virt/libvirt-mmio",
+        "debian-12-tiny/aavmf/virt/libvirt-pci",
+    ],
+)
+def test_a_libvirt_cell_boots_through_libvirtd_and_leaves_nothing(
+    cell: str, libvirtd: str, tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    proc = harness("run", cell, "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"PASS {cell} login ")
+    result = json.loads((tmp_path / "result.json").read_text())
+    qemu = result["qemu"]
+    assert qemu["launcher"] == "libvirt" and qemu["libvirt_version"] == libvirtd
+    argv = " ".join(qemu["argv"])  # the command line libvirt generated, from its log
+    assert qemu["argv"][0].endswith("qemu-system-aarch64") and f"guest={qemu['domain']}" in argv
+    bus = cell.rsplit("-", 1)[1]
+    assert result["guest"]["transports"] == [bus]
+    if bus == "mmio":
+        assert "virtio-blk-device" in argv and "pcie-root-port" not in argv
+    else:  # libvirt chose: a root port for each device
+        assert argv.count('"driver":"pcie-root-port"') >= 3 and "virtio-blk-pci" in argv
+    assert ("-kernel" in qemu["argv"]) == ("/none/" in cell)
+    # the domain wrote to the cell's own overlay and VARS copy, now removed with work/
+    domain = ET.parse(tmp_path / "domain.xml").getroot()
+    disk = domain.find("devices/disk/source").get("file")  # type: ignore[union-attr]
+    assert disk == str(tmp_path / "work" / "disk.qcow2") and tiny.disk is not None
+    assert f'"filename":"{tiny.disk.resolve()}"' in argv  # the base: a read-only backing file
+    if "/aavmf/" in cell:
+        assert domain.find("os/nvram").text == str(tmp_path / "work" / "vars.fd")  # type: ignore[union-attr]
+    assert not (tmp_path / "work").exists()
+    assert "shutting down, reason=destroyed" in (tmp_path / "qemu.stderr").read_text()
+    assert qemu["domain"] not in domains()
+    assert not processes_naming(qemu["domain"])
+    assert not Path(f"/var/log/libvirt/qemu/{qemu['domain']}.log").exists()
+
+
+def test_killing_the_runner_mid_boot_leaves_no_domain_and_no_qemu(
+    libvirtd: str, tiny: Image, tmp_path: Path
+) -> None:
+    cell = "debian-12-tiny/none/virt/libvirt-mmio"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", cell, "--quiet", "--out", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    log = tmp_path / "console.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and b"Linux version" in log.read_bytes()):
+        assert runner.poll() is None and time.monotonic() < deadline, "the guest never started"
+        time.sleep(0.2)
+    name = ET.parse(tmp_path / "domain.xml").getroot().findtext("name")
+    assert name and name.startswith("harness-") and name in domains()
+    assert processes_naming(f"guest={name}")
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 15  # libvirtd notices the closed connection
+    while name in domains() or processes_naming(f"guest={name}"):
+        assert time.monotonic() < deadline, f"{name} outlived the runner"
+        time.sleep(0.2)
+
+
+def test_a_libvirt_cell_without_libvirt_is_a_skip_with_the_reason(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    env = {"HARNESS_LIBVIRT_URI": "qemu:///nowhere"}
+    proc = harness("run", "debian-12-tiny/none/virt/libvirt-pci", "--quiet",
+                   "--out", str(tmp_path), env=env)  # fmt: skip
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "skip", proc.stdout + proc.stderr
+    assert "libvirt is not usable: no libvirt at qemu:///nowhere" in result["detail"]
+    assert "Traceback" not in proc.stderr
+    doctor = harness("doctor", env=env)
+    assert "MISS libvirt      optional: no libvirt at qemu:///nowhere" in doctor.stdout
+
+
+def test_a_pcie_port_cell_puts_each_device_behind_its_own_root_port(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    cell = "debian-12-tiny/none/virt/pcie-port"
+    proc = harness("run", cell, "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    argv = result["qemu"]["argv"]
+    ports = [a for a in argv if a.startswith("pcie-root-port,")]
+    assert [p.split("chassis=")[1].split(",")[0] for p in ports] == ["1", "2", "3"]
+    assert "virtio-blk-pci,drive=disk0,bus=virtio-blk0-port,addr=0" in argv
+    assert result["guest"]["transports"] == ["pci"]
+
+
+def test_the_probe_takes_a_root_port_cell_for_pci_and_not_for_mmio() -> None:
+    on_pci = Findings(devices=(Seen("virtio0", "block", "virtio_blk", "pci"),), root="/dev/vda2")
+    assert mismatch("pcie-port", on_pci, True) == ""
+    assert mismatch("libvirt-pci", on_pci, True) == ""
+    why = mismatch("libvirt-mmio", on_pci, True)
+    assert why == "expected every virtio device on mmio, but the guest has block virtio0 on pci"
+
+
+def test_no_harness_domain_is_left_defined(libvirtd: str) -> None:
+    # the libvirt counterpart of "no QEMU left": transient domains only, all gone
+    assert not [d for d in domains() if d.startswith("harness-")]
