@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.catalog import Catalog
+from harness.devices import TRANSPORT_NAMES
 from harness.errors import UsageError
 from harness.matrix.expand import Plan, expand, select_machines
 from harness.matrix.select import keyword_filter
@@ -173,7 +174,9 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
         )
     smoke = expand(data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES)
     cells = [p.cell for p in smoke.cells]
-    assert {c.transport for c in cells} == {"mmio", "pci"}
+    assert {c.transport for c in cells} == set(TRANSPORT_NAMES)  # both launchers, both topologies
+    libvirt = {(c.firmware, c.transport) for c in cells if c.transport.startswith("libvirt-")}
+    assert libvirt == {(f, t) for f in ("none", "aavmf") for t in ("libvirt-mmio", "libvirt-pci")}
     assert {c.firmware for c in cells} == {"none", "aavmf"}
     assert {"virt", "virt-2.6"} <= {c.machine for c in cells}
     assert any(
