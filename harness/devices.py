@@ -137,6 +137,13 @@ def transport(name: str) -> Transport:
     raise KeyError(name)
 
 
+def mmio_twin(name: str) -> str:
+    """The mmio transport of the same launcher as transport `name` (pci, pcie-port:
+    mmio; libvirt-pci: libvirt-mmio): the cell a PCI cell is compared with."""
+    row = transport(name)
+    return next(t.name for t in TRANSPORTS if t.launcher == row.launcher and t.bus == "mmio")
+
+
 def launcher(name: str) -> str:
     """Who starts a cell on transport `name`: "qemu" or "libvirt"."""
     return next((t.launcher for t in TRANSPORTS if t.name == name), "qemu")

@@ -108,6 +108,35 @@ def test_killing_the_runner_mid_boot_leaves_no_domain_and_no_qemu(
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("stop", ["ctrl-c", "timeout"])
+def test_a_libvirt_cell_stopped_mid_boot_destroys_its_domain_before_it_exits(
+    stop: str, libvirtd: str, tiny: Image, tmp_path: Path
+) -> None:
+    cell = "debian-12-tiny/aavmf/virt/libvirt-pci"
+    command = [sys.executable, "-m", "harness.cli", "run", cell, "--quiet", "--out", str(tmp_path)]
+    runner = subprocess.Popen(
+        [*command, *(["--timeout", "4"] if stop == "timeout" else [])],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if stop == "ctrl-c":
+        log = tmp_path / "console.log"
+        deadline = time.monotonic() + 120
+        while not (log.exists() and b"UEFI firmware" in log.read_bytes()):
+            assert runner.poll() is None and time.monotonic() < deadline, "no firmware banner"
+            time.sleep(0.2)
+        runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=60)
+    name = ET.parse(tmp_path / "domain.xml").getroot().findtext("name")
+    assert name and name not in domains() and not processes_naming(f"guest={name}")
+    assert not (tmp_path / "work").exists()  # the overlay and the nvram (VARS copy)
+    result = json.loads((tmp_path / "result.json").read_text())
+    if stop == "ctrl-c":
+        assert runner.returncode == 130 and result["reason"] == "interrupted", out + err
+    else:
+        assert runner.returncode == 1 and out.startswith(f"FAIL {cell} "), out + err
+        assert result["reason"] == "timeout"
+
+
 def test_a_libvirt_cell_without_libvirt_is_a_skip_with_the_reason(
     tiny: Image, harness: Harness, tmp_path: Path
 ) -> None:
@@ -146,4 +175,43 @@ def test_the_probe_takes_a_root_port_cell_for_pci_and_not_for_mmio() -> None:
 
 def test_no_harness_domain_is_left_defined(libvirtd: str) -> None:
     # the libvirt counterpart of "no QEMU left": transient domains only, all gone
+    assert not [d for d in domains() if d.startswith("harness-")]
+
+
+FAILURE_2016 = """\
+images:
+  debian-12-tiny-mmio-only: {timeout: 90}
+expect:
+  - match: {image: debian-12-tiny-mmio-only, transport: libvirt-pci}
+    status: fail
+    reason: root-not-found
+profiles:
+  through-libvirt:
+    matrix:
+      image: debian-12-tiny-mmio-only
+      firmware: none
+      machine: virt
+      transport: [libvirt-mmio, libvirt-pci]
+"""
+
+
+def test_the_2016_failure_through_libvirt_answers_the_default_question(
+    libvirtd: str, mmio_only: Image, harness: Harness, tmp_path: Path
+) -> None:
+    # libvirt's own PCI default (a root port each) loses the root disk of a guest
+    # whose initramfs has no virtio_pci; forcing mmio in the XML boots it
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(FAILURE_2016)
+    results = tmp_path / "results"
+    run = harness("matrix", "--matrix", str(matrix), "--profile", "through-libvirt",
+                  "-j", "1", "--results", str(results))  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    path = (results / "latest").resolve()
+    proc = harness("export", "facts", str(path))
+    assert proc.returncode == 0, proc.stderr
+    facts = json.loads((path / "facts.json").read_text())["oses"][0]
+    assert facts["virtio_pci_default_safe"]["virt"] == {
+        "safe": False, "failures": ["none/libvirt-pci: initramfs root-not-found"],
+    }  # fmt: skip
+    assert facts["reached_login"] == ["none/virt/libvirt-mmio"]
     assert not [d for d in domains() if d.startswith("harness-")]
