@@ -215,3 +215,27 @@ def test_the_2016_failure_through_libvirt_answers_the_default_question(
     }  # fmt: skip
     assert facts["reached_login"] == ["none/virt/libvirt-mmio"]
     assert not [d for d in domains() if d.startswith("harness-")]
+
+
+def test_the_exported_domain_writes_to_an_overlay_never_to_the_cached_image(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    assert tiny.disk is not None
+    base = str(tiny.disk.resolve())
+    cell = "debian-12-tiny/aavmf/virt/libvirt-pci"
+    proc = harness("export", "libvirt", cell, "-o", str(tmp_path / "d.xml"))
+    assert proc.returncode == 0, proc.stderr
+    domain = ET.parse(tmp_path / "d.xml").getroot()
+    assert [d.find("source").get("file") for d in domain.iter("disk")] == [  # type: ignore[union-attr]
+        str(tmp_path / "d.qcow2")
+    ]
+    assert not list(domain.iter("address"))  # libvirt picks
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(tmp_path / "d.qcow2")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(info.stdout)["backing-filename"] == base
+    printed = harness("export", "libvirt", cell, cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert f"file={base!r}" not in printed.stdout.replace('"', "'")
+    assert f"make the disk first: qemu-img create -f qcow2 -F raw -b {base} " in printed.stdout
