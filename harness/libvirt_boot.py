@@ -13,7 +13,8 @@ The domain is named `harness-<random>-<cell>`: the harness only ever destroys do
 it created itself. Its disk is the cell's qcow2 overlay and its nvram the cell's VARS
 copy, both in the cell's work/ directory, removed with it. libvirt's domain log
 (QEMU's stderr and the command line libvirt generated) is moved into the cell's
-directory as qemu.stderr.
+directory as qemu.stderr, and the domain as libvirt completed it (the addresses and
+controllers it chose) is kept as domain.live.xml.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class DomainConsole:
         self.name = name
         self.log_path = log_path
         self.argv: list[str] = []
+        self.live_xml = ""  # the domain as libvirt completed it: the addresses it chose
         self._dom: Any = None
         self._stream: Any = None
         self._chunks: queue.Queue[bytes | None] = queue.Queue()
@@ -96,6 +98,7 @@ class DomainConsole:
             self._dom = self._control.lookupByUUID(created.UUID())
             self._pump_thread.start()
             self.argv = read_argv(self.log_path)
+            self.live_xml = self._dom.XMLDesc(0)
             self._dom.resume()
         except libvirt.libvirtError as e:
             self.stop()
@@ -256,6 +259,7 @@ def boot(
     try:
         with DomainConsole(conn, control, xml, name, domain_log) as console:
             start = time.monotonic()
+            (out / "domain.live.xml").write_text(console.live_xml)
             say(shlex.join(console.argv))
             watcher = watcher_for(image, login, start)
             verdict = _watch(console, None, watcher, start + timeout, log, show, options.cancel)

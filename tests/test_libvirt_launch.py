@@ -69,6 +69,9 @@ def test_a_libvirt_cell_boots_through_libvirtd_and_leaves_nothing(
         assert "virtio-blk-device" in argv and "pcie-root-port" not in argv
     else:  # libvirt chose: a root port for each device
         assert argv.count('"driver":"pcie-root-port"') >= 3 and "virtio-blk-pci" in argv
+    live = ET.parse(tmp_path / "domain.live.xml").getroot()  # what libvirt chose, kept
+    chosen = {live.find(f"devices/{d}/address").get("type") for d in ("disk", "interface", "rng")}  # type: ignore[union-attr]
+    assert chosen == {"virtio-mmio" if bus == "mmio" else "pci"}
     assert ("-kernel" in qemu["argv"]) == ("/none/" in cell)
     # the domain wrote to the cell's own overlay and VARS copy, now removed with work/
     domain = ET.parse(tmp_path / "domain.xml").getroot()
