@@ -26,8 +26,9 @@ class Transport:
     # <address type=...> in libvirt's domain XML; "" writes no address, so libvirt
     # picks one (for PCI on aarch64 virt: a pcie-root-port per device)
     libvirt_address: str
-    # who starts the guest: "qemu" (the harness runs QEMU itself) or "libvirt" (a
-    # transient domain of a libvirtd, harness/launch/libvirt.py)
+    # who starts the guest: "qemu" (the harness runs QEMU itself), "libvirt" (a
+    # transient domain of a libvirtd, harness/libvirt_boot.py) or "virt-install"
+    # (the same, from the XML virt-install writes)
     launcher: str = "qemu"
 
     @property
@@ -48,6 +49,11 @@ TRANSPORTS: tuple[Transport, ...] = (
     Transport("libvirt-mmio", "virtio-mmio", "virtio-mmio", launcher="libvirt"),
     # booted through libvirt with no addresses in the XML: what libvirt picks itself
     Transport("libvirt-pci", "virtio-pci", "", launcher="libvirt"),
+    # through libvirt, the domain as `virt-install --print-xml` makes it (its own
+    # defaults: firmware, CPU model, root ports, guest-agent channel), and with
+    # mmio forced on the devices (harness/virt_install.py)
+    Transport("virt-install", "virtio-pci", "", launcher="virt-install"),
+    Transport("virt-install-mmio", "virtio-mmio", "virtio-mmio", launcher="virt-install"),
 )
 TRANSPORT_NAMES: tuple[str, ...] = tuple(t.name for t in TRANSPORTS)
 # the transports whose cells the harness's own QEMU command line boots (every row

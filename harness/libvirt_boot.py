@@ -42,12 +42,14 @@ from harness.boot import (
     _watch,
     prepare,
 )
+from harness.devices import launcher
 from harness.errors import CellSkipped, QemuLaunchError
 from harness.export.libvirt import domain_xml, overlay_command
 from harness.host import Host
 from harness.judge import judged, watcher_for
 from harness.libvirt_host import binding, probe, uri
 from harness.model import Cell, Firmware, Image
+from harness.virt_install import virt_install_argv, virt_install_xml
 
 READ_SIZE = 1 << 16
 DOMAIN_LOGS = Path("/var/log/libvirt/qemu")
@@ -235,11 +237,18 @@ def boot(
     work = out / "work"
     files, login = prepare(cell, image, firmware, work)
     name = domain_name(cell)
-    xml = domain_xml(
-        cell, image, firmware, host.qemu, accel, files.extra_disks,
-        overlay=files.disk, nvram=files.vars, name=name,
-        tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
-    )  # fmt: skip
+    if launcher(cell.transport) == "virt-install":
+        if files.vars is not None:  # libvirt makes it from the template it picks
+            files.vars.unlink()
+        xml = virt_install_xml(virt_install_argv(
+            cell, image, firmware, target, name, files.disk, files.vars, files.extra_disks
+        ))  # fmt: skip
+    else:
+        xml = domain_xml(
+            cell, image, firmware, host.qemu, accel, files.extra_disks,
+            overlay=files.disk, nvram=files.vars, name=name,
+            tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
+        )  # fmt: skip
     (out / "domain.xml").write_text(xml)
     write_cmdline(out / "cmdline.sh", cell, target, image, firmware, files.disk, files.vars)
     if options.interactive:

@@ -77,7 +77,7 @@ def run_cell(
         impossible = why_impossible(image, firmware)
         if impossible:
             raise CellImpossible(f"cell {cell}: {impossible}")
-        launch = libvirt_boot.boot if launcher(cell.transport) == "libvirt" else boot
+        launch = boot if launcher(cell.transport) == "qemu" else libvirt_boot.boot
         finished = launch(cell, image, firmware, host, out, options, show, say)
         result = _from_boot(cell, finished, host, out, image, firmware, started)
     except QemuLaunchError as e:
