@@ -70,7 +70,8 @@ def test_the_default_table_gives_the_command_line_it_always_had() -> None:
     cell = Cell.parse("img/none/virt/pci")
     args = qemu_argv(cell, "qemu", "tcg", BootFiles(disk=Path("/d.qcow2")), devices=DEVICES)
     assert args[args.index("-drive") :] == [
-        "-drive", "if=none,id=disk0,format=qcow2,file=/d.qcow2",
+        # werror/rerror=stop: a full host disk pauses the guest and QMP says why
+        "-drive", "if=none,id=disk0,format=qcow2,file=/d.qcow2,werror=stop,rerror=stop",
         "-device", "virtio-blk-pci,drive=disk0",
         "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0",
         "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
