@@ -239,7 +239,8 @@ def test_live_reboots_after_login_are_no_reset_loop() -> None:
     text = crlf("5-reboot-test-reaches-login-each-time.log")
     live = Live()
     assert live.guest(text) is None
-    assert live.watcher.stage == "login"
+    assert live.wait(QUIET_S + 0.2) is None
+    assert (live.watcher.stage, live.typed) == ("login", ["root\r"])
 
 
 def test_live_resets_that_never_reach_login_again_are_a_loop() -> None:

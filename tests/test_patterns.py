@@ -83,9 +83,10 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["Welcome to GRUB documentation", "GNU GRUB manual"],
     ),
     "u-boot": (
-        ["U-Boot 2023.01 (Jan 01 2023 - 00:00:00 +0000)", "Starting kernel ..."],
-        ["U-Boot environment", "Starting kernel services"],
+        ["U-Boot 2023.01 (Jan 01 2023 - 00:00:00 +0000)", "U-Boot SPL 2021.04 (Apr 01 2021)"],
+        ["U-Boot environment", "Starting kernel ..."],
     ),
+    "u-boot-starts-kernel": (["Starting kernel ..."], ["Starting kernel services"]),
     "grub-loading": (
         [
             "Loading Linux 6.1.0-50-arm64 ...",

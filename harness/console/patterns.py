@@ -82,6 +82,9 @@ class Pattern:
     # A command typed at a shell: before anything of the guest, the host's that
     # started it, if the boot then starts.
     typed: bool = False
+    # Printed once each time the machine starts: seen again in the same stage after
+    # other output, the machine restarted (a U-Boot that resets itself).
+    once_per_start: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -89,7 +92,9 @@ S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
 TABLE: tuple[Pattern, ...] = (
     # --- firmware (edk2 / AAVMF) ---------------------------------------------------
     # PrePi prints this straight to the UART, so release builds show it too.
-    Pattern("edk2-banner", S, "firmware", r"UEFI firmware \(version", restart=True),
+    Pattern(
+        "edk2-banner", S, "firmware", r"UEFI firmware \(version", restart=True, once_per_start=True
+    ),
     Pattern("edk2-boot-option", S, "firmware", r"BdsDxe: (?:loading|starting) Boot[0-9A-Fa-f]{4}"),
     # BDS hands the machine to the option's loader (GRUB, shim, the kernel's EFI stub):
     # what fails from here is the loader's doing. The firmware's own applications
@@ -163,9 +168,11 @@ TABLE: tuple[Pattern, ...] = (
         "u-boot",
         S,
         "bootloader",
-        r"^U-Boot (?:SPL )?\d{4}\.\d{2}|^Starting kernel \.\.\.",
+        r"^U-Boot (?:SPL )?\d{4}\.\d{2}",
         restart=True,
+        once_per_start=True,
     ),
+    Pattern("u-boot-starts-kernel", S, "bootloader", r"^Starting kernel \.\.\.", restart=True),
     # Debian/Ubuntu grub.cfg echo lines and GRUB's own menu notice.
     Pattern(
         "grub-loading",
@@ -417,8 +424,9 @@ TABLE: tuple[Pattern, ...] = (
     # Refused logins are tried again (a cloud image may set its password after the
     # prompt shows); the conversation fails the cell after the last attempt.
     Pattern("login-refused", H, "login", r"Login incorrect|Login timed out", "login-failed"),
-    # agetty "<host> login: ", busybox "(none) login: ", agetty --nohostname "login: ".
-    Pattern("login-prompt", Kind.LOGIN_PROMPT, "login", r"(?:^|\s)(?:\S+ )?login: ?$"),
+    # agetty "<host> login: ", busybox "(none) login: ", agetty --nohostname "login: ":
+    # the whole line, so a sentence ending in "to login: " (a motd, an issue file) is none.
+    Pattern("login-prompt", Kind.LOGIN_PROMPT, "login", r"^\s*(?:\S+ )?login: ?$"),
     # The same prompt once answered: the user name echoed after it, alone on the line
     # (how a saved log shows that login was reached).
     # agetty --autologin says so after the name (term-utils/agetty.c).
@@ -502,6 +510,30 @@ def hook_device(text: str) -> str:
     if found is None:
         return ""
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), found.group(1))
+
+
+_ROOT_ARG = re.compile(r"(?:Kernel command line|command line parameters):.*?\sroot=(\S+)")
+_BY_TAG = {
+    "UUID": "by-uuid",
+    "PARTUUID": "by-partuuid",
+    "LABEL": "by-label",
+    "PARTLABEL": "by-partlabel",
+}
+
+
+def root_device(text: str) -> str:
+    """The root device a kernel command line line names ("Kernel command line: ...
+    root=UUID=1234", dracut's "Using kernel command line parameters: ..."), as the
+    device path dracut waits for (dracut-lib.sh label_uuid_to_dev: UUID=x is
+    /dev/disk/by-uuid/x); "" if `text` is no such line or names no root."""
+    found = _ROOT_ARG.search(text)
+    if found is None:
+        return ""
+    root = found.group(1).strip("\"'").removeprefix("block:")
+    tag, equals, value = root.partition("=")
+    if equals and tag in _BY_TAG:
+        return f"/dev/disk/{_BY_TAG[tag]}/{value}"
+    return root
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,16 @@ Rules, beyond the pattern table:
   terminal copy adds, is where a prompt waits.
 - A failure is placed at the furthest stage shown before it (or on its line).
 - A reset: a restart banner of the table, or the log's earliest lines (firmware we
-  have no row for) seen again after bootloader or kernel output; the MAX_RESTARTS-th
-  is a `reset-loop`.
+  have no row for) seen again after bootloader or kernel output, or a once-per-start
+  banner (U-Boot's) seen again after other output; the MAX_RESTARTS-th is a
+  `reset-loop`. After a reset the verdict's stage is the new boot's (stage_times keep
+  the first times).
 - Causes: an emergency shell after a root-not-found hint (a device systemd or dracut
   timed out on) is `root-not-found`, decided on the cause line. A hint that decides
-  when repeated (dracut's devexists hook) decides when it comes again, at dracut's
-  `Could not boot.`, after HINT_QUIET_S of silence, at a timeout or at the log's end.
+  when repeated (dracut's devexists hook) decides when the same device is listed
+  again, at dracut's `Could not boot.`, after HINT_QUIET_S of silence, at a timeout or
+  at the log's end; of several devices listed, the kernel command line's root= (else
+  the first) is named.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import re
 
 from harness.console import probe
-from harness.console.patterns import Kind, Pattern, PatternTable, hook_device
+from harness.console.patterns import Kind, Pattern, PatternTable, hook_device, root_device
 from harness.console.probe import Findings
 from harness.console.resets import EarliestLines
 from harness.console.text import ConsoleText, Line, saved_log_tails
@@ -110,6 +114,9 @@ class Watcher:
         self._last_line = Line(0, "")
         self._hint: Hint | None = None  # the last soft error
         self._restarts = 0
+        self._banners: set[str] = set()  # once-per-start banners seen since the last reset
+        self._waited: dict[str, Line] = {}  # devices dracut's initqueue waits for, first line
+        self._root = ""  # the root= of the kernel command line, as a device path
         self._looping = 0  # resets since this boot last reached login
         self._last_words: Line | None = None  # the emulator's, unless the boot went on
         self._guest_end: Line | None = None  # its last line, when QEMU was quit
@@ -217,6 +224,8 @@ class Watcher:
         if not text.strip():
             return
         self._note_prompt(line, now)
+        if "command line" in text:
+            self._root = root_device(text) or self._root
         if self._stages(line, now):
             return
         failure = self.table.first(Kind.FAIL, text) or self.table.first(
@@ -264,11 +273,16 @@ class Watcher:
             return False
         past_firmware = STAGES.index(self._cycle) >= STAGES.index("bootloader")
         reset = past_firmware and self._earliest.recur(line.text)
+        banners = {" ".join(line.text.split()) for row in rows if row.once_per_start}
         for row in rows:
             if row.restart and STAGES.index(self._cycle) > STAGES.index(row.stage):
                 reset = True
+        # Printed once each time the machine starts (U-Boot's banner): seen again after
+        # its own output, the machine restarted without getting further.
+        reset = reset or bool(banners & self._banners and self._last_line.text != line.text)
         if reset and not self.resets_from_qemu and self._count_reset(line):
             return True
+        self._banners |= banners
         for row in rows:
             if row.guest_gone:
                 self._guest_end = self._last_line
@@ -303,6 +317,7 @@ class Watcher:
         later = STAGES.index(stage)
         if self._pending is not None and later > STAGES.index(self._pending.stage):
             self._pending = None
+            self._waited.clear()
         if self._cause is not None and later > STAGES.index(self._cause.stage):
             self._cause = None
 
@@ -312,15 +327,20 @@ class Watcher:
         first-boot reboot after login) starts the count of the loop again."""
         self._restarts += 1
         self._looping = 0 if self._cycle == "login" else self._looping + 1
+        ended = self._cycle
         self._start_over()
         if self._looping >= MAX_RESTARTS:
-            self._decide("fail", self.stage, "reset-loop", line)
+            self._decide("fail", ended, "reset-loop", line)
             return True
         return False
 
     def _start_over(self) -> None:
-        """What a reset clears: the boot's own progress, causes and prompts."""
-        self._cycle = "none"
+        """What a reset clears: the boot's own progress, causes and prompts. The
+        verdict tells where the boot now is: a boot that reached login, reset and then
+        panicked failed in the kernel (stage_times keep the first times)."""
+        self._cycle = self.stage = "none"
+        self._banners.clear()
+        self._waited.clear()
         self._at_shell = False
         self._earliest.restart()
         self._cause = self._pending = self._hint = None
@@ -332,10 +352,17 @@ class Watcher:
         it may lead to; a repeating cause decides. True if it decided."""
         self._reach(hint.stage, now)
         seen = Hint(hint, line, self.stage)
-        if self._pending is not None and (hint == self._pending.pattern or hint.gives_up):
+        # dracut lists every hook it still waits for (the root's, a swap's) each second:
+        # a device listed again is the list repeated.
+        device = hook_device(line.text) if hint.decides_when_repeated else ""
+        again = self._pending is not None and device in self._waited
+        if again or (self._pending is not None and hint.gives_up):
             self._decide_pending()
             return True
         if hint.decides_when_repeated:
+            self._waited[device] = line
+            if self._pending is not None:
+                return False  # the same listing goes on
             self._pending = seen
         if hint.reason == "root-not-found":
             self._cause = seen
@@ -510,9 +537,12 @@ class Watcher:
         """The repeating cause decided (dracut waits for a device that never came)."""
         assert self._pending is not None
         pending = self._pending
-        device = hook_device(pending.line.text)
+        # The root device: the one the kernel command line names, else the first listed.
+        roots = [d for d in self._waited if self._root and d.lower() == self._root.lower()]
+        device = next(iter(roots or self._waited), "")
+        at = self._waited.get(device, pending.line)
         why = f"{device} never appeared (dracut's initqueue still waits for it)"
-        line = Line(pending.line.number, why if device else pending.line.text)
+        line = Line(at.number, why if device else at.text)
         return self._decide("fail", self.stage, pending.pattern.reason, line)
 
     def _undecided(self, status: str, reason: str) -> Verdict:

@@ -1,0 +1,121 @@
+"""A third round of logs of the kinds of issue 14 that the watcher got wrong: the
+stage after a reset, a U-Boot that resets itself, dracut waiting for more than one
+device, motd text that reads like a prompt, logs saved by other tools (LAVA, capture
+timestamps) and more distro boots. Judged through the real `harness classify`; where
+a live boot can show the same kind, the live watcher decides it the same way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import FIXTURES, Harness
+from test_watcher import Live
+
+from harness.console.watcher import HINT_QUIET_S
+
+THIRD = FIXTURES / "consoles" / "kinds-third"
+ROOT_UUID = "/dev/disk/by-uuid/7b77a3c4-1e2a-4e2c-9a40-5c1a2f0b9e11"
+
+# fixture -> (status, stage, reason, text of the deciding line, proof)
+EXPECTED = {
+    # The stage is the current boot cycle's, not the furthest of the whole log.
+    "1-login-then-reboot-then-kernel-panic.log": (
+        "fail",
+        "kernel",
+        "kernel-oops",
+        "Unable to handle kernel paging request",
+        "",
+    ),
+    "1-login-then-reboot-then-log-ends-in-initramfs.log": (
+        "incomplete",
+        "initramfs",
+        "log-ended",
+        "Waiting for root file system",
+        "",
+    ),
+    # U-Boot's banner again after its own output: it reset itself.
+    "1-u-boot-resets-itself-loop.log": (
+        "fail",
+        "bootloader",
+        "reset-loop",
+        "U-Boot 2024.01 (Jan 08 2024",
+        "",
+    ),
+    "1-u-boot-resets-once-then-login.log": ("pass", "login", "login", "qemuarm64 login:", "prompt"),
+    # dracut waits for the root and a swap (resume=): the root is the one named.
+    "1-dracut-waits-for-swap-then-root.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        f"{ROOT_UUID} never appeared",
+        "",
+    ),
+    "1-dracut-waits-for-two-devices-no-command-line.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/mapper/cs-root never appeared",
+        "",
+    ),
+    # A sentence ending in "to login: " is no getty prompt ("HOSTNAME login: ").
+    "1-motd-says-to-login-then-the-console-stops.log": (
+        "incomplete",
+        "userspace",
+        "log-ended",
+        "to login:",
+        "",
+    ),
+    "1-motd-says-to-login-then-the-real-prompt.log": (
+        "pass",
+        "login",
+        "login",
+        "orangepi5 login:",
+        "prompt",
+    ),
+}
+
+
+def test_every_log_is_judged_right_by_classify(harness: Harness) -> None:
+    logs = sorted(THIRD.glob("*.log"))
+    assert {log.name for log in logs} == set(EXPECTED)
+    proc = harness("classify", "--json", *map(str, logs))
+    assert proc.returncode == 1, proc.stderr
+    judged = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(judged) == len(logs)
+    wrong = []
+    for got in judged:
+        status, stage, reason, text, proof = EXPECTED[Path(got["file"]).name]
+        want = (status, stage, reason, proof)
+        if (got["status"], got["stage"], got["reason"], got["proof"]) != want or (
+            text not in got["text"]
+        ):
+            wrong.append(got)
+    assert not wrong, wrong
+
+
+def crlf(name: str) -> bytes:
+    return (THIRD / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_live_a_u_boot_resetting_itself_is_a_reset_loop() -> None:
+    verdict = Live().guest(crlf("1-u-boot-resets-itself-loop.log"))
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "bootloader", "reset-loop")
+
+
+def test_live_after_a_reset_the_stage_is_the_new_boots() -> None:
+    verdict = Live().guest(crlf("1-login-then-reboot-then-kernel-panic.log"))
+    assert verdict is not None
+    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "kernel", "kernel-oops")
+    assert "login" in verdict.stage_times  # the first boot's times are kept
+
+
+def test_live_dracut_waiting_for_two_devices_names_the_root() -> None:
+    text = crlf("1-dracut-waits-for-swap-then-root.log")
+    live = Live()
+    first_listing = text[: text.index(b"[  182.2")]
+    assert live.guest(first_listing) is None  # the second hook is no repeat
+    verdict = live.wait(HINT_QUIET_S + 1)
+    assert verdict is not None and verdict.reason == "root-not-found"
+    assert verdict.text.startswith(ROOT_UUID), verdict
