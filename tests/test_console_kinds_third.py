@@ -12,6 +12,7 @@ from pathlib import Path
 from conftest import FIXTURES, Harness
 from test_watcher import Live
 
+from harness.console import formats
 from harness.console.watcher import HINT_QUIET_S
 
 THIRD = FIXTURES / "consoles" / "kinds-third"
@@ -73,6 +74,42 @@ EXPECTED = {
         "orangepi5 login:",
         "prompt",
     ),
+    # 2. Logs as other tools save them (harness/console/formats.py). LAVA's log.yaml:
+    # only `target` lines are the console; its own lines quote "Kernel panic - not
+    # syncing" as a pattern it watches for.
+    "2-lava-log-yaml-login.log": ("pass", "login", "login", "debian login: root", "prompt"),
+    "2-lava-log-yaml-kernel-oops.log": (
+        "fail",
+        "initramfs",
+        "kernel-oops",
+        "Unable to handle kernel NULL pointer",
+        "",
+    ),
+    "2-lava-log-yaml-initramfs-no-root.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "Gave up waiting for root file system device",
+        "",
+    ),
+    # A capture timestamp before each line hid the prompt at the end and the anchored rows.
+    "2-minicom-timestamps-login.log": ("pass", "login", "login", "localhost login:", "prompt"),
+    "2-iso-timestamps-grub-rescue.log": (
+        "fail",
+        "bootloader",
+        "bootloader-no-boot",
+        "Entering rescue mode",
+        "",
+    ),
+    "2-millisecond-timestamps-kernel-panic.log": (
+        "fail",
+        "initramfs",
+        "kernel-oops",
+        "Unable to handle kernel NULL pointer",
+        "",
+    ),
+    "2-cr-cr-lf-line-ends-login.log": ("pass", "login", "login", "localhost login:", "prompt"),
+    "2-html-page-of-a-buildroot-log.log": ("pass", "login", "login", "#", "prompt"),
 }
 
 
@@ -119,3 +156,38 @@ def test_live_dracut_waiting_for_two_devices_names_the_root() -> None:
     verdict = live.wait(HINT_QUIET_S + 1)
     assert verdict is not None and verdict.reason == "root-not-found"
     assert verdict.text.startswith(ROOT_UUID), verdict
+
+
+def test_a_lava_log_names_the_line_of_the_file(harness: Harness) -> None:
+    log = THIRD / "2-lava-log-yaml-kernel-oops.log"
+    proc = harness("classify", "--json", str(log))
+    got = json.loads(proc.stdout)
+    line = log.read_text().splitlines()[got["line"] - 1]
+    assert '"lvl": "target"' in line and "Unable to handle kernel" in line, got
+
+
+def test_formats_are_told_from_the_first_lines() -> None:
+    def format_of(name: str) -> formats.Format:
+        return formats.detect((THIRD / name).read_bytes())
+
+    assert format_of("2-lava-log-yaml-login.log") is formats.Format.LAVA
+    assert format_of("2-minicom-timestamps-login.log") is formats.Format.STAMPED
+    assert format_of("2-millisecond-timestamps-kernel-panic.log") is formats.Format.STAMPED
+    assert format_of("2-html-page-of-a-buildroot-log.log") is formats.Format.HTML
+    # The kernel's own printk times, a grabserial pair of times, a plain console.
+    assert format_of("1-login-then-reboot-then-kernel-panic.log") is formats.Format.CONSOLE
+    printk = b"[    0.000000] Booting Linux\n[    0.100000] Linux version 6.1\n"
+    assert formats.detect(printk) is formats.Format.CONSOLE
+    grabserial = b"[0.000000 0.000000] U-Boot 2024.01\n[0.500000 0.500000] DRAM:  1 GiB\n"
+    assert formats.detect(grabserial) is formats.Format.STAMPED
+
+
+def test_formats_read_in_small_chunks_say_the_same() -> None:
+    for name in ("2-lava-log-yaml-login.log", "2-minicom-timestamps-login.log"):
+        data = (THIRD / name).read_bytes()
+        whole = b"".join(formats.console_bytes([data]))
+        pieces = b"".join(formats.console_bytes(data[i : i + 7] for i in range(0, len(data), 7)))
+        assert whole == pieces
+        assert whole.count(b"\n") == data.count(b"\n")  # line numbers stay the file's
+        assert b'"lvl"' not in whole and b"[2024-05-01" not in whole
+    assert b"".join(formats.console_bytes([b"plain\r\r\nlogin: "])) == b"plain\r\r\nlogin: "
