@@ -110,6 +110,33 @@ EXPECTED = {
     ),
     "2-cr-cr-lf-line-ends-login.log": ("pass", "login", "login", "localhost login:", "prompt"),
     "2-html-page-of-a-buildroot-log.log": ("pass", "login", "login", "#", "prompt"),
+    # 3. Distro boots: FreeBSD's loader and kernel are stages of their own; NixOS's
+    # stage 1 waits for a key after it failed; a data disk of fstab that never came
+    # is no root-not-found once the real root runs.
+    "3-freebsd-stops-after-its-kernel-banner.log": (
+        "incomplete",
+        "kernel",
+        "log-ended",
+        "FreeBSD 14.0-RELEASE",
+        "",
+    ),
+    "3-freebsd-mountroot-prompt.log": ("fail", "kernel", "root-not-found", "mountroot>", ""),
+    "3-freebsd-login.log": ("pass", "login", "login", "login:", "prompt"),
+    "3-debian-fstab-data-disk-timeout-then-emergency.log": (
+        "fail",
+        "userspace",
+        "emergency-shell",
+        "You are in emergency mode",
+        "",
+    ),
+    "3-nixos-stage-1-cannot-find-root.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "Timed out waiting for device /dev/disk/by-label/nixos",
+        "",
+    ),
+    "3-nixos-login.log": ("pass", "login", "login", "nixos login:", "prompt"),
 }
 
 

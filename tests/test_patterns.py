@@ -87,6 +87,14 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["U-Boot environment", "Starting kernel ..."],
     ),
     "u-boot-starts-kernel": (["Starting kernel ..."], ["Starting kernel services"]),
+    "freebsd-loader": (
+        ["FreeBSD/arm64 EFI loader, Revision 1.1", "Booting [/boot/kernel/kernel]...   "],
+        ["Booting the FreeBSD kernel", "FreeBSD/arm64 (freebsd) (ttyu0)"],
+    ),
+    "freebsd-kernel": (
+        ["---<<BOOT>>---", "Copyright (c) 1992-2023 The FreeBSD Project."],
+        ["FreeBSD 14.0-RELEASE GENERIC arm64", "Copyright (c) 2023 Someone"],
+    ),
     "grub-loading": (
         [
             "Loading Linux 6.1.0-50-arm64 ...",
@@ -195,6 +203,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "mountroot-prompt": (["mountroot> "], ["mountroot> ufs:/dev/vtbd0p2", "vfs.root.mountfrom"]),
     "initramfs-start": (
         [
+            "<<< NixOS Stage 1 >>>",
             "[    1.98] Run /init as init process",
             "Loading, please wait...",
             "Begin: Loading essential drivers ... ",
@@ -232,6 +241,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "initramfs-no-init": (["No init found. Try passing init= bootarg."], ["Init found"]),
     "initramfs-rescue": (
         [
+            "An error occurred in stage 1 of the boot process, which must mount the",
             "initramfs emergency recovery shell launched. Type 'exit' to continue boot",
             "/sbin/init not found in new root. Launching emergency recovery shell",
             "You are now being dropped into an emergency shell.",
@@ -322,6 +332,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "userspace-start": (
         [
+            "<<< NixOS Stage 2 >>>",
             "Welcome to Debian GNU/Linux 12 (bookworm)!",
             "[    1.1] Run /sbin/init as init process",
             "INIT: version 2.96 booting",

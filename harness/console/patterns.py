@@ -173,6 +173,13 @@ TABLE: tuple[Pattern, ...] = (
         once_per_start=True,
     ),
     Pattern("u-boot-starts-kernel", S, "bootloader", r"^Starting kernel \.\.\.", restart=True),
+    # FreeBSD's loader (stand/efi/loader/main.c, stand/common/boot.c).
+    Pattern(
+        "freebsd-loader",
+        S,
+        "bootloader",
+        r"^FreeBSD/\w+ EFI loader, Revision|^Booting \[/boot/\S*kernel\S*\]",
+    ),
     # Debian/Ubuntu grub.cfg echo lines and GRUB's own menu notice.
     Pattern(
         "grub-loading",
@@ -229,6 +236,14 @@ TABLE: tuple[Pattern, ...] = (
         clears_hint=True,
     ),
     Pattern("linux-banner", S, "kernel", r"Linux version \d+\.\d+\S* \(", clears_hint=True),
+    # FreeBSD's kernel: its first line and copyright (sys/kern/init_main.c).
+    Pattern(
+        "freebsd-kernel",
+        S,
+        "kernel",
+        r"^---<<BOOT>>---|^Copyright \(c\) 1992-\d{4} The FreeBSD Project\.",
+        restart=True,
+    ),
     # Root file system failures reported by the kernel itself (no initramfs, or one
     # that handed over a bad root=); they come before the panic they cause.
     Pattern(
@@ -280,7 +295,7 @@ TABLE: tuple[Pattern, ...] = (
         "initramfs",
         r"Run /init as init process|^Loading, please wait\.\.\.|^Begin: .* \.\.\. "
         r"|Welcome to .*\((?:Initramfs|initrd)\)!|dracut-\d+|dracut(?:-\w+)*\[\d+\]: "
-        r"|^Alpine Init \S+|^:: running (?:early )?hook \[",
+        r"|^Alpine Init \S+|^:: running (?:early )?hook \[|^<<< NixOS Stage 1 >>>",
     ),
     # initramfs-tools (old: "root device", new: "root file system device"), busybox,
     # mkinitcpio (init_functions) and Alpine's mkinitfs (its ebegin/eend, quiet or not).
@@ -300,7 +315,9 @@ TABLE: tuple[Pattern, ...] = (
         F,
         "initramfs",
         r"emergency recovery shell launched|Launching emergency recovery shell"
-        r"|You are (?:now )?being dropped (?:in)?to (?:an emergency|a recovery) shell",
+        r"|You are (?:now )?being dropped (?:in)?to (?:an emergency|a recovery) shell"
+        # NixOS's stage 1 (nixos/modules/system/boot/stage-1-init.sh), waiting for a key.
+        r"|An error occurred in stage 1 of the boot process",
         "emergency-shell",
     ),
     # dracut's initqueue times out at 2/3 of rd.retry; its timeout scripts may still
@@ -418,6 +435,7 @@ TABLE: tuple[Pattern, ...] = (
         "userspace",
         r"Run /(?!init )\S+ as init process|INIT: version \d|OpenRC .* is starting up"
         r"|Please press Enter to activate this console\."  # busybox init, no getty
+        r"|^<<< NixOS Stage 2 >>>|^Setting host(?:uuid|id): "  # FreeBSD's rc starts
         r"|Welcome to (?!GRUB|emergency|rescue)(?!.*\((?:Initramfs|initrd)\)!).+!",
     ),
     # --- login ---------------------------------------------------------------------

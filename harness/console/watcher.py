@@ -68,6 +68,8 @@ _OVERRUN = re.compile(
     # a kernel without printk times: "random: crng init done", "virtio_net virtio0 eth0: ..."
     r"|[A-Za-z][\w.-]*(?: [\w.()-]+){0,2}: \S"
 )
+# systemd's dependency failure of the root's mount (the initrd's /sysroot).
+_ROOT_MOUNT_FAILED = re.compile(r"Dependency failed for .*(?:sysroot|Initrd Root|Root File System)")
 _PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
 
 
@@ -105,6 +107,7 @@ class Watcher:
         self._earliest = EarliestLines()
         self._cause: Hint | None = None  # a hint that explains an emergency shell
         self._pending: Hint | None = None  # a cause that decides when repeated
+        self._suspect: Hint | None = None  # a device timeout, a cause if the root needed it
         self._proof_kind = ""
         self._login_line = Line(0, "")  # where this boot first reached login
         self.stage_times: dict[str, float] = {}
@@ -226,6 +229,8 @@ class Watcher:
         self._note_prompt(line, now)
         if "command line" in text:
             self._root = root_device(text) or self._root
+        if self._suspect is not None and _ROOT_MOUNT_FAILED.search(text):
+            self._cause, self._suspect = self._suspect, None
         if self._stages(line, now):
             return
         failure = self.table.first(Kind.FAIL, text) or self.table.first(
@@ -343,7 +348,7 @@ class Watcher:
         self._waited.clear()
         self._at_shell = False
         self._earliest.restart()
-        self._cause = self._pending = self._hint = None
+        self._cause = self._pending = self._hint = self._suspect = None
         self._login_line = Line(0, "")
         self._overrun = None
 
@@ -365,7 +370,13 @@ class Watcher:
                 return False  # the same listing goes on
             self._pending = seen
         if hint.reason == "root-not-found":
-            self._cause = seen
+            # After the switch to the real root, a device systemd timed out on is one of
+            # fstab's (a data disk), unless what failed for it is the root's mount.
+            early = self._cycle in ("none", "kernel", "initramfs")
+            if early or (self._root and self._root in line.text):
+                self._cause = seen
+            else:
+                self._suspect = seen
         self._hint = seen
         return False
 
