@@ -137,6 +137,21 @@ EXPECTED = {
         "",
     ),
     "3-nixos-login.log": ("pass", "login", "login", "nixos login:", "prompt"),
+    # U-Boot handed over to the kernel, which printed nothing (a wrong console=).
+    "3-u-boot-starts-the-kernel-then-silence.log": (
+        "incomplete",
+        "kernel",
+        "log-ended",
+        "Starting kernel ...",
+        "",
+    ),
+    "3-rhel-lvm-root-timeout-then-dracut-emergency.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/mapper/rhel-root does not exist",
+        "",
+    ),
 }
 
 

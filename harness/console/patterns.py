@@ -172,7 +172,6 @@ TABLE: tuple[Pattern, ...] = (
         restart=True,
         once_per_start=True,
     ),
-    Pattern("u-boot-starts-kernel", S, "bootloader", r"^Starting kernel \.\.\.", restart=True),
     # FreeBSD's loader (stand/efi/loader/main.c, stand/common/boot.c).
     Pattern(
         "freebsd-loader",
@@ -205,6 +204,9 @@ TABLE: tuple[Pattern, ...] = (
     # U-Boot's own shell (CONFIG_SYS_PROMPT "=> "): its boot commands found nothing to boot.
     Pattern("u-boot-prompt", Kind.FAIL_PROMPT, "bootloader", r"^=> ?$", "bootloader-prompt"),
     # --- kernel --------------------------------------------------------------------
+    # U-Boot's last words before it jumps to the kernel (boot/bootm_os.c,
+    # announce_and_cleanup): silence after them is the kernel's.
+    Pattern("u-boot-starts-kernel", S, "kernel", r"^Starting kernel \.\.\.", restart=True),
     # Every line of the stub but its errors: booting, decompressing, exiting boot
     # services, loading the initrd.
     Pattern("efi-stub", S, "kernel", r"EFI stub: (?!ERROR)\w"),
