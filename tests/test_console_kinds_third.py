@@ -145,6 +145,14 @@ EXPECTED = {
         "Starting kernel ...",
         "",
     ),
+    # dracut's emergency hooks warn for every device waited for: the root's decides.
+    "3-centos-dracut-warns-for-swap-then-root.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/disk/by-uuid/7b77a3c4-1e2a-4e2c-9a40-5c1a2f0b9e11 does not exist",
+        "",
+    ),
     "3-rhel-lvm-root-timeout-then-dracut-emergency.log": (
         "fail",
         "initramfs",

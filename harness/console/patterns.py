@@ -85,6 +85,10 @@ class Pattern:
     # Printed once each time the machine starts: seen again in the same stage after
     # other output, the machine restarted (a U-Boot that resets itself).
     once_per_start: bool = False
+    # Said of every device the component waited for (dracut's emergency hooks warn for
+    # the root and a resume swap alike): once the command line named the root, only
+    # the line naming it decides.
+    any_device: bool = False
 
 
 S, F, H = Kind.STAGE, Kind.FAIL, Kind.HINT
@@ -358,6 +362,7 @@ TABLE: tuple[Pattern, ...] = (
         "initramfs",
         r"Warning: \"?(?:/dev/|(?:PART)?(?:UUID|LABEL)=)\S*?\"? does not exist",
         "root-not-found",
+        any_device=True,
     ),
     Pattern(
         "dracut-emergency",

@@ -236,6 +236,8 @@ class Watcher:
         failure = self.table.first(Kind.FAIL, text) or self.table.first(
             Kind.FAIL, self._previous + text
         )
+        if failure is not None and failure.any_device and self._root:
+            failure = failure if self._root.lower() in text.lower() else None
         if failure is not None and failure.last_words:
             # A line wrapped in two matches on both: the first is where they begin.
             self._last_words = self._last_words or line
