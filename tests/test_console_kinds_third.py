@@ -122,6 +122,20 @@ EXPECTED = {
     ),
     "3-freebsd-mountroot-prompt.log": ("fail", "kernel", "root-not-found", "mountroot>", ""),
     "3-freebsd-login.log": ("pass", "login", "login", "login:", "prompt"),
+    "3-freebsd-fsck-fails-to-single-user.log": (
+        "fail",
+        "userspace",
+        "emergency-shell",
+        "ERROR: ABORTING BOOT",
+        "",
+    ),
+    "3-freebsd-loader-without-its-kernel.log": (
+        "fail",
+        "bootloader",
+        "bootloader-no-boot",
+        "can't load 'kernel'",
+        "",
+    ),
     "3-debian-fstab-data-disk-timeout-then-emergency.log": (
         "fail",
         "userspace",

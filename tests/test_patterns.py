@@ -91,6 +91,13 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["FreeBSD/arm64 EFI loader, Revision 1.1", "Booting [/boot/kernel/kernel]...   "],
         ["Booting the FreeBSD kernel", "FreeBSD/arm64 (freebsd) (ttyu0)"],
     ),
+    "freebsd-single-user": (
+        [
+            "ERROR: ABORTING BOOT (sending SIGTERM to parent)!",
+            "Enter full pathname of shell or RETURN for /bin/sh: ",
+        ],
+        ["Starting syslogd.", "ERROR: some service"],
+    ),
     "freebsd-kernel": (
         ["---<<BOOT>>---", "Copyright (c) 1992-2023 The FreeBSD Project."],
         ["FreeBSD 14.0-RELEASE GENERIC arm64", "Copyright (c) 2023 Someone"],
@@ -116,6 +123,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "Failed to boot both default and fallback entries.",
             "error: you need to load the kernel first.",
             "Entering rescue mode...",
+            "can't load 'kernel'",
         ],
         ["Booting the fallback entry", "you need to load the kernel modules first"],
     ),

@@ -199,7 +199,9 @@ TABLE: tuple[Pattern, ...] = (
         F,
         "bootloader",
         r"Failed to boot both default and fallback entries|you need to load the kernel first"
-        r"|^Entering rescue mode\.\.\.",
+        r"|^Entering rescue mode\.\.\."
+        # FreeBSD's loader without its kernel (stand/common/boot.c autoboot).
+        r"|^can't load '\S*kernel'",
         "bootloader-no-boot",
     ),
     Pattern(
@@ -435,6 +437,16 @@ TABLE: tuple[Pattern, ...] = (
         "userspace",
         r"Freezing execution\.|Caught <[^>]+>(?:,| from )",
         "init-crash",
+    ),
+    # FreeBSD's rc gave up (fsck of a file system failed) and init drops to single
+    # user mode, asking for a shell (libexec/rc/rc.d/fsck, sbin/init/init.c).
+    Pattern(
+        "freebsd-single-user",
+        F,
+        "userspace",
+        r"^ERROR: ABORTING BOOT \(sending SIGTERM to parent\)!"
+        r"|^Enter full pathname of shell or RETURN for /bin/sh: ?$",
+        "emergency-shell",
     ),
     Pattern(
         "userspace-start",
