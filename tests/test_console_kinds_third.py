@@ -110,6 +110,21 @@ EXPECTED = {
     ),
     "2-cr-cr-lf-line-ends-login.log": ("pass", "login", "login", "localhost login:", "prompt"),
     "2-html-page-of-a-buildroot-log.log": ("pass", "login", "login", "#", "prompt"),
+    # script(1)'s closing line is the recorder's: the prompt before it is where it ends.
+    "2-script-typescript-ends-at-a-grub-prompt.log": (
+        "fail",
+        "bootloader",
+        "bootloader-prompt",
+        "grub>",
+        "",
+    ),
+    "2-script-typescript-ends-at-login.log": (
+        "pass",
+        "login",
+        "login",
+        "localhost login:",
+        "prompt",
+    ),
     # 3. Distro boots: FreeBSD's loader and kernel are stages of their own; NixOS's
     # stage 1 waits for a key after it failed; a data disk of fstab that never came
     # is no root-not-found once the real root runs.
@@ -238,6 +253,7 @@ def test_formats_are_told_from_the_first_lines() -> None:
     assert format_of("2-minicom-timestamps-login.log") is formats.Format.STAMPED
     assert format_of("2-millisecond-timestamps-kernel-panic.log") is formats.Format.STAMPED
     assert format_of("2-html-page-of-a-buildroot-log.log") is formats.Format.HTML
+    assert format_of("2-script-typescript-ends-at-login.log") is formats.Format.TYPESCRIPT
     # The kernel's own printk times, a grabserial pair of times, a plain console.
     assert format_of("1-login-then-reboot-then-kernel-panic.log") is formats.Format.CONSOLE
     printk = b"[    0.000000] Booting Linux\n[    0.100000] Linux version 6.1\n"

@@ -14,6 +14,9 @@ recognises their wrappings, from the first lines, before the watcher sees a byte
   ts(1)'s `May 01 12:00:01 `, grabserial's `[4.326139 0.000021] `. The kernel's own
   printk time (`[    4.98] `, one number) is the console's and is left alone.
 - An HTML page of the log (a CI's "view log"): tags dropped, entities decoded.
+- A typescript of script(1) (util-linux term-utils/script.c): its "Script started on"
+  and "Script done on" lines are the recorder's, not the console's (the last one
+  would hide a prompt the log ends at).
 
 Anything else (our own logs, plain captures, `\\r\\r\\n` line ends) passes unchanged.
 """
@@ -42,6 +45,7 @@ _STAMP = re.compile(
     rb"|\[\d+\.\d+ \d+\.\d+\])"
     rb" ?(?:[|>] )?"
 )
+_SCRIPT = re.compile(rb"^Script (?:started|done) on ")
 _HTML = re.compile(rb"^\s*(?:<!DOCTYPE html|<html|<pre\b)", re.IGNORECASE)
 _BREAK = re.compile(r"<br\s*/?>|</(?:div|p|tr|li)>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
@@ -52,6 +56,7 @@ class Format(enum.Enum):
     LAVA = "lava-yaml"
     STAMPED = "stamped"
     HTML = "html"
+    TYPESCRIPT = "typescript"
 
 
 def detect(head: bytes) -> Format:
@@ -63,6 +68,8 @@ def detect(head: bytes) -> Format:
         return Format.LAVA
     if _HTML.match(lines[0]):
         return Format.HTML
+    if _SCRIPT.match(lines[0]):
+        return Format.TYPESCRIPT
     stamped = sum(1 for line in lines if _STAMP.match(line))
     if stamped >= 2 and stamped >= STAMPED_SHARE * len(lines):
         return Format.STAMPED
@@ -92,6 +99,10 @@ def unstamp(line: bytes) -> bytes:
     return _STAMP.sub(b"", line, count=1)
 
 
+def unscript(line: bytes) -> bytes | None:
+    return None if _SCRIPT.match(line) else line
+
+
 def unhtml(line: bytes) -> bytes:
     text = _BREAK.sub("\n", line.decode("utf-8", "replace"))
     return html.unescape(_TAG.sub("", text)).encode("utf-8")
@@ -101,6 +112,7 @@ _READERS: dict[Format, Callable[[bytes], bytes | None]] = {
     Format.LAVA: lava_target,
     Format.STAMPED: unstamp,
     Format.HTML: unhtml,
+    Format.TYPESCRIPT: unscript,
 }
 
 
