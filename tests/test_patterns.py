@@ -341,6 +341,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "userspace-start": (
         [
             "<<< NixOS Stage 2 >>>",
+            "[    5.100000] systemd[1]: Switching root.",
             "Welcome to Debian GNU/Linux 12 (bookworm)!",
             "[    1.1] Run /sbin/init as init process",
             "INIT: version 2.96 booting",

@@ -455,6 +455,8 @@ TABLE: tuple[Pattern, ...] = (
         r"Run /(?!init )\S+ as init process|INIT: version \d|OpenRC .* is starting up"
         r"|Please press Enter to activate this console\."  # busybox init, no getty
         r"|^<<< NixOS Stage 2 >>>|^Setting host(?:uuid|id): "  # FreeBSD's rc starts
+        # systemd leaves the initrd for the real root it mounted (src/core/main.c).
+        r"|systemd\[1\]: Switching root\."
         r"|Welcome to (?!GRUB|emergency|rescue)(?!.*\((?:Initramfs|initrd)\)!).+!",
     ),
     # --- login ---------------------------------------------------------------------
