@@ -190,6 +190,14 @@ EXPECTED = {
         "/dev/disk/by-uuid/7b77a3c4-1e2a-4e2c-9a40-5c1a2f0b9e11 does not exist",
         "",
     ),
+    # ... and when no warning names the command line's root, the first one decides.
+    "3-dracut-warns-for-a-device-the-command-line-does-not-name.log": (
+        "fail",
+        "initramfs",
+        "root-not-found",
+        "/dev/disk/by-uuid/4e2c7d1a-0b9e-4a57-9c1e-3f5b2d7e8a10 does not exist",
+        "",
+    ),
     "3-rhel-lvm-root-timeout-then-dracut-emergency.log": (
         "fail",
         "initramfs",

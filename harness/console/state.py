@@ -61,6 +61,8 @@ class WatcherState:
         self._restarts = 0
         self._banners: set[str] = set()  # once-per-start banners seen since the last reset
         self._waited: dict[str, Line] = {}  # devices dracut's initqueue waits for, first line
+        # dracut's warning that a device other than the root does not exist.
+        self._other_device: tuple[Pattern, Line] | None = None
         self._root = ""  # the root= of the kernel command line, as a device path
         self._looping = 0  # resets since this boot last reached login
         self._last_words: Line | None = None  # the emulator's, unless the boot went on

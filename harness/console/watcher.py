@@ -114,6 +114,9 @@ class Watcher(Conversation):
         if self.verdict is not None:
             return self.verdict
         self._typed_at_the_guest(self._last_output)
+        if self._other_device is not None:
+            pattern, line = self._other_device
+            return self._decide("fail", self.stage, pattern.reason, line)
         if self._last_words is not None:  # nothing after them showed the boot going on
             return self._decide("fail", self.stage, "emulator-crash", self._last_words)
         proven = self._talk in (Talk.SHELL, Talk.PROBING, Talk.PROVEN)
@@ -177,8 +180,15 @@ class Watcher(Conversation):
         failure = self.table.first(Kind.FAIL, text) or self.table.first(
             Kind.FAIL, self._previous + text
         )
+        at = line
         if failure is not None and failure.any_device and self._root:
-            failure = failure if self._root.lower() in text.lower() else None
+            if self._root.lower() not in text.lower():
+                # Another device's warning (a resume swap): the root's may follow; if
+                # none does, the first decides.
+                self._other_device = self._other_device or (failure, line)
+                failure = None
+        elif self._other_device is not None:
+            failure, at = self._other_device
         if failure is not None and failure.last_words:
             # A line wrapped in two matches on both: the first is where they begin.
             self._last_words = self._last_words or line
@@ -186,7 +196,7 @@ class Watcher(Conversation):
             self._typed_at_the_guest(now)
             self._reach(failure.stage, now)
             stage = failure.stage if failure.exact else self.stage
-            self._decide("fail", stage, failure.reason, line)
+            self._decide("fail", stage, failure.reason, at)
             return
         hint, at = self.table.first(Kind.HINT, text), line
         if hint is None and len(self._previous) >= WRAPPED and not text.startswith("["):
@@ -289,6 +299,7 @@ class Watcher(Conversation):
         self._cycle = self.stage = "none"
         self._banners.clear()
         self._waited.clear()
+        self._other_device = None
         self._at_shell = False
         self._earliest.restart()
         self._cause = self._pending = self._hint = self._suspect = None
