@@ -43,6 +43,14 @@ EXPECTED = {
         "U-Boot 2024.01 (Jan 08 2024",
         "",
     ),
+    # The same for edk2's banner, printed once a start: a firmware restarting by itself.
+    "1-edk2-restarts-before-any-loader.log": (
+        "fail",
+        "firmware",
+        "reset-loop",
+        "UEFI firmware (version edk2-stable202408",
+        "",
+    ),
     "1-u-boot-resets-once-then-login.log": ("pass", "login", "login", "qemuarm64 login:", "prompt"),
     # dracut waits for the root and a swap (resume=): the root is the one named.
     "1-dracut-waits-for-swap-then-root.log": (
