@@ -284,6 +284,11 @@ def test_formats_are_told_from_the_first_lines() -> None:
     assert formats.detect(printk) is formats.Format.CONSOLE
     grabserial = b"[0.000000 0.000000] U-Boot 2024.01\n[0.500000 0.500000] DRAM:  1 GiB\n"
     assert formats.detect(grabserial) is formats.Format.STAMPED
+    # minicom's own header before the stamped lines of the console.
+    header = b"Welcome to minicom 2.8\n\nOPTIONS: I18n\nPort /dev/ttyUSB0, 12:00:00\n\n"
+    header += b"Press CTRL-A Z for help on special keys\n\n"
+    stamped = b"".join(b"[2024-05-01 12:00:%02d] line %d\n" % (i, i) for i in range(8))
+    assert formats.detect(header + stamped) is formats.Format.STAMPED
 
 
 def test_formats_read_in_small_chunks_say_the_same() -> None:

@@ -35,7 +35,7 @@ import yaml
 HEAD_LINES = 24  # the first lines that tell the format
 HEAD_BYTES = 1 << 16
 MAX_LINE = 1 << 20  # a longer "line" is passed on as it is: memory stays bounded
-STAMPED_SHARE = 0.75  # of the first non-blank lines, that carry a capture timestamp
+STAMPED_SHARE = 0.6  # of the first non-blank lines (a capture tool's own header comes first)
 
 _LAVA = re.compile(rb"^- \{\s*[\"']?dt[\"']?\s*:")
 _STAMP = re.compile(
