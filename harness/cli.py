@@ -3,7 +3,7 @@
 Each subcommand lives in harness/commands/; every one is imported to build the parser,
 so each keeps its heavy imports inside its `main`, and `harness --help` starts fast.
 Exit status: 0 success, 1 a guest did not do what was expected, 2 bad input or an
-infrastructure error, 130 interrupted.
+infrastructure error, 130 interrupted, 141 the reader of stdout went away.
 """
 
 from __future__ import annotations
@@ -102,9 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness {args.command}: {e}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
-        # The reader went away (`harness list | head`): nothing more to say.
+        # The reader went away (`harness list | head`): nothing more to say, and no
+        # success to claim either: the status a shell gives a command SIGPIPE ended.
+        # (`harness matrix` keeps running instead: harness/commands/output.py.)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return 128 + signal.SIGPIPE
     except OSError as e:  # the host's file system: full, read-only, gone
         where = f": {e.filename}" if e.filename else ""
         print(f"harness {args.command}: {e.strerror or e}{where}", file=sys.stderr)

@@ -314,3 +314,18 @@ def test_merge_copies_only_regular_files(harness: Harness, tmp_path: Path) -> No
         "debian-12-tiny_none_virt_pci/result.json",
     ]
     assert proc.stderr.count("not a regular file, not copied") == 3
+
+
+def test_a_baseline_compared_under_k_has_no_missing_cells(harness: Harness, tmp_path: Path) -> None:
+    other = "debian-12-tiny/aavmf/virt/pci"
+    baseline = make_run(
+        tmp_path / "base",
+        [json.dumps(RECORD).encode(), json.dumps({**RECORD, "cell": other}).encode()],
+        cells=[CELL, other],
+        keyword=None,
+    )
+    run = make_run(tmp_path / "run")  # -k CELL
+    proc = harness("matrix", "--resume", str(run), "--baseline", str(baseline))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "missing" not in proc.stdout and other not in proc.stdout
+    assert proc.stdout.splitlines()[-3] == "1 still-passing"
