@@ -137,3 +137,23 @@ def test_a_closed_stdout_neither_stops_the_run_nor_fakes_success(
         ("debian-12-tiny-mmio-only/none/virt/mmio", "pass"),
         ("debian-12-tiny-mmio-only/none/virt/pci", "fail"),
     ]
+
+
+def test_bisect_keeps_its_own_pointer_and_latest_stays_the_matrix_run(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    """`export ... results/latest` after a bisect must still act on the matrix run."""
+    (tmp_path / "images").symlink_to(ROOT / "images")  # bisect writes to <root>/results
+    (tmp_path / "matrix.yaml").symlink_to(ROOT / "matrix.yaml")
+    env = {"HARNESS_ROOT": str(tmp_path)}
+    results = tmp_path / "results"
+    matrix = harness("matrix", "-k", PCI, "--results", str(results), env=env)
+    assert matrix.returncode == 0, matrix.stdout + matrix.stderr
+    run = (results / "latest").resolve()
+    proc = harness("bisect", "debian-12-tiny/none/pci", "--machines", "virt-7.1..virt-7.2",
+                   env=env)  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert (results / "latest").resolve() == run
+    bisect_run = (results / "latest-bisect").resolve()
+    assert bisect_run != run and bisect_run.name.endswith("-bisect")
+    assert len((bisect_run / "results.jsonl").read_text().splitlines()) == 2
