@@ -49,6 +49,10 @@ class RunDir:
     def __init__(self, path: Path):
         self.path = path
         self._lock: int | None = None
+        # Lines of results.jsonl already checked, or written by this process: the
+        # schema check costs about a millisecond a line, and the reports read the
+        # file more than once.
+        self._checked: set[bytes] = set()
 
     @classmethod
     def create(cls, results: Path, name: str, meta: dict[str, Any]) -> RunDir:
@@ -115,16 +119,17 @@ class RunDir:
         return base / f"repeat-{repeat + 1}" if repeat else base
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True) + "\n"
+        line = json.dumps(record, sort_keys=True)
         try:
             with (self.path / RESULTS).open("a") as f:
-                f.write(line)
+                f.write(line + "\n")
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
             raise InfraError(
                 f"cannot record a result in {self.path / RESULTS}: {e.strerror or e}"
             ) from e
+        self._checked.add(line.encode())
 
     def repair(self) -> bytes:
         """Before appending to a run that was killed: a last line without its newline
@@ -154,11 +159,15 @@ class RunDir:
             return []
         data = read_bounded(path, MAX_RESULTS)
         lines = data.split(b"\n")[:-1]  # the part after the last newline is torn or empty
-        check_record = validator("record")
+        check_record = None
         records = []
         for number, line in enumerate(lines, 1):
             where = f"{path}:{number}"
-            record = check(check_record, parse_json(line, where), where)
+            record = parse_json(line, where)
+            if line not in self._checked:
+                check_record = check_record or validator("record")
+                check(check_record, record, where)
+                self._checked.add(line)
             records.append(record)
         return records
 
