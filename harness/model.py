@@ -98,6 +98,12 @@ class Outcome(str, enum.Enum):
         return self not in (Outcome.PASS, Outcome.SKIP)
 
 
+def control_character(text: str) -> str:
+    """The first control character (C0, DEL, C1) in `text`, or ""."""
+    bad = _CONTROL.search(text)
+    return bad.group() if bad else ""
+
+
 def check_name(kind: str, text: str) -> str:
     """`text` unchanged, or UsageError naming `kind` when it holds a control character
     (C0, DEL, C1)."""
