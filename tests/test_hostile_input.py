@@ -5,10 +5,12 @@ one line on stderr and exit 2, and writes nothing it should not."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -329,3 +331,17 @@ def test_a_baseline_compared_under_k_has_no_missing_cells(harness: Harness, tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "missing" not in proc.stdout and other not in proc.stdout
     assert proc.stdout.splitlines()[-3] == "1 still-passing"
+
+
+def test_a_reader_that_goes_away_is_not_a_success(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "list", "--profile", "nightly"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    # a pipe of one page, so the listing cannot fit in it before the reader goes away
+    fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+    child.stdout.readline()  # `| head -1`
+    child.stdout.close()
+    assert child.wait(timeout=60) == 141
+    assert child.stderr.read() == ""
