@@ -132,7 +132,10 @@ def test_a_bad_results_json_is_one_line(document: bytes, harness: Harness, tmp_p
 def test_compare_reads_an_endless_file_with_a_limit(harness: Harness, tmp_path: Path) -> None:
     run = make_run(tmp_path / "run")
     line = one_line_error(harness("compare", str(run), "/dev/zero", timeout=30))
-    assert line == "harness compare: /dev/zero: larger than 64 MiB: not run data"
+    assert line == (
+        "harness compare: /dev/zero: not a run directory or results.json: "
+        "larger than 64 MiB: not run data"
+    )
 
 
 def test_a_bad_baseline_stops_the_matrix_before_it_boots(harness: Harness, tmp_path: Path) -> None:
@@ -330,7 +333,7 @@ def test_a_baseline_compared_under_k_has_no_missing_cells(harness: Harness, tmp_
     proc = harness("matrix", "--resume", str(run), "--baseline", str(baseline))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "missing" not in proc.stdout and other not in proc.stdout
-    assert proc.stdout.splitlines()[-3] == "1 still-passing"
+    assert "1 still-passing" in proc.stdout.splitlines()
 
 
 def test_a_reader_that_goes_away_is_not_a_success(tmp_path: Path) -> None:

@@ -35,7 +35,11 @@ def load_run_cells(path: Path) -> list[dict[str, Any]]:
     document = path / "results.json" if path.is_dir() else path
     if not document.exists():
         raise UsageError(f"{path}: not a run directory or results.json")
-    cells: list[dict[str, Any]] = load_json(document, "document", MAX_RESULTS)["cells"]
+    try:
+        cells: list[dict[str, Any]] = load_json(document, "document", MAX_RESULTS)["cells"]
+    except UsageError as e:
+        problem = str(e).removeprefix(f"{document}: ")
+        raise UsageError(f"{path}: not a run directory or results.json: {problem}") from e
     return cells
 
 
