@@ -27,6 +27,7 @@ from harness.errors import (
     InfraError,
     QemuCrashError,
     QemuLaunchError,
+    UsageError,
 )
 from harness.host import Host
 from harness.images.seed import write_seed
@@ -315,25 +316,35 @@ def write_cmdline(
     path: Path, cell: Cell, argv: list[str], image: Image, firmware: Firmware, work: Path
 ) -> None:
     """A script that boots the cell by hand, with fresh copies of the per-cell files."""
+    # Every word that came from a name or a path is quoted, the comment's too: a cell
+    # id is checked for control characters, but this file must not rely on that.
     lines = [
         "#!/bin/sh",
-        f"# Boots {cell} as the harness did. Ctrl-A X quits QEMU.",
+        f"# Boots {shlex.quote(cell.id)} as the harness did. Ctrl-A X quits QEMU.",
         "set -eu",
         'work="$(cd "$(dirname "$0")" && pwd)/work"',
         'mkdir -p "$work"',
     ]
     if image.disk is not None:
         lines.append(
-            f"qemu-img create -q -f qcow2 -F {image.disk_format} "
+            f"qemu-img create -q -f qcow2 -F {shlex.quote(image.disk_format)} "
             f'-b {shlex.quote(str(image.disk.resolve()))} "$work/disk.qcow2"'
         )
     if firmware.vars_template is not None:
         lines.append(f'cp {shlex.quote(str(firmware.vars_template))} "$work/vars.fd"')
     lines.append("exec " + " ".join(_shell_word(arg, str(work)) for arg in argv))
-    path.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    # shlex.quote keeps a newline inside its quotes, where sh reads it as part of the
+    # word; a comment has no quotes to keep it in, so no line may hold one.
+    if any(bad in cell.id for bad in "\r\n"):
+        raise UsageError(f"cell {cell.id!r}: a line break cannot go into {path.name}")
+    path.write_text(text)
     path.chmod(0o755)
 
 
 def _shell_word(arg: str, work: str) -> str:
-    """`arg` quoted for sh, with the work directory replaced by "$work"."""
+    """`arg` quoted for sh, with the work directory replaced by "$work"; an empty
+    argument stays one (empty) word."""
+    if not arg:
+        return "''"
     return '"$work"'.join(shlex.quote(part) if part else "" for part in arg.split(work))

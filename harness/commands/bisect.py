@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_download_arguments
+from harness.commands.common import add_download_arguments, seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     axis.add_argument(
         "--firmware", metavar="A,B,...", help="firmware builds to search, in this order"
     )
-    parser.add_argument("--timeout", type=float, help="seconds per boot")
+    parser.add_argument("--timeout", type=seconds, help="seconds per boot")
     parser.add_argument(
         "--results", type=Path, help="where its run goes (default: results/ of the checkout)"
     )
@@ -65,6 +65,7 @@ def main(args: argparse.Namespace) -> int:
         check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
     meta = {"profile": "bisect", "cells": [c.id for c in cells]}
     run = RunDir.create(args.results or catalog.workspace.results, "bisect", meta)
+    run.mark_latest("latest-bisect")  # results/latest stays the newest matrix run
     setup = cell_setup(catalog, host)
     options = BootOptions(timeout_s=args.timeout)
     for line in prepare(setup, cells, len(cells)):  # every firmware build along the axis
