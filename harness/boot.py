@@ -173,18 +173,20 @@ def boot(
     accel = host.accel(options.accel)
     work = out / "work"
     files, login = prepare(cell, image, firmware, work)
-    argv = qemu_argv(
+    base = qemu_argv(
         cell, host.qemu, accel, files,
         memory_mib=image.memory_mib, smp=options.smp,
         tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
-    ) + list(options.qemu_args)  # fmt: skip
+    )  # fmt: skip
+    argv = base + list(options.qemu_args)
     write_cmdline(out / "cmdline.sh", cell, argv, image, firmware, work)
     say(shlex.join(argv))
     log = ConsoleLog(out / "console.log", options.log_cap)
     timeout = options.timeout_s or image.timeout_s
     qmp = Qmp()
     # QMP is not in cmdline.sh: a person booting by hand has no use for the descriptor.
-    launched = argv + qmp_argv(qmp.theirs)
+    # The user's own arguments stay last, as --qemu-arg promises.
+    launched = base + qmp_argv(qmp.theirs) + list(options.qemu_args)
     try:
         with QemuProcess(launched, out / "qemu.stderr", pass_fds=(qmp.theirs,)) as qemu:
             qmp.launched()

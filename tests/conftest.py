@@ -84,7 +84,19 @@ def harness() -> Harness:
     return run
 
 
-def qemu_processes() -> list[str]:
-    """PIDs of every qemu-system-aarch64 on the machine."""
+def qemu_processes(mentioning: str = "") -> list[str]:
+    """PIDs of every qemu-system-aarch64 on the machine; with `mentioning`, only those
+    whose command line holds it (a test's own tmp dir: other tests boot in parallel)."""
     proc = subprocess.run(["pgrep", "-f", "qemu-system-aarch64"], capture_output=True, text=True)
-    return proc.stdout.split()
+    pids = proc.stdout.split()
+    if not mentioning:
+        return pids
+    ours = []
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:  # it ended meanwhile
+            continue
+        if mentioning in cmdline:
+            ours.append(pid)
+    return ours

@@ -11,6 +11,7 @@ from pathlib import Path
 from conftest import ROOT
 
 from harness.cells import axis_problem
+from harness.devices import TRANSPORT_NAMES
 from harness.export.facts import facts
 from harness.model import Outcome
 from harness.report.compare import label
@@ -102,5 +103,7 @@ def test_a_bad_axis_value_reads_the_same_in_a_cell_and_in_matrix_yaml() -> None:
     assert axis_problem("firmware", "nope", ["none", "aavmf"]) == (
         "firmware 'nope' is not one of: none, aavmf, or a firmware CODE file"
     )
-    assert axis_problem("transport", "usb", []) == "transport 'usb' is not one of: mmio, pci"
+    assert axis_problem("transport", "usb", []) == (
+        f"transport 'usb' is not one of: {', '.join(TRANSPORT_NAMES)}"
+    )
     assert axis_problem("image", "a", ["a"]) == ""

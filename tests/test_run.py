@@ -184,7 +184,7 @@ def test_qemu_that_fails_to_start_is_an_error_with_its_message(
 ) -> None:
     fake = tmp_path / "qemu-system-aarch64"
     fake.write_text(
-        '#!/bin/sh\ncase "$1" in --version|-machine|-device|-L) exec qemu-system-aarch64 "$@";; esac\n'
+        '#!/bin/sh\ncase "$1" in --version|-machine|-device|-cpu|-L) exec qemu-system-aarch64 "$@";; esac\n'
         "echo 'qemu-system-aarch64: -drive if=pflash: Could not open firmware' >&2\nexit 1\n"
     )
     fake.chmod(0o755)

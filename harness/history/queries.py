@@ -19,8 +19,8 @@ import sqlite3
 import statistics
 from dataclasses import dataclass
 
-MET = ("pass", "xfail")
-NOT_MET = ("fail", "error", "xpass", "unstable")
+from harness.model import Outcome
+
 # What a night's result depends on besides the guest; a change in one of these
 # between two nights is the first suspect when a cell's outcome changed.
 SUSPECTS = ("image_digest", "firmware_digest", "firmware_version", "qemu_version",
@@ -110,10 +110,10 @@ def since_failing(connection: sqlite3.Connection) -> list[Failing]:
     found = []
     for cell, nights in sorted(by_cell(connection).items()):
         judged = [n for n in nights if n.outcome != "skip"]
-        if not judged or judged[-1].outcome not in NOT_MET:
+        if not judged or Outcome(judged[-1].outcome).met:
             continue
         start = len(judged) - 1
-        while start > 0 and judged[start - 1].outcome in NOT_MET:
+        while start > 0 and not Outcome(judged[start - 1].outcome).met:
             start -= 1
         before = judged[start - 1] if start > 0 else None
         changed = changes(before, judged[start]) if before else ()
