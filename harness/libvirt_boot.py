@@ -251,13 +251,14 @@ def boot(
         if files.vars is not None:  # libvirt makes it from the template it picks
             files.vars.unlink()
         xml = virt_install_xml(virt_install_argv(
-            cell, image, firmware, target, name, files.disk, files.vars, files.extra_disks
+            cell, image, firmware, target, name, files.disk, files.vars, files.extra_disks,
+            smp=options.smp,
         ))  # fmt: skip
     else:
         xml = domain_xml(
             cell, image, firmware, host.qemu, accel, files.extra_disks,
             overlay=files.disk, nvram=files.vars, name=name,
-            tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
+            tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (), smp=options.smp,
         )  # fmt: skip
     (out / "domain.xml").write_text(xml)
     write_cmdline(out / "cmdline.sh", cell, target, image, firmware, files.disk, files.vars)

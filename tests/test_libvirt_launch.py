@@ -286,3 +286,20 @@ def test_the_exported_domain_writes_to_an_overlay_never_to_the_cached_image(
     assert printed.returncode == 0, printed.stderr
     assert f"file={base!r}" not in printed.stdout.replace('"', "'")
     assert f"make the disk first: qemu-img create -f qcow2 -F raw -b {base} " in printed.stdout
+
+
+def test_a_libvirt_cell_boots_with_the_cpus_asked_for_and_refuses_qemu_args(
+    libvirtd: str, tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    cell = "debian-12-tiny/none/virt/libvirt-mmio"
+    refused = harness("run", cell, "--qemu-arg", "-no-reboot", "--out", str(tmp_path))
+    assert refused.returncode == 2 and not (tmp_path / "result.json").exists()
+    assert refused.stderr.strip().splitlines() == [
+        f"harness run: --qemu-arg: {cell} is booted by libvirt, whose QEMU command line "
+        "the harness does not write; use a direct transport"
+    ]
+    proc = harness("run", cell, "--smp", "2", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    argv = json.loads((tmp_path / "result.json").read_text())["qemu"]["argv"]
+    assert argv[argv.index("-smp") + 1].startswith("2,"), argv
+    assert ET.parse(tmp_path / "domain.xml").getroot().findtext("vcpu") == "2"
