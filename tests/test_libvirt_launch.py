@@ -196,6 +196,9 @@ def test_a_libvirt_cell_without_libvirt_is_a_skip_with_the_reason(
     assert "Traceback" not in proc.stderr
     doctor = harness("doctor", env=env)
     assert "MISS libvirt      optional: no libvirt at qemu:///nowhere" in doctor.stdout
+    # the fix names the variable that chose that URI, not the daemon it does not reach
+    fix = "check $HARNESS_LIBVIRT_URI (qemu:///nowhere), or unset it for qemu:///system"
+    assert f"(fix: {fix})" in result["detail"] and f"fix: {fix}" in doctor.stdout
 
 
 def test_a_pcie_port_cell_puts_each_device_behind_its_own_root_port(
