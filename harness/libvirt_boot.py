@@ -94,10 +94,10 @@ class DomainConsole:
         libvirt = binding()
         flags = libvirt.VIR_DOMAIN_START_PAUSED | libvirt.VIR_DOMAIN_START_AUTODESTROY
         try:
-            created = self._conn.createXML(self._xml, flags)
+            self._dom = self._conn.createXML(self._xml, flags)
             self._stream = self._conn.newStream(0)
-            created.openConsole(None, self._stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
-            self._dom = self._control.lookupByUUID(created.UUID())
+            self._dom.openConsole(None, self._stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            self._dom = self._control.lookupByUUID(self._dom.UUID())
             self._pump_thread.start()
             self.argv = read_argv(self.log_path)
             self.live_xml = self._dom.XMLDesc(0)
@@ -106,6 +106,13 @@ class DomainConsole:
             self.stop()
             message = "libvirt did not start the domain"
             raise QemuLaunchError(message, self.argv, "not started", e.get_error_message()) from e
+        except BaseException:
+            # Ctrl-C or SIGTERM while the domain starts (measured: it lands as createXML
+            # returns, before its result is kept): `with` calls no __exit__ when
+            # __enter__ raises, and autodestroy at close would stop the domain only
+            # after the harness moved its log, which libvirt's last line re-creates.
+            self.stop()
+            raise
         return self
 
     def __exit__(
@@ -176,6 +183,9 @@ class DomainConsole:
         """Destroys the domain (if it still runs) and closes the stream and connection;
         never raises."""
         libvirt = binding()
+        if self._dom is None:  # created, but interrupted before createXML's answer was kept
+            with contextlib.suppress(libvirt.libvirtError):
+                self._dom = self._control.lookupByName(self.name)
         if self._dom is not None and self._active():
             self._destroyed = True
             with contextlib.suppress(libvirt.libvirtError):
@@ -241,13 +251,14 @@ def boot(
         if files.vars is not None:  # libvirt makes it from the template it picks
             files.vars.unlink()
         xml = virt_install_xml(virt_install_argv(
-            cell, image, firmware, target, name, files.disk, files.vars, files.extra_disks
+            cell, image, firmware, target, name, files.disk, files.vars, files.extra_disks,
+            smp=options.smp,
         ))  # fmt: skip
     else:
         xml = domain_xml(
             cell, image, firmware, host.qemu, accel, files.extra_disks,
             overlay=files.disk, nvram=files.vars, name=name,
-            tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
+            tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (), smp=options.smp,
         )  # fmt: skip
     (out / "domain.xml").write_text(xml)
     write_cmdline(out / "cmdline.sh", cell, target, image, firmware, files.disk, files.vars)
@@ -265,6 +276,7 @@ def boot(
         if conn is not None:
             conn.close()
         raise CellSkipped(f"libvirt is not usable: {e.get_error_message()}") from e
+    sweep_domain_logs(control)
     try:
         with DomainConsole(conn, control, xml, name, domain_log) as console:
             start = time.monotonic()
@@ -313,8 +325,41 @@ def write_cmdline(
     path.chmod(0o755)
 
 
-def _keep_domain_log(source: Path, target: Path) -> None:
-    """Moves libvirt's log of our own domain into the cell's directory."""
+def _keep_domain_log(source: Path, target: Path, wait_s: float = 5.0) -> None:
+    """Moves libvirt's log of our own domain into the cell's directory, once libvirt
+    wrote its last line (`shutting down`, written through virtlogd, which would
+    re-create a log moved earlier), waiting for it at most `wait_s` seconds."""
+    deadline = time.monotonic() + wait_s
+    while source.exists() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if _SHUTDOWN.search(source.read_text(errors="replace")):
+                break
+        time.sleep(0.05)
     with contextlib.suppress(OSError):
         shutil.copyfile(source, target)
         source.unlink()
+
+
+def sweep_domain_logs(control: Any, logs: Path = DOMAIN_LOGS, age_s: float = 60.0) -> list[Path]:
+    """Removes the libvirt logs of harness domains whose runner was killed (SIGKILL:
+    libvirtd destroyed the domain, no code of ours moved its log): a `harness-*.log`
+    whose domain libvirt no longer has, ending with libvirt's `shutting down` line,
+    untouched for `age_s` seconds (a live runner moves its log seconds after that
+    line). Returns the paths removed; never raises."""
+    libvirt = binding()
+    try:
+        alive = {d.name() for d in control.listAllDomains(0)}
+    except libvirt.libvirtError:
+        return []
+    removed = []
+    for path in sorted(logs.glob("harness-*.log")):
+        try:
+            stale = time.time() - path.stat().st_mtime > age_s
+            last = (path.read_text(errors="replace").splitlines() or [""])[-1]
+        except OSError:
+            continue
+        if path.stem not in alive and stale and _SHUTDOWN.search(last):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed

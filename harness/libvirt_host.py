@@ -82,6 +82,8 @@ def probe(target: str) -> Daemon:
         conn = libvirt.open(target)
     except libvirt.libvirtError as e:
         fix = START if shutil.which("libvirtd") else INSTALL
+        if target != DEFAULT_URI:  # starting the system daemon would not help this URI
+            fix = f"check ${URI_ENV} ({target}), or unset it for {DEFAULT_URI}"
         return Daemon(target, why=f"no libvirt at {target}: {e.get_error_message()}", fix=fix)
     try:
         return Daemon(target, version=version_text(conn.getLibVersion()))

@@ -35,15 +35,17 @@ def virt_install_argv(
     overlay: Path | None,
     nvram: Path | None,
     extra_disks: tuple[Path, ...] = (),
+    smp: int = 1,
 ) -> list[str]:
     """The virt-install command line that prints the cell's domain XML (a pure
-    function): mmio forced where the cell's transport is on mmio (devices.py).
+    function): mmio forced where the cell's transport is on mmio (devices.py), `smp`
+    guest CPUs.
     Raises KeyError for a transport not in the table."""
     address = ",address.type=virtio-mmio" if transport(cell.transport).bus == "mmio" else ""
     argv = [
         "virt-install", "--connect", target, "--print-xml", "--name", name,
         "--arch", "aarch64", "--machine", cell.machine, "--memory", str(image.memory_mib),
-        "--vcpus", "1", "--import", "--osinfo", "detect=on,require=off",
+        "--vcpus", str(smp), "--import", "--osinfo", "detect=on,require=off",
         "--graphics", "none", "--console", "pty,target.type=serial",
         "--network", f"user,model=virtio{address}", "--rng", f"/dev/urandom{address}",
         "--events", "on_reboot=destroy",

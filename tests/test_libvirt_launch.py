@@ -5,6 +5,7 @@ pcie-root-port topology."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,9 +17,12 @@ import pytest
 from conftest import ROOT, Harness
 
 from harness.console.probe import Findings, Seen, mismatch
+from harness.libvirt_boot import sweep_domain_logs
+from harness.libvirt_host import binding
 from harness.model import Image
 
 VIRSH = ["virsh", "-c", "qemu:///system"]
+LOGS = Path("/var/log/libvirt/qemu")
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +113,46 @@ def test_killing_the_runner_mid_boot_leaves_no_domain_and_no_qemu(
     while name in domains() or processes_naming(f"guest={name}"):
         assert time.monotonic() < deadline, f"{name} outlived the runner"
         time.sleep(0.2)
+    # No code of the killed runner moved libvirt's log: the next libvirt cell's sweep
+    # removes it, once it is older than a live runner would leave it.
+    left = LOGS / f"{name}.log"
+    while "shutting down" not in left.read_text():
+        assert time.monotonic() < deadline, f"libvirt never closed {left}"
+        time.sleep(0.2)
+    control = binding().open("qemu:///system")
+    try:
+        assert left not in sweep_domain_logs(control) and left.exists()  # too fresh to judge
+        os.utime(left, (time.time() - 120, time.time() - 120))
+        assert left in sweep_domain_logs(control) and not left.exists()
+    finally:
+        control.close()
+
+
+def test_ctrl_c_while_the_domain_starts_leaves_no_domain_and_no_libvirt_log(
+    libvirtd: str, tiny: Image, tmp_path: Path
+) -> None:
+    cell = "debian-12-tiny/aavmf/virt/libvirt-mmio"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", cell, "--quiet", "--out", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "domain.xml").exists():
+        assert runner.poll() is None and time.monotonic() < deadline, "no domain.xml"
+        time.sleep(0.01)
+    name = ET.parse(tmp_path / "domain.xml").getroot().findtext("name")
+    log = LOGS / f"{name}.log"
+    while not log.exists():  # created, paused, its console not yet open or read
+        assert runner.poll() is None and time.monotonic() < deadline, "libvirt wrote no log"
+        time.sleep(0.01)
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130, out + err
+    assert not (tmp_path / "domain.live.xml").exists(), "interrupted after the start"
+    time.sleep(2)  # what libvirtd would still do on its own (autodestroy, last log line)
+    assert name not in domains() and not processes_naming(f"guest={name}")
+    assert not log.exists(), log.read_text()
+    assert "shutting down, reason=destroyed" in (tmp_path / "qemu.stderr").read_text()
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "timeout"])
@@ -152,6 +196,9 @@ def test_a_libvirt_cell_without_libvirt_is_a_skip_with_the_reason(
     assert "Traceback" not in proc.stderr
     doctor = harness("doctor", env=env)
     assert "MISS libvirt      optional: no libvirt at qemu:///nowhere" in doctor.stdout
+    # the fix names the variable that chose that URI, not the daemon it does not reach
+    fix = "check $HARNESS_LIBVIRT_URI (qemu:///nowhere), or unset it for qemu:///system"
+    assert f"(fix: {fix})" in result["detail"] and f"fix: {fix}" in doctor.stdout
 
 
 def test_a_pcie_port_cell_puts_each_device_behind_its_own_root_port(
@@ -242,3 +289,20 @@ def test_the_exported_domain_writes_to_an_overlay_never_to_the_cached_image(
     assert printed.returncode == 0, printed.stderr
     assert f"file={base!r}" not in printed.stdout.replace('"', "'")
     assert f"make the disk first: qemu-img create -f qcow2 -F raw -b {base} " in printed.stdout
+
+
+def test_a_libvirt_cell_boots_with_the_cpus_asked_for_and_refuses_qemu_args(
+    libvirtd: str, tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    cell = "debian-12-tiny/none/virt/libvirt-mmio"
+    refused = harness("run", cell, "--qemu-arg", "-no-reboot", "--out", str(tmp_path))
+    assert refused.returncode == 2 and not (tmp_path / "result.json").exists()
+    assert refused.stderr.strip().splitlines() == [
+        f"harness run: --qemu-arg: {cell} is booted by libvirt, whose QEMU command line "
+        "the harness does not write; use a direct transport"
+    ]
+    proc = harness("run", cell, "--smp", "2", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    argv = json.loads((tmp_path / "result.json").read_text())["qemu"]["argv"]
+    assert argv[argv.index("-smp") + 1].startswith("2,"), argv
+    assert ET.parse(tmp_path / "domain.xml").getroot().findtext("vcpu") == "2"

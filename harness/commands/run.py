@@ -90,6 +90,15 @@ def main(args: argparse.Namespace) -> int:
         setup = CellSetup(image_of, setup.firmware)
     else:
         raise UsageError("name a CELL (IMAGE/FIRMWARE/MACHINE/TRANSPORT) or give --kernel/--disk")
+    from harness.devices import launcher
+
+    if args.qemu_arg and launcher(cell.transport) == "libvirt":
+        # libvirt writes that command line, not the harness: refused rather than
+        # silently left out of a result that would look as if it had been applied.
+        raise UsageError(
+            f"--qemu-arg: {cell} is booted by libvirt, whose QEMU command "
+            "line the harness does not write; use a direct transport"
+        )
     out = claim_out(args.out or _default_out(catalog.workspace.results, cell))
     from harness.console.terminal import TerminalFilter
 

@@ -42,6 +42,7 @@ def domain_xml(
     nvram: Path | None = None,
     name: str = "",
     tcg_cpu_options: Sequence[str] = (),
+    smp: int = 1,
 ) -> str:
     """The domain XML (a str) of `cell`: its disk, then `extra_disks` (read-only, raw,
     e.g. a NoCloud seed) on the disk row of `table`, then its other rows, in the order
@@ -53,7 +54,8 @@ def domain_xml(
     VARS copy (libvirt's nvram directory without one), `name` the domain's
     (domain_name(cell) without one); `tcg_cpu_options` are QEMU `-cpu max` options
     (e.g. pauth-impdef=on), which libvirt's <cpu> cannot express, passed as
-    `-global max-arm-cpu.OPTION` through libvirt's QEMU namespace. Raises ValueError
+    `-global max-arm-cpu.OPTION` through libvirt's QEMU namespace; `smp` is the
+    guest's CPU count (`<vcpu>`, QEMU's -smp). Raises ValueError
     for a row whose libvirt element has no builder here."""
     name = name or domain_name(cell)
     domain = ET.Element("domain", type="kvm" if accel == "kvm" else "qemu")
@@ -62,7 +64,7 @@ def domain_xml(
         domain.append(ET.Comment(f" make the disk first: {overlay_command(image, overlay)} "))
     ET.SubElement(domain, "name").text = name
     ET.SubElement(domain, "memory", unit="MiB").text = str(image.memory_mib)
-    ET.SubElement(domain, "vcpu").text = "1"
+    ET.SubElement(domain, "vcpu").text = str(smp)
     _os(ET.SubElement(domain, "os"), cell.machine, image, firmware, nvram or _nvram_path(name))
     features = ET.SubElement(domain, "features")
     if firmware.is_uefi:
