@@ -19,6 +19,7 @@ NO_FIRMWARE = "none"
 # The most of one console log that is kept (a flooding guest must not fill the disk).
 DEFAULT_LOG_CAP = 64 << 20
 HOST_FIRMWARE = "aavmf"
+HOST_UBOOT = "uboot"
 
 
 class Outcome(str, enum.Enum):
@@ -147,25 +148,34 @@ class Image:
 
 @dataclass(frozen=True)
 class Firmware:
-    """UEFI firmware for pflash (CODE read-only, VARS copied per cell), or none."""
+    """UEFI firmware for pflash (CODE read-only, VARS copied per cell), a ROM image
+    started with -bios (U-Boot), or none."""
 
     name: str
     code: Path | None = None
     vars_template: Path | None = None
     digest: str = ""
     version: str = ""  # of the package it came from, for named builds
+    bios: Path | None = None  # U-Boot's u-boot.bin: -bios, no pflash, no VARS
 
     @property
     def is_uefi(self) -> bool:
         return self.code is not None
 
+    @property
+    def boots_disk(self) -> bool:
+        """Firmware that boots the image's disk (pflash UEFI or a -bios ROM)."""
+        return self.code is not None or self.bios is not None
+
 
 def why_impossible(image: Image, firmware: Firmware) -> str:
     """Why this image cannot boot with this firmware at all ("" when it can): UEFI
-    needs a disk to boot from, direct boot a kernel."""
-    if firmware.is_uefi and image.disk is None:
-        return f"image {image.name} has no disk for UEFI to boot"
-    if not firmware.is_uefi and image.kernel is None:
+    and U-Boot need a disk to boot from, direct boot a kernel."""
+    if firmware.boots_disk and image.disk is None:
+        return (
+            f"image {image.name} has no disk for {'UEFI' if firmware.is_uefi else 'U-Boot'} to boot"
+        )
+    if not firmware.boots_disk and image.kernel is None:
         return f"image {image.name} has no kernel for direct boot; use firmware aavmf"
     return ""
 

@@ -42,7 +42,7 @@ def _line(ok: bool, what: str, text: str, fix: str = "") -> bool:
 def main(args: argparse.Namespace) -> int:
     from harness.catalog import Catalog, Workspace
     from harness.errors import HarnessError
-    from harness.firmware import host_aavmf, read_descriptors
+    from harness.firmware import UBOOT_PATHS, host_aavmf, read_descriptors, uboot_version
     from harness.host import WrongTarget, discover
     from harness.images.debian import KEYRING
     from harness.images.full import HOW_TO_GET_READY, check_host
@@ -74,6 +74,9 @@ def main(args: argparse.Namespace) -> int:
     _line(aavmf is not None, "firmware",
           f"aavmf: {aavmf.code} ({aavmf.path.name})" if aavmf else "no aarch64 UEFI descriptor",
           f"{install} qemu-efi-aarch64")  # fmt: skip
+    found = next((path for path in UBOOT_PATHS if path.is_file()), None)
+    uboot = f"{found} (U-Boot {uboot_version(found)})" if found else "no u-boot.bin for qemu_arm64"
+    _line(found is not None, "firmware", f"uboot: {uboot}", f"{install} u-boot-qemu")
     rom = _find_rom(host.qemu, "efi-virtio.rom")
     _line(rom is not None, "option ROM", f"efi-virtio.rom for virtio-net-pci: {rom or 'not found'}",
           f"{install} ipxe-qemu")  # fmt: skip
@@ -124,7 +127,7 @@ def _mirror(catalog: Catalog) -> bool:
     if catalog.offline:
         return _line(True, "mirror", f"{mirror} (not tried: offline)")
     used = {r.suite for r in catalog.recipes.values()}
-    suites = sorted(used | {*catalog.firmware_builds.values()})
+    suites = sorted(used | {build.suite for build in catalog.firmware_builds.values()})
     started = time.monotonic()
     why = probe_mirror(mirror, suites)
     took = time.monotonic() - started

@@ -19,7 +19,8 @@ missing root file system is `root-not-found`, not `kernel-panic`).
 
 Sources for the texts (format strings read in each project's code):
 edk2 OvmfPkg/Library/PlatformBmPrintScLib/StatusCodeHandler.c, MdeModulePkg BdsEntry.c,
-ArmPkg DefaultExceptionHandlerLib; GRUB grub-core/kern/err.c, normal/menu.c,
+ArmPkg DefaultExceptionHandlerLib; U-Boot include/config_distro_bootcmd.h, boot/bootflow.c,
+cmd/bootefi.c, lib/efi_loader/efi_bootmgr.c, net/bootp.c; GRUB grub-core/kern/err.c, normal/menu.c,
 kern/rescue_reader.c; Linux kernel/panic.c, init/main.c, init/do_mounts.c,
 arch/arm64/mm/fault.c, arch/arm64/kernel/traps.c, lib/bug.c; initramfs-tools
 scripts/local and scripts/functions; dracut modules.d/98dracut-systemd and 99base;
@@ -157,15 +158,50 @@ TABLE: tuple[Pattern, ...] = (
         r'|"(?:Synchronous Abort|SError|IRQ|FIQ)" handler, esr 0x',
         "firmware-crash",
     ),
+    # --- firmware (U-Boot) ---------------------------------------------------------
+    # Its banner (include/version.h U_BOOT_VERSION_STRING); -bios starts it at reset.
+    Pattern("u-boot-banner", S, "firmware", r"^U-Boot (?:SPL )?\d{4}\.\d{2}", restart=True),
+    # Looking for something to boot: distro_bootcmd (include/config_distro_bootcmd.h,
+    # up to 2023) or bootstd (boot/bootflow.c, bootdev-uclass.c, since 2023.04).
+    Pattern(
+        "u-boot-scan",
+        S,
+        "firmware",
+        r"^Scanning (?:virtio|scsi|usb|mmc|nvme) \d+:\d+\.\.\.|^Scanning for bootflows "
+        r"|^Scanning bootdev '",
+    ),
+    # Starting an EFI application: the removable-media path or a boot option
+    # (cmd/bootefi.c, lib/efi_loader/efi_bootmgr.c, boot/bootflow.c).
+    Pattern(
+        "u-boot-efi-start",
+        S,
+        "firmware",
+        r"^Found EFI removable media binary |^Booting /efi\\boot\\|^Booting: \S"
+        r"|^\*\* Booting bootflow '",
+    ),
+    # A boot option or partition that did not work; U-Boot tries the next one.
+    Pattern(
+        "u-boot-boot-failed",
+        H,
+        "firmware",
+        r"EFI LOAD FAILED|^Boot failed \(err=-?\d+\)|^Loading Boot[0-9A-Fa-f]{4} '.*' failed"
+        r"|^\*\* No partition table - |^Couldn't find partition "
+        r"|Cannot persist EFI variables without system partition|^No EFI system partition",
+        "firmware-no-boot",
+    ),
+    # Every disk failed and U-Boot turned to the network (DHCP, then TFTP from a server
+    # the cells do not have), or bootstd ran out of devices: nothing left to boot.
+    Pattern(
+        "u-boot-nothing-bootable",
+        F,
+        "firmware",
+        r"^BOOTP broadcast \d+|^No more bootdevs",
+        "firmware-no-boot",
+    ),
     # --- bootloader (GRUB 2) -------------------------------------------------------
     Pattern("grub-banner", S, "bootloader", r"Welcome to GRUB!|GNU GRUB +version \d", restart=True),
-    Pattern(
-        "u-boot",
-        S,
-        "bootloader",
-        r"^U-Boot (?:SPL )?\d{4}\.\d{2}|^Starting kernel \.\.\.",
-        restart=True,
-    ),
+    # U-Boot hands over to a kernel it loaded itself (bootm/booti), not via EFI.
+    Pattern("u-boot", S, "bootloader", r"^Starting kernel \.\.\.", restart=True),
     # Debian/Ubuntu grub.cfg echo lines and GRUB's own menu notice.
     Pattern(
         "grub-loading",

@@ -20,7 +20,7 @@ import yaml
 from harness.cells import axis_problem
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.host import machine_sort_key
-from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Login
+from harness.model import HOST_FIRMWARE, HOST_UBOOT, NO_FIRMWARE, Cell, Login
 from harness.yamlfile import FileErrors, key_of, line_of
 
 AXES = ("image", "firmware", "machine", "transport")
@@ -200,7 +200,7 @@ def expand(
     profile: str,
     images: Sequence[str],
     machines: Sequence[str],
-    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE),
+    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE, HOST_UBOOT),
 ) -> Plan:
     document = cast(MatrixDocument, data)  # checked against the schema by yamlfile.load
     profiles = document["profiles"]
