@@ -174,7 +174,7 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
     smoke = expand(data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES)
     cells = [p.cell for p in smoke.cells]
     assert {c.transport for c in cells} == {"mmio", "pci"}
-    assert {c.firmware for c in cells} == {"none", "aavmf"}
+    assert {c.firmware for c in cells} == {"none", "aavmf", "uboot"}  # one U-Boot cell
     assert {"virt", "virt-2.6"} <= {c.machine for c in cells}
     assert any(
         p.cell.image.endswith("mmio-only") and p.cell.transport == "pci" and p.expect
