@@ -101,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
         "downloads",
         f"{len(cached)} of {len(catalog.remote)} cached: {', '.join(cached) or '-'}",
     )
+    _qemu_builds(catalog.workspace.images / "qemu.yaml", catalog.workspace.cache)
     firmware = {
         name: ImageStore(catalog.workspace.cache / "firmware").record(name)
         for name in catalog.firmware_builds
@@ -134,6 +135,30 @@ def _mirror(catalog: Catalog) -> bool:
     fix = f"set {MIRROR_ENV}=<a Debian mirror URI>, or check the host's network and apt sources"
     answered = f"{mirror} answers for {', '.join(suites)} ({took:.1f} s)"
     return _line(not why, "mirror", why or answered, fix)
+
+
+def _qemu_builds(listing: Path, cache: Path) -> None:
+    """Each QEMU build of images/qemu.yaml: its version and machine types, asked of
+    the build itself. Optional: a missing one only limits the `qemu` axis."""
+    from harness.errors import HarnessError
+    from harness.host import discover
+    from harness.qemu_builds import cached_build, describe, load_qemu_builds
+
+    for name, suite in load_qemu_builds(listing).items():
+        found = cached_build(name, cache)
+        if found is None:
+            _line(False, "qemu build", f"{name} (Debian {suite}): not built yet",
+                  f"harness qemu build {name}")  # fmt: skip
+            continue
+        try:
+            build_host = discover(str(found.qemu), {})
+        except HarnessError as e:
+            _line(False, "qemu build", f"{name}: {e}", f"harness qemu build {name}")
+            continue
+        versioned = [m for m in build_host.machines if m != "virt"]
+        _line(True, "qemu build", describe(found))
+        _line(True, "machines", f"virt = {build_host.virt_alias}; {len(versioned)} versioned: "
+              f"{' '.join(versioned)}")  # fmt: skip
 
 
 def _find_rom(qemu: str, name: str) -> Path | None:
