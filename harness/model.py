@@ -20,6 +20,7 @@ NO_FIRMWARE = "none"
 DEFAULT_LOG_CAP = 64 << 20
 HOST_FIRMWARE = "aavmf"
 HOST_UBOOT = "uboot"
+HOST_QEMU = "host"  # the QEMU build that is the host's own
 
 
 class Outcome(str, enum.Enum):
@@ -93,30 +94,41 @@ class Outcome(str, enum.Enum):
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One combination: image x firmware x machine type x transport."""
+    """One combination: image x firmware x machine type x transport, on a QEMU build
+    (`host`: the host's own QEMU; else a build of images/qemu.yaml)."""
 
     image: str
     firmware: str
     machine: str
     transport: str
+    qemu: str = HOST_QEMU
 
     @property
     def id(self) -> str:
-        return f"{self.image}/{self.firmware}/{self.machine}/{self.transport}"
+        """IMAGE/FIRMWARE/MACHINE/TRANSPORT, with @QEMU-BUILD unless it is the host's
+        (so the ids of every earlier run stay what they were)."""
+        build = "" if self.qemu == HOST_QEMU else f"@{self.qemu}"
+        return f"{self.image}/{self.firmware}/{self.machine}/{self.transport}{build}"
 
     def __str__(self) -> str:
         return self.id
 
     @classmethod
     def parse(cls, text: str) -> Cell:
-        """Splits IMAGE/FIRMWARE/MACHINE/TRANSPORT; a firmware path may hold slashes."""
-        parts = text.split("/")
-        if len(parts) < 4 or not all([parts[0], "/".join(parts[1:-2]), *parts[-2:]]):
+        """Splits IMAGE/FIRMWARE/MACHINE/TRANSPORT[@QEMU]; a firmware path may hold
+        slashes. Raises UsageError with the expected form."""
+        cells, _, qemu = text.partition("@") if "@" in text.rsplit("/", 1)[-1] else (text, "", "")
+        parts = cells.split("/")
+        if (
+            len(parts) < 4
+            or not all([parts[0], "/".join(parts[1:-2]), *parts[-2:]])
+            or (qemu == "" and text.endswith("@"))
+        ):
             raise UsageError(
-                f"bad cell {text!r}: write IMAGE/FIRMWARE/MACHINE/TRANSPORT, "
+                f"bad cell {text!r}: write IMAGE/FIRMWARE/MACHINE/TRANSPORT[@QEMU], "
                 "e.g. debian-12-tiny/aavmf/virt/pci"
             )
-        return cls(parts[0], "/".join(parts[1:-2]), parts[-2], parts[-1])
+        return cls(parts[0], "/".join(parts[1:-2]), parts[-2], parts[-1], qemu or HOST_QEMU)
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,7 @@ class CellResult:
             "firmware": self.cell.firmware,
             "machine": self.cell.machine,
             "transport": self.cell.transport,
+            "qemu_build": self.cell.qemu,
             "accel": self.accel,
             "status": self.status.value,
             "stage": self.stage,

@@ -16,9 +16,10 @@ import hashlib
 import platform
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,6 +27,9 @@ from harness.errors import CellSkipped, ImageBuildError, UsageError
 from harness.images.debian import Archive
 from harness.images.store import ImageStore
 from harness.yamlfile import safe_load
+
+if TYPE_CHECKING:
+    from harness.host import Host
 
 PACKAGE = "qemu-system-arm"  # ships qemu-system-aarch64
 PACKAGES = (PACKAGE, "ipxe-qemu")  # ipxe-qemu: efi-virtio.rom for virtio-net-pci
@@ -192,3 +196,22 @@ def _from_record(record: dict[str, Any]) -> QemuBuild:
 def describe(build: QemuBuild) -> str:
     """One line for people: name, QEMU version, package version, where it is."""
     return f"{build.name}: QEMU {build.qemu_version} ({PACKAGE} {build.version}) {build.qemu}"
+
+
+def build_host(build: QemuBuild, env: Mapping[str, str], cache: Path) -> Host:
+    """The Host of a build, as for the host's QEMU: its version and machine types
+    asked of it once and remembered per build under `cache`."""
+    from harness.host import discover
+
+    return discover(str(build.qemu), env, cache / f"qemu-facts-{build.name}.json")
+
+
+def build_machines(
+    builds: Mapping[str, str], env: Mapping[str, str], cache: Path
+) -> dict[str, tuple[str, ...] | None]:
+    """Each build's machine types, None for a build not made yet (for expand)."""
+    found: dict[str, tuple[str, ...] | None] = {}
+    for name in builds:
+        made = cached_build(name, cache)
+        found[name] = None if made is None else build_host(made, env, cache).machines
+    return found

@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.images.debian import find_mirror
     from harness.qemu_builds import build, cached_build, describe, load_qemu_builds
 
-    catalog = open_catalog(args)
+    catalog = open_catalog()
     cache = catalog.workspace.cache
     builds = load_qemu_builds(catalog.workspace.images / "qemu.yaml")
     if args.qemu_command == "build":

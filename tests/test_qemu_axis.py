@@ -1,0 +1,117 @@
+"""The `qemu` axis of the matrix: selectors `all`, `host` and names; machine
+selectors resolved per QEMU build; the build in a cell's identity and as a column
+group of the reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Harness
+
+from harness.catalog import Workspace
+from harness.matrix.expand import Plan, expand
+from harness.model import Cell, Image
+from harness.qemu_builds import cached_build
+from harness.yamlfile import FileErrors, load
+
+HOST = ("virt", "virt-2.6", "virt-7.2")
+BUILDS = {"qemu-new": ("virt", "virt-2.6", "virt-7.2", "virt-10.0"), "qemu-unmade": None}
+IMAGES = ["debian-12-tiny"]
+
+
+def plan(tmp_path: Path, matrix: str) -> Plan:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f"profiles:\n  p:\n    matrix:\n{matrix}")
+    data, root = load(path)
+    return expand(data, root, path, "p", IMAGES, HOST, qemu=BUILDS)
+
+
+AXES = "      image: debian-12-tiny\n      firmware: none\n      transport: pci\n"
+
+
+def test_machine_selectors_resolve_per_qemu_build(tmp_path: Path) -> None:
+    found = plan(tmp_path, AXES + "      machine: {newest: 1}\n      qemu: all\n")
+    assert [(p.cell.id, p.skip) for p in found.cells] == [
+        ("debian-12-tiny/none/virt-7.2/pci", ""),
+        ("debian-12-tiny/none/virt-10.0/pci@qemu-new", ""),
+        (
+            "debian-12-tiny/none/virt/pci@qemu-unmade",
+            "QEMU build qemu-unmade is not made yet: harness qemu build qemu-unmade",
+        ),
+    ]
+
+
+def test_a_machine_one_build_lacks_is_a_skip_there_and_host_is_the_default(
+    tmp_path: Path,
+) -> None:
+    found = plan(tmp_path, AXES + "      machine: virt-10.0\n      qemu: [host, qemu-new]\n")
+    assert [(p.cell.id, p.skip) for p in found.cells] == [
+        ("debian-12-tiny/none/virt-10.0/pci", "machine type virt-10.0 is not in this QEMU"),
+        ("debian-12-tiny/none/virt-10.0/pci@qemu-new", ""),
+    ]
+    default = plan(tmp_path, AXES + "      machine: all\n")
+    assert [p.cell.id for p in default.cells] == [
+        "debian-12-tiny/none/virt-2.6/pci",
+        "debian-12-tiny/none/virt-7.2/pci",
+        "debian-12-tiny/none/virt/pci",
+    ]
+
+
+def test_an_unknown_qemu_build_is_a_file_line_error(tmp_path: Path) -> None:
+    with pytest.raises(FileErrors) as caught:
+        plan(tmp_path, AXES + "      machine: virt\n      qemu: [host, qemu-nope]\n")
+    assert caught.value.problems == [
+        f"{tmp_path / 'matrix.yaml'}:8: profiles.p.matrix.qemu[1]: qemu 'qemu-nope' is not "
+        "all or one of: host, qemu-new, qemu-unmade"
+    ]
+
+
+def test_the_qemu_build_is_part_of_a_cells_identity() -> None:
+    host = Cell.parse("debian-12-tiny/aavmf/virt-7.2/pci")
+    build = Cell.parse("debian-12-tiny/aavmf/virt-7.2/pci@qemu-trixie")
+    assert host.qemu == "host" and host.id == "debian-12-tiny/aavmf/virt-7.2/pci"
+    assert build.qemu == "qemu-trixie" and build != host
+    assert Cell.parse(build.id) == build
+
+
+def test_a_matrix_over_two_qemu_builds_reports_each_as_a_column_group(
+    workspace: Workspace, tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    if cached_build("qemu-trixie", workspace.cache) is None:
+        made = harness("qemu", "build", "qemu-trixie", timeout=900)
+        assert made.returncode == 0, made.stdout + made.stderr
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        "profiles:\n  two:\n    matrix:\n" + AXES +
+        "      machine: [virt-7.2, virt-10.0]\n      qemu: all\n"
+    )  # fmt: skip
+    listed = harness("list", "--matrix", str(matrix), "--profile", "two")
+    assert (
+        "debian-12-tiny/none/virt-10.0/pci  (skip: machine type virt-10.0 is not in this QEMU)"
+        in listed.stdout
+    )
+    proc = harness(
+        "matrix", "--matrix", str(matrix), "--profile", "two", "-j", "2",
+        "--results", str(tmp_path / "results"), timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = (tmp_path / "results" / "latest").resolve()
+    cells = {c["cell"]: c for c in json.loads((run / "results.json").read_text())["cells"]}
+    assert {cell: (c["qemu_build"], c["outcome"]) for cell, c in cells.items()} == {
+        "debian-12-tiny/none/virt-7.2/pci": ("host", "pass"),
+        "debian-12-tiny/none/virt-10.0/pci": ("host", "skip"),
+        "debian-12-tiny/none/virt-7.2/pci@qemu-trixie": ("qemu-trixie", "pass"),
+        "debian-12-tiny/none/virt-10.0/pci@qemu-trixie": ("qemu-trixie", "pass"),
+    }
+    argv = cells["debian-12-tiny/none/virt-10.0/pci@qemu-trixie"]["cmdline"]
+    assert argv[0].endswith("/bin/qemu-system-aarch64") and "qemu/built/qemu-trixie" in argv[0]
+    report = (run / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| image"))
+    assert header.split(" | ")[1:] == [
+        "virt-7.2 pci",
+        "virt-10.0 pci",
+        "qemu-trixie:virt-7.2 pci",
+        "qemu-trixie:virt-10.0 pci |",
+    ]
