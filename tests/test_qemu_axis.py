@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Harness
@@ -14,6 +15,8 @@ from harness.catalog import Workspace
 from harness.matrix.expand import Plan, expand
 from harness.model import Cell, Image
 from harness.qemu_builds import cached_build
+from harness.report.builds import build_differences
+from harness.report.pages import render_html, render_markdown
 from harness.yamlfile import FileErrors, load
 
 HOST = ("virt", "virt-2.6", "virt-7.2")
@@ -115,3 +118,37 @@ def test_a_matrix_over_two_qemu_builds_reports_each_as_a_column_group(
         "qemu-trixie:virt-7.2 pci",
         "qemu-trixie:virt-10.0 pci |",
     ]
+
+
+def _record(machine: str, transport: str, build: str, version: str, outcome: str) -> dict[str, Any]:
+    return {
+        "cell": f"debian-12-tiny/none/{machine}/{transport}" + ("" if build == "host" else f"@{build}"),
+        "image": "debian-12-tiny", "firmware": "none", "machine": machine,
+        "transport": transport, "qemu_build": build, "qemu": {"version": version},
+        "outcome": outcome, "status": outcome, "stage": "initramfs" if outcome == "fail" else "login",
+        "reason": "root-not-found" if outcome == "fail" else "login", "detail": "",
+    }  # fmt: skip
+
+
+def test_the_report_lists_machine_types_whose_verdict_differs_between_builds() -> None:
+    final = [
+        _record("virt-7.2", "pci", "host", "7.2.22", "pass"),
+        _record("virt-7.2", "pci", "qemu-trixie", "10.0.13", "fail"),
+        _record("virt-7.2", "mmio", "qemu-trixie", "10.0.13", "pass"),
+        _record("virt-7.2", "mmio", "host", "7.2.22", "fail"),
+        _record("virt-2.6", "pci", "host", "7.2.22", "pass"),  # agrees: not listed
+        _record("virt-2.6", "pci", "qemu-trixie", "10.0.13", "pass"),
+        _record("virt", "pci", "host", "7.2.22", "pass"),  # plain virt differs by design
+        _record("virt", "pci", "qemu-trixie", "10.0.13", "fail"),
+    ]
+    assert build_differences(final) == [
+        "debian-12-tiny/none/virt-7.2/mmio: host (QEMU 7.2.22) fail root-not-found, "
+        "qemu-trixie (QEMU 10.0.13) pass: fixed on the newer QEMU",
+        "debian-12-tiny/none/virt-7.2/pci: host (QEMU 7.2.22) pass, "
+        "qemu-trixie (QEMU 10.0.13) fail root-not-found: broken promise: fails on the newer QEMU",
+    ]
+    markdown = render_markdown("run", final)
+    assert "### Verdicts that differ between QEMU builds" in markdown
+    assert "- debian-12-tiny/none/virt-7.2/pci: host (QEMU 7.2.22) pass, " in markdown
+    assert "Verdicts that differ between QEMU builds</h2>" in render_html("run", final)
+    assert "differ between QEMU builds" not in render_markdown("run", final[4:6])
