@@ -152,3 +152,30 @@ def test_the_report_lists_machine_types_whose_verdict_differs_between_builds() -
     assert "- debian-12-tiny/none/virt-7.2/pci: host (QEMU 7.2.22) pass, " in markdown
     assert "Verdicts that differ between QEMU builds</h2>" in render_html("run", final)
     assert "differ between QEMU builds" not in render_markdown("run", final[4:6])
+
+
+def test_bisect_over_qemu_builds_boots_the_cell_on_each(
+    workspace: Workspace, tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    if cached_build("qemu-trixie", workspace.cache) is None:
+        made = harness("qemu", "build", "qemu-trixie", timeout=900)
+        assert made.returncode == 0, made.stdout + made.stderr
+    # A checkout of its own (the same images and cache), so that results/ is tmp_path's.
+    (tmp_path / "images").symlink_to(workspace.images)
+    env = {"HARNESS_ROOT": str(tmp_path)}
+    proc = harness(
+        "bisect", "debian-12-tiny/none/virt-7.2/pci", "--qemu-builds", "host,qemu-trixie",
+        timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "no change: debian-12-tiny/none/virt-7.2/pci and "
+        "debian-12-tiny/none/virt-7.2/pci@qemu-trixie both end pass"
+    )
+    (run,) = (tmp_path / "results").glob("*bisect*")
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["qemu"]["version"][:4] for r in records) == ["10.0", "7.2."]
+    bad = harness("bisect", "debian-12-tiny/none/pci", "--qemu-builds", "host,qemu-trixie", env=env)
+    assert (
+        bad.returncode == 2 and "IMAGE/FIRMWARE/MACHINE/TRANSPORT with --qemu-builds" in bad.stderr
+    )
