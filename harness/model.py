@@ -236,6 +236,7 @@ class CellResult:
             "machine": self.cell.machine,
             "transport": self.cell.transport,
             "qemu_build": self.cell.qemu,
+            "qemu_version": str(self.qemu.get("version", "")),
             "accel": self.accel,
             "status": self.status.value,
             "stage": self.stage,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import Harness
 
-from harness.catalog import Workspace
+from harness.catalog import Catalog, Workspace
 from harness.matrix.expand import Plan, expand
 from harness.model import Cell, Image
 from harness.qemu_builds import cached_build
@@ -178,4 +178,40 @@ def test_bisect_over_qemu_builds_boots_the_cell_on_each(
     bad = harness("bisect", "debian-12-tiny/none/pci", "--qemu-builds", "host,qemu-trixie", env=env)
     assert (
         bad.returncode == 2 and "IMAGE/FIRMWARE/MACHINE/TRANSPORT with --qemu-builds" in bad.stderr
+    )
+
+
+def test_a_planted_difference_between_builds_is_reported_and_bisected(
+    workspace: Workspace, catalog: Catalog, harness: Harness, tmp_path: Path
+) -> None:
+    """fault-new-cpu-feature panics where -cpu max has FEAT_WFxT: on virt-7.2 it boots
+    on the host's QEMU 7.2 and not on trixie's 10.0."""
+    if cached_build("qemu-trixie", workspace.cache) is None:
+        made = harness("qemu", "build", "qemu-trixie", timeout=900)
+        assert made.returncode == 0, made.stdout + made.stderr
+    catalog.image("fault-new-cpu-feature")
+    root = Path(__file__).resolve().parent.parent
+    proc = harness(
+        "matrix", "--profile", "nightly", "-k", "fault-new-cpu-feature", "-j", "2",
+        "--results", str(tmp_path / "results"), timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # host passes, trixie xfails
+    run = (tmp_path / "results" / "latest").resolve()
+    report = (run / "report.md").read_text()
+    assert "- fault-new-cpu-feature/none/virt-7.2/pci: host (QEMU 7.2" in report, report
+    assert "fail kernel-panic: broken promise: fails on the newer QEMU" in report
+    (tmp_path / "checkout").mkdir()
+    (tmp_path / "checkout" / "images").symlink_to(root / "images")
+    bisected = harness(
+        "bisect", "fault-new-cpu-feature/none/virt-7.2/pci", "--qemu-builds", "host,qemu-trixie",
+        timeout=600, env={"HARNESS_ROOT": str(tmp_path / "checkout")},
+    )  # fmt: skip
+    assert bisected.returncode == 0, bisected.stdout + bisected.stderr
+    assert (
+        bisected.stdout.strip()
+        .splitlines()[-1]
+        .startswith(
+            "first QEMU build that changes it: qemu-trixie (fail userspace kernel-panic); "
+            "last as before: host (pass)"
+        )
     )

@@ -19,14 +19,20 @@ GOOD = ("pass", "xpass")
 RAN = ("pass", "xpass", "fail", "xfail", "unstable")
 
 
+def qemu_version(record: dict[str, Any]) -> str:
+    """The cell's QEMU version: results.json's `qemu_version`, or a raw record's
+    qemu.version."""
+    return str(record.get("qemu_version") or (record.get("qemu") or {}).get("version") or "?")
+
+
 def _version(record: dict[str, Any]) -> tuple[int, ...]:
-    return machine_sort_key(str((record.get("qemu") or {}).get("version", "")))
+    return machine_sort_key(qemu_version(record))
 
 
 def build_differences(final: Iterable[dict[str, Any]]) -> list[str]:
     """One line per image/firmware/machine/transport booted on two or more QEMU
     builds with verdicts that disagree (pass on one, not on another), saying which
-    way it went by the builds' QEMU versions (record["qemu"]["version"])."""
+    way it went by the builds' QEMU versions."""
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in final:
         if record["machine"] != "virt" and record["outcome"] in RAN:
@@ -43,7 +49,7 @@ def build_differences(final: Iterable[dict[str, Any]]) -> list[str]:
             "fixed on the newer QEMU" if newest_good else "broken promise: fails on the newer QEMU"
         )
         verdicts = ", ".join(
-            f"{r.get('qemu_build') or HOST_QEMU} (QEMU {(r.get('qemu') or {}).get('version', '?')})"
+            f"{r.get('qemu_build') or HOST_QEMU} (QEMU {qemu_version(r)})"
             f" {r['outcome']}" + ("" if r["outcome"] in GOOD else f" {r['reason']}")
             for r in records
         )
