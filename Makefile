@@ -10,8 +10,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup smoke test nightly lint bench clean
 
+# The libvirt daemons are started too (as root, when not running: libvirt cells are
+# skips with the reason where they cannot be).
 setup: $(STAMP)
 	@tools/setup-host
+	@$(BIN)/python -m harness.libvirt_host || true
 
 $(STAMP): pyproject.toml tools/setup-host
 	@tools/setup-host

@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import (
@@ -26,6 +27,7 @@ from harness.errors import (
     InfraError,
     QemuCrashError,
     QemuLaunchError,
+    UsageError,
 )
 from harness.host import Host
 from harness.images.seed import write_seed
@@ -74,6 +76,19 @@ class Boot:
     qemu_exit: str
     resets: int = 0  # guest resets QEMU reported
     timeout_s: float = 0.0  # the boot timeout in force (an override included)
+    launch: Mapping[str, Any] = field(default_factory=dict)  # added to result.json's qemu
+
+
+class Console(Protocol):
+    """The guest's serial console as the watch loop uses it: a QemuProcess, or a
+    libvirt domain's console (harness/libvirt_boot.py)."""
+
+    argv: list[str]
+
+    def read(self, timeout: float) -> bytes | None: ...
+    def send(self, text: str) -> None: ...
+    def exit_status(self, wait_s: float = 2.0) -> str: ...
+    def stderr(self) -> str: ...
 
 
 class ConsoleLog:
@@ -109,7 +124,7 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
     disk = None
     if image.disk is not None:
         disk = work / "disk.qcow2"
-        _overlay(image.disk, image.disk_format, disk)
+        make_overlay(image.disk, image.disk_format, disk)
     login, extra = image.login, tuple[Path, ...]()
     if image.cloud_init:
         # The seed sits beside the log, not in work/, so cmdline.sh can use it again.
@@ -134,7 +149,9 @@ def _hostname(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "guest"
 
 
-def _overlay(base: Path, base_format: str, overlay: Path) -> None:
+def make_overlay(base: Path, base_format: str, overlay: Path) -> None:
+    """A qcow2 `overlay` whose backing file is `base` (read only through it); raises
+    InfraError when qemu-img is missing or fails."""
     qemu_img = shutil.which("qemu-img")
     if qemu_img is None:
         raise InfraError("qemu-img not found: apt-get install qemu-utils")
@@ -210,8 +227,8 @@ def _check_room(work: Path, firmware: Firmware) -> None:
 
 
 def _watch(
-    qemu: QemuProcess,
-    qmp: Qmp,
+    qemu: Console,
+    qmp: Qmp | None,  # None: no QMP of our own (libvirt owns QEMU's monitor)
     watcher: Watcher,
     boot_deadline: float,
     log: ConsoleLog,
@@ -240,7 +257,7 @@ def _watch(
             verdict = watcher.feed(data, time.monotonic())
             if verdict is not None:
                 return verdict
-        for event in qmp.events():
+        for event in qmp.events() if qmp is not None else ():
             verdict = _on_event(event, watcher)
             if verdict is not None:
                 return verdict
@@ -270,7 +287,7 @@ def _on_event(event: Event, watcher: Watcher) -> Verdict | None:
     return None
 
 
-def _drain(qemu: QemuProcess, log: ConsoleLog, show: Show | None, most_s: float = 1.0) -> None:
+def _drain(qemu: Console, log: ConsoleLog, show: Show | None, most_s: float = 1.0) -> None:
     """After a failure, keeps what the guest still prints (the rest of a panic, the
     shell prompt) for the log: the verdict is already made, this only helps a person
     reading the log."""
@@ -284,7 +301,7 @@ def _drain(qemu: QemuProcess, log: ConsoleLog, show: Show | None, most_s: float 
             show(data)
 
 
-def _qemu_ended(qemu: QemuProcess, watcher: Watcher, seen_output: bool) -> Verdict:
+def _qemu_ended(qemu: Console, watcher: Watcher, seen_output: bool) -> Verdict:
     """QEMU closed the console. Exit 0 is the guest's doing (it powered off); a signal
     (an assertion's abort, a segfault) is QEMU crashing and any other status QEMU
     failing: neither is the guest's fault."""
@@ -301,25 +318,35 @@ def write_cmdline(
     path: Path, cell: Cell, argv: list[str], image: Image, firmware: Firmware, work: Path
 ) -> None:
     """A script that boots the cell by hand, with fresh copies of the per-cell files."""
+    # Every word that came from a name or a path is quoted, the comment's too: a cell
+    # id is checked for control characters, but this file must not rely on that.
     lines = [
         "#!/bin/sh",
-        f"# Boots {cell} as the harness did. Ctrl-A X quits QEMU.",
+        f"# Boots {shlex.quote(cell.id)} as the harness did. Ctrl-A X quits QEMU.",
         "set -eu",
         'work="$(cd "$(dirname "$0")" && pwd)/work"',
         'mkdir -p "$work"',
     ]
     if image.disk is not None:
         lines.append(
-            f"qemu-img create -q -f qcow2 -F {image.disk_format} "
+            f"qemu-img create -q -f qcow2 -F {shlex.quote(image.disk_format)} "
             f'-b {shlex.quote(str(image.disk.resolve()))} "$work/disk.qcow2"'
         )
     if firmware.vars_template is not None:
         lines.append(f'cp {shlex.quote(str(firmware.vars_template))} "$work/vars.fd"')
     lines.append("exec " + " ".join(_shell_word(arg, str(work)) for arg in argv))
-    path.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    # shlex.quote keeps a newline inside its quotes, where sh reads it as part of the
+    # word; a comment has no quotes to keep it in, so no line may hold one.
+    if any(bad in cell.id for bad in "\r\n"):
+        raise UsageError(f"cell {cell.id!r}: a line break cannot go into {path.name}")
+    path.write_text(text)
     path.chmod(0o755)
 
 
 def _shell_word(arg: str, work: str) -> str:
-    """`arg` quoted for sh, with the work directory replaced by "$work"."""
+    """`arg` quoted for sh, with the work directory replaced by "$work"; an empty
+    argument stays one (empty) word."""
+    if not arg:
+        return "''"
     return '"$work"'.join(shlex.quote(part) if part else "" for part in arg.split(work))

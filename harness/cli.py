@@ -3,7 +3,7 @@
 Each subcommand lives in harness/commands/; every one is imported to build the parser,
 so each keeps its heavy imports inside its `main`, and `harness --help` starts fast.
 Exit status: 0 success, 1 a guest did not do what was expected, 2 bad input or an
-infrastructure error, 130 interrupted.
+infrastructure error, 130 interrupted, 141 the reader of stdout went away.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -53,6 +54,14 @@ def attach_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option told in one line (argparse's own way prints the
+    usage first), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--qemu", help="qemu-system-aarch64 to use (default: $HARNESS_QEMU or PATH)"
@@ -60,7 +69,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="harness",
         description="Boots AArch64 guests under QEMU across machine types, virtio transports "
         "and firmware, and records which reach a login prompt.",
@@ -94,9 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness {args.command}: {e}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
-        # The reader went away (`harness list | head`): nothing more to say.
+        # The reader went away (`harness list | head`): nothing more to say, and no
+        # success to claim either: the status a shell gives a command SIGPIPE ended.
+        # (`harness matrix` keeps running instead: harness/commands/output.py.)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return 128 + signal.SIGPIPE
     except OSError as e:  # the host's file system: full, read-only, gone
         where = f": {e.filename}" if e.filename else ""
         print(f"harness {args.command}: {e.strerror or e}{where}", file=sys.stderr)

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.console import probe
+from harness.console import formats, probe
 from harness.console.watcher import Verdict, Watcher
 from harness.model import Cell, Image, Login
 
@@ -62,7 +62,8 @@ def judge_log(path: Path, cell: Cell | None = None, image: Image | None = None) 
     cannot be read."""
     watcher = watcher_for(image, own_log=True) if image is not None else Watcher(Login())
     with path.open("rb") as log:
-        for chunk in iter(lambda: log.read(CHUNK), b""):
+        # A log another tool saved (LAVA's log.yaml, capture timestamps) is unwrapped first.
+        for chunk in formats.console_bytes(iter(lambda: log.read(CHUNK), b"")):
             if watcher.feed(chunk, 0.0) is not None:
                 break
     verdict = watcher.end_of_log()

@@ -6,12 +6,20 @@ matrix.yaml to cells to QEMU argv to the console watcher to the reports.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+
+# C0 controls, DEL and C1 controls: a newline in a name would forge a line of
+# results.jsonl, the PASS line, report.md or a shell comment; an escape would drive
+# the reader's terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A name that becomes one path component (a profile, a run): no separator, no dot-dot.
+_PATH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 # How far a boot got, in order; "none" means the console stayed silent.
 STAGES = ("none", "firmware", "bootloader", "kernel", "initramfs", "userspace", "login")
@@ -92,16 +100,45 @@ class Outcome(str, enum.Enum):
         return self not in (Outcome.PASS, Outcome.SKIP)
 
 
+def control_character(text: str) -> str:
+    """The first control character (C0, DEL, C1) in `text`, or ""."""
+    bad = _CONTROL.search(text)
+    return bad.group() if bad else ""
+
+
+def check_name(kind: str, text: str) -> str:
+    """`text` unchanged, or UsageError naming `kind` when it holds a control character
+    (C0, DEL, C1)."""
+    bad = _CONTROL.search(text)
+    if bad:
+        raise UsageError(f"{kind} {text!r}: control character {bad.group()!r} is not allowed")
+    return text
+
+
+def check_path_name(kind: str, text: str) -> str:
+    """`text` unchanged, or UsageError: a name that becomes one directory (a profile,
+    a run) is letters, digits and `._+-`, starts with a letter or digit, so it can
+    hold no `/` and no `..` and never leaves the directory it is made in."""
+    if not _PATH_NAME.fullmatch(text) or ".." in text:
+        raise UsageError(f"{kind} {text!r}: write letters, digits and . _ + - (no '/', no '..')")
+    return text
+
+
 @dataclass(frozen=True, order=True)
 class Cell:
     """One combination: image x firmware x machine type x transport, on a QEMU build
-    (`host`: the host's own QEMU; else a build of images/qemu.yaml)."""
+    (`host`: the host's own QEMU; else a build of images/qemu.yaml). Every part is
+    checked for control characters when the cell is made (UsageError), whichever
+    file or option it came from."""
 
     image: str
     firmware: str
     machine: str
     transport: str
     qemu: str = HOST_QEMU
+
+    def __post_init__(self) -> None:
+        check_name("cell", self.id)
 
     @property
     def id(self) -> str:

@@ -9,6 +9,7 @@ is added by the launcher on an inherited socket (harness/qmp.py), not here.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,17 +85,18 @@ def qemu_argv(
     writable = ",werror=stop,rerror=stop"
     disks = [(files.disk, files.disk_format, writable)] if files.disk is not None else []
     disks += [(extra, "raw", ",readonly=on") for extra in files.extra_disks]
+    ports = itertools.count(1)
     for device in devices:
         if device.role == "disk":
             for index, (path, fmt, flags) in enumerate(disks):
                 backend = f"disk{index}"
                 argv += ["-drive", f"if=none,id={backend},format={fmt},file={_opt(path)}{flags}"]
-                for value in device.qemu_devices(cell.transport, index, backend):
+                for value in device.qemu_devices(cell.transport, index, backend, next(ports)):
                     argv += ["-device", value]
             continue
         backend = f"{device.role}0"
         argv += [part.format(backend=backend) for part in device.backend]
-        for value in device.qemu_devices(cell.transport, 0, backend):
+        for value in device.qemu_devices(cell.transport, 0, backend, next(ports)):
             argv += ["-device", value]
     return argv
 

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import libvirt_boot
 from harness.atomic import write_atomic
 from harness.boot import Boot, BootOptions, Show, boot
+from harness.devices import launcher
 from harness.errors import CellImpossible, CellSkipped, InfraError, QemuLaunchError
 from harness.host import Host
 from harness.model import Cell, CellResult, Firmware, Image, Outcome, why_impossible
@@ -78,7 +80,8 @@ def run_cell(
         if impossible:
             raise CellImpossible(f"cell {cell}: {impossible}")
         built = setup.host(cell) if setup.host is not None else host  # its QEMU build
-        finished = boot(cell, image, firmware, built, out, options, show, say)
+        launch = boot if launcher(cell.transport) == "qemu" else libvirt_boot.boot
+        finished = launch(cell, image, firmware, built, out, options, show, say)
         result = _from_boot(cell, finished, built, out, image, firmware, started)
     except QemuLaunchError as e:
         qemu = {"binary": host.qemu, "version": host.qemu_version, "argv": e.argv}
@@ -131,6 +134,7 @@ def _from_boot(
             "version": host.qemu_version,
             "argv": finished.argv,
             "exit": finished.qemu_exit,
+            **finished.launch,
         },
         image_digest=image.digest,
         image_verified=image.verified,

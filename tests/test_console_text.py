@@ -31,7 +31,13 @@ def test_escape_split_across_reads_is_held_back() -> None:
 
 
 def test_cursor_positioning_breaks_lines() -> None:
-    assert clean("a\x1b[2J\x1b[01;01Hb") == "a\n\nb"
+    assert clean("a\x1b[2J\x1b[01;01Hb") == "a\r\rb"
+
+
+def test_cursor_positioning_keeps_the_files_line_numbers() -> None:
+    # edk2 clears the screen before its banner: the lines after it keep their numbers.
+    out, _ = lines(b"one\n\x1b[2J\x1b[01;01HUEFI firmware\nthree\n")
+    assert [(n, t) for n, t in out if t] == [(1, "one"), (2, "UEFI firmware"), (3, "three")]
 
 
 def test_nul_bytes_and_invalid_utf8_do_not_break_matching() -> None:

@@ -70,7 +70,8 @@ def test_the_default_table_gives_the_command_line_it_always_had() -> None:
     cell = Cell.parse("img/none/virt/pci")
     args = qemu_argv(cell, "qemu", "tcg", BootFiles(disk=Path("/d.qcow2")), devices=DEVICES)
     assert args[args.index("-drive") :] == [
-        "-drive", "if=none,id=disk0,format=qcow2,file=/d.qcow2",
+        # werror/rerror=stop: a full host disk pauses the guest and QMP says why
+        "-drive", "if=none,id=disk0,format=qcow2,file=/d.qcow2,werror=stop,rerror=stop",
         "-device", "virtio-blk-pci,drive=disk0",
         "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0",
         "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
@@ -83,7 +84,7 @@ def test_virtio_scsi_is_one_row_and_qemu_accepts_it(tmp_path: Path) -> None:
     seed.write_bytes(bytes(1 << 20))
     qemu = shutil.which("qemu-system-aarch64")
     assert qemu is not None
-    for transport in TRANSPORT_NAMES:
+    for transport in VIRTIO_SCSI.qemu:  # the transports this row has
         files = BootFiles(disk=disk, kernel=Path("/dev/null"), extra_disks=(seed,))
         args = qemu_argv(Cell("img", "none", "virt", transport), qemu, "tcg", files, devices=SCSI)
         devices = [args[i + 1] for i, a in enumerate(args) if a == "-device"]
@@ -142,15 +143,15 @@ def validate(tmp_path: Path, xml: str) -> ET.Element:
 
 def test_the_libvirt_export_keeps_every_disk_on_the_rows_bus(tmp_path: Path) -> None:
     image = Image("img", disk=tmp_path / "disk.qcow2", disk_format="qcow2", kernel=tmp_path / "k")
-    seed = tmp_path / "seed.iso"
+    seed, overlay = tmp_path / "seed.iso", tmp_path / "overlay.qcow2"
     cell = Cell("img", "none", "virt", "pci")
+    qemu = "/usr/bin/qemu-system-aarch64"
     domain = validate(
-        tmp_path,
-        domain_xml(cell, image, Firmware("none"), "/usr/bin/qemu-system-aarch64", "tcg", (seed,)),
+        tmp_path, domain_xml(cell, image, Firmware("none"), qemu, "tcg", (seed,), overlay=overlay)
     )
     disks = domain.findall("devices/disk")
     assert [(d.find("source").get("file"), d.find("target").get("dev"), d.find("readonly") is not None) for d in disks] == [  # type: ignore[union-attr]
-        (str(image.disk), "vda", False), (str(seed), "vdb", True),
+        (str(overlay), "vda", False), (str(seed), "vdb", True),
     ]  # fmt: skip
     slots = [a.get("slot") for a in domain.iter("address")]
     assert slots == ["0x01", "0x02", "0x03", "0x04"]  # as QEMU numbers -device order

@@ -39,7 +39,9 @@ def test_matrix_boots_the_cells_and_meets_expectations(
     assert (
         "XFAIL    debian-12-tiny-mmio-only/none/virt/pci  initramfs root-not-found" in proc.stdout
     )
-    (run,) = [p for p in tmp_path.iterdir() if p.name != "latest"]
+    # The run, beside `latest` and the history the run was recorded in.
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert (tmp_path / "history.sqlite").is_file()
     assert (tmp_path / "latest").resolve() == run
     records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     assert sorted((r["cell"], r["outcome"]) for r in records) == [

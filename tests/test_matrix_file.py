@@ -179,7 +179,16 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
         data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES, qemu=builds
     )
     cells = [p.cell for p in smoke.cells]
-    assert {c.transport for c in cells} == {"mmio", "pci"}
+    # both launchers, both PCI topologies (virt-install's cells are the libvirt profile's)
+    assert {c.transport for c in cells} == {
+        "mmio",
+        "pci",
+        "pcie-port",
+        "libvirt-mmio",
+        "libvirt-pci",
+    }
+    libvirt = {(c.firmware, c.transport) for c in cells if c.transport.startswith("libvirt-")}
+    assert libvirt == {(f, t) for f in ("none", "aavmf") for t in ("libvirt-mmio", "libvirt-pci")}
     assert {c.firmware for c in cells} == {"none", "aavmf", "uboot"}  # one U-Boot cell
     assert {c.qemu for c in cells} == {"host", "qemu-trixie"}  # one cell on QEMU 10.0
     assert {"virt", "virt-2.6"} <= {c.machine for c in cells}

@@ -82,15 +82,16 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["Welcome to GRUB!", "                             GNU GRUB  version 2.06"],
         ["Welcome to GRUB documentation", "GNU GRUB manual"],
     ),
-    "u-boot": (["Starting kernel ..."], ["Starting kernel services"]),
     # Texts from our own boots of Debian's u-boot-qemu 2023.01 and 2025.01.
     "u-boot-banner": (
         [
             "U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)",
             "U-Boot 2025.01-3+deb13u1 (Jun 24 2026 - 09:07:15 +0000)",
             "U-Boot SPL 2024.04 (Apr 02 2024 - 10:58:58 +0000)",
+            "U-Boot 2023.01 (Jan 01 2023 - 00:00:00 +0000)",
+            "U-Boot SPL 2021.04 (Apr 01 2021)",
         ],
-        ["U-Boot environment", "efi: EFI v2.100 by Das U-Boot"],
+        ["U-Boot environment", "efi: EFI v2.100 by Das U-Boot", "Starting kernel ..."],
     ),
     "u-boot-scan": (
         [
@@ -121,8 +122,28 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["Loading Environment from Flash... OK", "Failed to load EFI variables"],
     ),
     "u-boot-nothing-bootable": (
-        ["BOOTP broadcast 1", "No more bootdevs"],
-        ["[    2.1] IP-Config: BOOTP broadcast", "No more devices to scan"],
+        ["BOOTP broadcast 1"],
+        ["[    2.1] IP-Config: BOOTP broadcast", "No more bootdevs"],
+    ),
+    "u-boot-no-more-bootdevs": (
+        ["No more bootdevs"],
+        ["No more devices to scan", "BOOTP broadcast 1"],
+    ),
+    "u-boot-starts-kernel": (["Starting kernel ..."], ["Starting kernel services"]),
+    "freebsd-loader": (
+        ["FreeBSD/arm64 EFI loader, Revision 1.1", "Booting [/boot/kernel/kernel]...   "],
+        ["Booting the FreeBSD kernel", "FreeBSD/arm64 (freebsd) (ttyu0)"],
+    ),
+    "freebsd-single-user": (
+        [
+            "ERROR: ABORTING BOOT (sending SIGTERM to parent)!",
+            "Enter full pathname of shell or RETURN for /bin/sh: ",
+        ],
+        ["Starting syslogd.", "ERROR: some service"],
+    ),
+    "freebsd-kernel": (
+        ["---<<BOOT>>---", "Copyright (c) 1992-2023 The FreeBSD Project."],
+        ["FreeBSD 14.0-RELEASE GENERIC arm64", "Copyright (c) 2023 Someone"],
     ),
     "grub-loading": (
         [
@@ -145,6 +166,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "Failed to boot both default and fallback entries.",
             "error: you need to load the kernel first.",
             "Entering rescue mode...",
+            "can't load 'kernel'",
         ],
         ["Booting the fallback entry", "you need to load the kernel modules first"],
     ),
@@ -232,6 +254,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "mountroot-prompt": (["mountroot> "], ["mountroot> ufs:/dev/vtbd0p2", "vfs.root.mountfrom"]),
     "initramfs-start": (
         [
+            "<<< NixOS Stage 1 >>>",
             "[    1.98] Run /init as init process",
             "Loading, please wait...",
             "Begin: Loading essential drivers ... ",
@@ -269,6 +292,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "initramfs-no-init": (["No init found. Try passing init= bootarg."], ["Init found"]),
     "initramfs-rescue": (
         [
+            "An error occurred in stage 1 of the boot process, which must mount the",
             "initramfs emergency recovery shell launched. Type 'exit' to continue boot",
             "/sbin/init not found in new root. Launching emergency recovery shell",
             "You are now being dropped into an emergency shell.",
@@ -359,6 +383,8 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "userspace-start": (
         [
+            "<<< NixOS Stage 2 >>>",
+            "[    5.100000] systemd[1]: Switching root.",
             "Welcome to Debian GNU/Linux 12 (bookworm)!",
             "[    1.1] Run /sbin/init as init process",
             "INIT: version 2.96 booting",

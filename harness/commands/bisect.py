@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_download_arguments
+from harness.commands.common import add_download_arguments, seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="A,B,...",
         help="QEMU builds to search, oldest first (host, names of images/qemu.yaml)",
     )
-    parser.add_argument("--timeout", type=float, help="seconds per boot")
+    parser.add_argument("--timeout", type=seconds, help="seconds per boot")
     parser.add_argument(
         "--results", type=Path, help="where its run goes (default: results/ of the checkout)"
     )
@@ -83,6 +83,7 @@ def main(args: argparse.Namespace) -> int:
         check_cell(cell, catalog.image_names(), qemu, catalog.firmware_names())
     meta = {"profile": "bisect", "cells": [c.id for c in cells]}
     run = RunDir.create(args.results or catalog.workspace.results, "bisect", meta)
+    run.mark_latest("latest-bisect")  # results/latest stays the newest matrix run
     options = BootOptions(timeout_s=args.timeout)
     for line in prepare(setup, cells, len(cells)):  # every firmware build along the axis
         print(line, flush=True)

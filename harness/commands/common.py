@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable
@@ -42,15 +44,57 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def count(text: str) -> int:
+    """argparse type: a whole number >= 1 (-j, --repeat, --smp)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0 (--timeout); 0, negative, nan and
+    inf would each never or always time out."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, e.g. 120, got {text!r}")
+    return value
+
+
+_SIZE = re.compile(r"(\d+)\s*(?:([KMG])(i?B)?|B)?", re.IGNORECASE)
+
+
+def byte_size(text: str) -> int:
+    """argparse type: a size > 0 in bytes, or with a unit K, M, G (KiB, MiB, GiB, KB...
+    all powers of 1024, as the help's "64 MiB" is)."""
+    match = _SIZE.fullmatch(text.strip())
+    value = 0
+    if match:
+        unit = (match.group(2) or "").upper()
+        value = int(match.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[unit]
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a size > 0 such as 65536, 512K or 64MiB, got {text!r}"
+        )
+    return value
+
+
 def add_log_cap_argument(parser: argparse.ArgumentParser) -> None:
     from harness.model import DEFAULT_LOG_CAP
 
     parser.add_argument(
         "--log-cap",
-        type=int,
+        type=byte_size,
         default=DEFAULT_LOG_CAP,
-        metavar="BYTES",
-        help=f"keep at most this much of a console log (default: {DEFAULT_LOG_CAP >> 20} MiB)",
+        metavar="SIZE",
+        help="keep at most this much of a console log: bytes, or with K/M/G "
+        f"(default: {DEFAULT_LOG_CAP >> 20}MiB)",
     )
 
 
@@ -89,7 +133,9 @@ def load_plan(
     catalog: Catalog, host: Host, profile: str, matrix: Path | None, keyword: str | None
 ) -> Plan:
     """The cells of `profile` in `matrix` (None: the checkout's matrix.yaml), only
-    those matching `keyword` (-k) when given; raises UsageError for a bad file."""
+    those matching `keyword` (-k) when given; raises UsageError for a bad file, and
+    when no cell is left (a machine range or a -k that matches nothing): a run of no
+    cell is a mistake, not a success."""
     from harness.matrix.expand import expand
     from harness.matrix.select import keyword_filter
     from harness.qemu_builds import build_machines, load_qemu_builds
@@ -103,9 +149,22 @@ def load_plan(
         data, root, path, profile, catalog.names(), host.machines,
         catalog.firmware_names(), qemu,
     )  # fmt: skip
+    from harness.errors import UsageError
+
+    if not plan.cells:
+        raise UsageError(
+            f"{path}: profile {plan.profile} has no cell on this host (machine types of "
+            f"{host.qemu}: {', '.join(host.machines)}; or its exclude rules drop every cell)"
+        )
     if keyword:
         wanted = keyword_filter(keyword, {"virt": host.virt_alias})
-        plan = dataclasses.replace(plan, cells=tuple(c for c in plan.cells if wanted(c.cell.id)))
+        chosen = tuple(c for c in plan.cells if wanted(c.cell.id))
+        if not chosen:
+            raise UsageError(
+                f"-k {keyword!r} matches none of the {len(plan.cells)} cells "
+                f"of profile {plan.profile}"
+            )
+        plan = dataclasses.replace(plan, cells=chosen)
     return plan
 
 

@@ -80,6 +80,7 @@ def main(args: argparse.Namespace) -> int:
     rom = _find_rom(host.qemu, "efi-virtio.rom")
     _line(rom is not None, "option ROM", f"efi-virtio.rom for virtio-net-pci: {rom or 'not found'}",
           f"{install} ipxe-qemu")  # fmt: skip
+    _libvirt()
     missing = sorted({pkg for tool, pkg in IMAGE_TOOLS.items() if shutil.which(tool) is None})
     tools = f"missing: {', '.join(missing)}" if missing else ", ".join(IMAGE_TOOLS)
     can_build = _line(not missing, "image tools", tools, f"{install} {' '.join(missing)}")
@@ -159,6 +160,15 @@ def _qemu_builds(listing: Path, cache: Path) -> None:
         _line(True, "qemu build", describe(found))
         _line(True, "machines", f"virt = {build_host.virt_alias}; {len(versioned)} versioned: "
               f"{' '.join(versioned)}")  # fmt: skip
+
+
+def _libvirt() -> None:
+    """Whether libvirt cells can run (optional: they are skips where not)."""
+    from harness.libvirt_host import probe, uri
+
+    daemon = probe(uri(os.environ))
+    text = f"{daemon.version} at {daemon.uri}" if daemon.usable else f"optional: {daemon.why}"
+    _line(daemon.usable, "libvirt", text, daemon.fix)
 
 
 def _find_rom(qemu: str, name: str) -> Path | None:

@@ -13,6 +13,7 @@ from harness.cli import EXIT_OK
 if TYPE_CHECKING:
     from harness.catalog import Catalog
     from harness.host import Host
+    from harness.model import Image
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +73,9 @@ def _libvirt(args: argparse.Namespace, catalog: Catalog, host: Host) -> int:
         seeds: tuple[Path, ...] = ()
         if image.cloud_init and args.out:
             seeds = (_seed_beside(args.out, cell.image),)
-        xml = domain_xml(cell, image, setup.firmware(cell), host.qemu, accel, seeds)
+        overlay = _overlay_beside(args.out, image) if args.out else None
+        firmware = setup.firmware(cell)
+        xml = domain_xml(cell, image, firmware, host.qemu, accel, seeds, overlay=overlay)
         if args.out:
             write_domain(args.out, xml)
         else:
@@ -87,16 +90,31 @@ def _libvirt(args: argparse.Namespace, catalog: Catalog, host: Host) -> int:
         # the NoCloud seed the cell booted with sits beside its console log
         seed = run.cell_dir(cell, record.get("repeat", 0)) / "seed.iso"
         seeds = (seed,) if seed.is_file() else ()
+        image = setup.image(cell)
+        path = out / f"{domain_name(cell)}.xml"
         xml = domain_xml(
-            cell, setup.image(cell), setup.firmware(cell), host.qemu,
-            record.get("accel") or accel, seeds,
+            cell, image, setup.firmware(cell), host.qemu,
+            record.get("accel") or accel, seeds, overlay=_overlay_beside(path, image),
         )  # fmt: skip
-        write_domain(out / f"{domain_name(cell)}.xml", xml)
+        write_domain(path, xml)
     if not passing:
         print(f"no passing cell in {run.path}: no domain XML written")
     else:
         print(f"{len(passing)} domain XML files in {out}")
     return EXIT_OK
+
+
+def _overlay_beside(out: Path, image: Image) -> Path | None:
+    """A qcow2 overlay over the image's disk next to the domain's XML (the cached
+    image itself is never a domain's writable disk); None for an image without one."""
+    from harness.boot import make_overlay
+
+    if image.disk is None:
+        return None
+    overlay = out.with_name(f"{out.stem}.qcow2").resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    make_overlay(image.disk, image.disk_format, overlay)
+    return overlay
 
 
 def _seed_beside(out: Path, image: str) -> Path:

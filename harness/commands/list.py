@@ -28,16 +28,18 @@ def main(args: argparse.Namespace) -> int:
         cost = plan_cost(args, catalog.workspace.results, "list")
         plan = shard(plan, args.shard, cost)
         print(f"shard {args.shard}: about {load_of(plan.cells, cost):.0f} s of boots")
+    runnable = 0
     for planned in plan.cells:
         notes = []
         if planned.skip:
             notes.append(f"skip: {planned.skip}")
         if offline := catalog.unavailable_offline(planned.cell.image):
             notes.append(f"skip: {offline}")
+        # Runnable: a cell that will boot here, so no skip of any kind.
+        runnable += not any(note.startswith("skip:") for note in notes)
         if planned.expect:
             why = " ".join(filter(None, [planned.expect.stage, planned.expect.reason]))
             notes.append(f"expected to fail{': ' + why if why else ''}")
         print(planned.cell.id + ("  (" + "; ".join(notes) + ")" if notes else ""))
-    runnable = sum(1 for p in plan.cells if not p.skip)
     print(f"{len(plan.cells)} cells in profile {plan.profile}, {runnable} runnable here")
     return EXIT_OK

@@ -7,18 +7,22 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
+from harness.cli import EXIT_ERROR
 from harness.commands.common import (
     add_download_arguments,
     add_log_cap_argument,
     add_matrix_arguments,
+    count,
+    seconds,
 )
 from harness.commands.sharding import add_shard_arguments
 
 if TYPE_CHECKING:
     from harness.host import Host
     from harness.matrix.expand import Plan
+    from harness.matrix.run import Task
     from harness.matrix.rundir import RunDir
 
 
@@ -26,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_matrix_arguments(parser)
     add_download_arguments(parser)
     parser.add_argument(
-        "-j", "--jobs", type=int, help="cells at once (default: what this host carries)"
+        "-j", "--jobs", type=count, help="cells at once (default: what this host carries)"
     )
     parser.add_argument(
         "--resume", type=Path, metavar="RUN", help="finish the run in RUN (results/<run>)"
@@ -36,12 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--repeat",
-        type=int,
+        type=count,
         default=1,
         help="boot each cell N times; disagreeing cells are unstable",
     )
-    parser.add_argument("--timeout", type=float, help="seconds per cell, instead of matrix.yaml's")
-    parser.add_argument("--smp", type=int, default=1, help="guest CPUs (default: 1)")
+    parser.add_argument(
+        "--timeout", type=seconds, help="seconds per cell, instead of matrix.yaml's"
+    )
+    parser.add_argument("--smp", type=count, default=1, help="guest CPUs (default: 1)")
     add_log_cap_argument(parser)
     add_shard_arguments(parser)
     parser.add_argument(
@@ -68,18 +74,25 @@ def main(args: argparse.Namespace) -> int:
         open_catalog,
         prepare,
     )
+    from harness.commands.output import reader_proof
     from harness.commands.sharding import plan_cost
     from harness.matrix.progress import Progress
     from harness.matrix.run import MatrixRunner
-    from harness.matrix.rundir import RunDir
+    from harness.matrix.rundir import RunDir, report_torn
     from harness.matrix.shard import shard
+    from harness.report.write import load_run_cells
     from harness.scheduler import longest_first
 
+    if args.baseline:
+        load_run_cells(args.baseline)  # a bad baseline stops the run before any boot
     catalog = open_catalog(args.offline, not args.no_verify)
     workspace = catalog.workspace
     host = discover_host(args.qemu, catalog)
     if args.resume:
         run = RunDir.open(args.resume)
+        run.lock()
+        report_torn(run, run.repair(), "matrix")
+        run.records()  # every recorded line is checked before anything boots
         _as_recorded(args, run.meta())
     plan = load_plan(catalog, host, args.profile, args.matrix, args.keyword)
     results = run.path.parent if args.resume else args.results or workspace.results
@@ -92,27 +105,46 @@ def main(args: argparse.Namespace) -> int:
         run = RunDir.create(
             args.results or workspace.results, plan.profile, _meta(args, plan, host)
         )
+    out = reader_proof(
+        sys.stdout, f"harness matrix: stdout was closed; the run goes on, results in {run.path}"
+    )
     setup = cell_setup(catalog, host)
     jobs = args.jobs or default_jobs(host)
     cancel = threading.Event()
     options = BootOptions(timeout_s=args.timeout, smp=args.smp, cancel=cancel, log_cap=args.log_cap)
     print(f"run {run.path} | profile {plan.profile} | {len(plan.cells)} cells | -j {jobs} | "
-          f"{host.accel('auto')} | QEMU {host.qemu_version}", flush=True)  # fmt: skip
-    for line in prepare(setup, [p.cell for p in plan.cells if not p.skip], jobs):
-        print(line, flush=True)
-    progress = Progress(0, jobs, sys.stdout)
-    runner = MatrixRunner(run, setup, host, options, progress.finish, progress.start)
-    tasks = longest_first(runner.tasks(plan, args.repeat), lambda task: cost(task.planned))
-    progress.total = len(tasks)
+          f"{host.accel('auto')} | QEMU {host.qemu_version}", file=out, flush=True)  # fmt: skip
+    progress = Progress(0, jobs, out)
+    started = threading.Event()
+
+    def on_start(task: Task) -> None:
+        # `latest` is the newest run that boots something: moved by its first boot,
+        # never by a run of skips only (nor by a resume, nor by bisect).
+        if not started.is_set() and not args.resume:
+            started.set()
+            run.mark_latest()
+        progress.start(task)
+
+    runner = MatrixRunner(run, setup, host, options, progress.finish, on_start)
     try:
+        # a build may take minutes: Ctrl-C there also says how to resume
+        for line in prepare(setup, [p.cell for p in plan.cells if not p.skip], jobs):
+            print(line, file=out, flush=True)
+        tasks = longest_first(runner.tasks(plan, args.repeat), lambda task: cost(task.planned))
+        progress.total = len(tasks)
         runner.execute(tasks, jobs, cancel, progress.tick)
+    except KeyboardInterrupt:
+        print(f"\nharness matrix: to finish it: harness matrix --resume {run.path}",
+              file=sys.stderr)  # fmt: skip
+        raise
     finally:
         progress.close()
         if cancel.is_set():
             _write_partial_reports(run)
-    status = _report(run, plan, args.baseline)
+    status = _report(run, plan, args.baseline, out)
     if args.shard:  # a night is the merged run: shards would be nights of a few cells
-        print("history: a shard is recorded once merged (harness history import MERGED_RUN)")
+        print("history: a shard is recorded once merged (harness history import MERGED_RUN)",
+              file=out)  # fmt: skip
     else:
         _record_history(run.path, args.db)
     return status
@@ -129,7 +161,7 @@ def _record_history(run: Path, option: Path | None) -> None:
 
     db = history_path(option, os.environ, run.parent)
     try:
-        print(f"history: {record_run_dir(db, run)} in {db}")
+        print(f"history: {record_run_dir(db, run)} in {db}", flush=True)
     except HarnessError as e:
         print(f"harness matrix: the run is not in the history: {e}", file=sys.stderr)
 
@@ -176,7 +208,7 @@ def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
     }
 
 
-def _report(run: RunDir, plan: Plan, baseline: Path | None) -> int:
+def _report(run: RunDir, plan: Plan, baseline: Path | None, out: TextIO) -> int:
     from harness.report.compare import table
     from harness.report.grid import build_grid, problems, render_text
     from harness.report.results import verdict_exit
@@ -184,15 +216,27 @@ def _report(run: RunDir, plan: Plan, baseline: Path | None) -> int:
 
     reports = write_reports(run, baseline)
     grid = build_grid(reports.final)
-    print(render_text(grid))
+    print(render_text(grid), file=out)
     for line in problems(grid):
-        print(line)
+        print(line, file=out)
     if reports.comparison is not None and reports.baseline is not None:
-        print(f"compared with {baseline}:")
-        print(table(reports.comparison, reports.baseline, reports.final))
+        print(f"compared with {baseline}:", file=out)
+        print(table(reports.comparison, reports.baseline, reports.final), file=out)
     missing = len(plan.cells) - len(reports.final)
     resume = f"; {missing} missing (harness matrix --resume {run.path})" if missing else ""
-    print(f"{len(reports.final)} of {len(plan.cells)} cells have results in {run.path}{resume}")
+    print(f"{len(reports.final)} of {len(plan.cells)} cells have results in {run.path}{resume}",
+          file=out)  # fmt: skip
     flaky = ", flaky.html" if (run.path / "flaky.html").exists() else ""
-    print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json{flaky}")
+    print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json{flaky}",
+          file=out)  # fmt: skip
+    out.flush()
+    if reports.final and all(r["status"] == "skip" for r in reports.final):
+        # CI must not go green on a run that booted nothing.
+        first = reports.final[0]
+        print(
+            f"harness matrix: nothing booted: all {len(reports.final)} cells were skipped "
+            f"(e.g. {first['cell']}: {first.get('detail') or first['reason']})",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return verdict_exit(reports.final, len(plan.cells), reports.comparison)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
+import stat
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.matrix.rundir import RunDir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,12 +27,15 @@ def main(args: argparse.Namespace) -> int:
     from harness.catalog import Workspace
     from harness.errors import UsageError
     from harness.matrix.rundir import RunDir
-    from harness.report.compare import table
-    from harness.report.results import verdict_exit
-    from harness.report.write import write_reports
+    from harness.report.write import load_run_cells
 
+    if args.baseline:
+        load_run_cells(args.baseline)
+    # Every shard is read and checked (run.json and each line of results.jsonl against
+    # results.schema.json) before the merged run exists.
     shards = [RunDir.open(path) for path in args.runs]
     metas = [shard.meta() for shard in shards]
+    records = [shard.records() for shard in shards]
     profiles = {meta.get("profile") for meta in metas}
     if len(profiles) != 1:
         raise UsageError(
@@ -40,15 +50,76 @@ def main(args: argparse.Namespace) -> int:
     }
     results = args.results or Workspace.locate(os.environ).results
     merged = RunDir.create(results, f"{profiles.pop()}-merged", merged_meta)
-    for shard in shards:
-        for record in shard.records():
+    try:
+        status = _fill(merged, shards, records, cells, args.baseline)
+    except BaseException:
+        shutil.rmtree(merged.path, ignore_errors=True)  # half a run is no run
+        raise
+    merged.mark_latest()
+    return status
+
+
+def _fill(
+    merged: RunDir,
+    shards: list[RunDir],
+    records: list[list[dict[str, Any]]],
+    cells: list[str],
+    baseline: Path | None,
+) -> int:
+    from harness.report.compare import table
+    from harness.report.results import verdict_exit
+    from harness.report.write import write_reports
+
+    for shard, shard_records in zip(shards, records, strict=True):
+        for record in shard_records:
             merged.append(record)
-        if (shard.path / "cells").is_dir():
-            shutil.copytree(shard.path / "cells", merged.path / "cells", dirs_exist_ok=True)
-    reports = write_reports(merged, args.baseline)
+        for skipped in copy_regular_tree(shard.path / "cells", merged.path / "cells"):
+            print(f"harness merge: {skipped}: not a regular file, not copied", file=sys.stderr)
+    reports = write_reports(merged, baseline)
     print(
         f"merged {len(shards)} runs, {len(reports.final)} of {len(cells)} cells, into {merged.path}"
     )
     if reports.comparison is not None and reports.baseline is not None:
         print(table(reports.comparison, reports.baseline, reports.final))
     return verdict_exit(reports.final, len(cells), reports.comparison)
+
+
+def copy_regular_tree(source: Path, target: Path) -> list[Path]:
+    """Copies the directories and regular files under `source` into `target`; a
+    symlink (to a file or a directory), FIFO, socket or device is not followed, not
+    opened for long and not copied: a shard is data from elsewhere. Returns what was
+    left out."""
+    left_out: list[Path] = []
+    if not source.is_dir() or source.is_symlink():
+        return left_out
+    for directory, subdirs, files in os.walk(source):
+        here = Path(directory)
+        into = target / here.relative_to(source)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in list(subdirs):
+            if (here / name).is_symlink():
+                subdirs.remove(name)
+                left_out.append(here / name)
+        for name in files:
+            if not _copy_regular(here / name, into / name):
+                left_out.append(here / name)
+    return left_out
+
+
+def _copy_regular(source: Path, target: Path) -> bool:
+    try:
+        # O_NOFOLLOW: a symlink fails to open; O_NONBLOCK: a FIFO opens at once
+        # (and is then seen by fstat) instead of waiting for a writer forever.
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):
+            return False
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        with open(fd, "rb", closefd=False) as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    finally:
+        os.close(fd)
+    return True

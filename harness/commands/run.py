@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_download_arguments, add_log_cap_argument
+from harness.commands.common import add_download_arguments, add_log_cap_argument, count, seconds
 from harness.devices import TRANSPORT_NAMES
 
 if TYPE_CHECKING:
@@ -38,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     adhoc.add_argument(
         "--login", metavar="USER[:PASSWORD]", help="credentials (default: none; the prompt passes)"
     )
-    parser.add_argument("--timeout", type=float, help="seconds before the cell times out")
+    parser.add_argument("--timeout", type=seconds, help="seconds before the cell times out")
     parser.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
-    parser.add_argument("--smp", type=int, default=1, help="guest CPUs (default: 1)")
+    parser.add_argument("--smp", type=count, default=1, help="guest CPUs (default: 1)")
     parser.add_argument(
         "--out", type=Path, help="directory for result.json, console.log, cmdline.sh"
     )
@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         setup = CellSetup(image_of, setup.firmware)
     else:
         raise UsageError("name a CELL (IMAGE/FIRMWARE/MACHINE/TRANSPORT) or give --kernel/--disk")
-    out = args.out or _default_out(catalog.workspace.results, cell)
+    out = claim_out(args.out or _default_out(catalog.workspace.results, cell))
     from harness.console.terminal import TerminalFilter
 
     shown = None if args.quiet else TerminalFilter()
@@ -116,6 +116,36 @@ def main(args: argparse.Namespace) -> int:
     print(result.summary(), flush=True)
     say(f"results in {out}")
     return {Outcome.PASS: EXIT_OK, Outcome.FAIL: EXIT_FAIL}.get(result.status, EXIT_ERROR)
+
+
+# Marks an --out directory as made by `harness run`: only such a directory (or an
+# empty one) is written into, so a user's own files are never replaced or deleted.
+OUT_MARK = ".harness-run"
+
+
+def claim_out(out: Path) -> Path:
+    """`out`, made or checked fit for a cell's files; UsageError when it holds files
+    the harness did not make (a non-empty directory without OUT_MARK), or a work/
+    that --keep kept from an earlier run (a boot removes work/ when it ends)."""
+    from harness.errors import UsageError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        present = {entry.name for entry in out.iterdir()}
+    except OSError as e:
+        raise UsageError(f"--out {out}: {e.strerror or e}") from e
+    if present and OUT_MARK not in present:
+        raise UsageError(
+            f"--out {out}: not empty and not made by harness run; "
+            "give an empty or new directory (nothing in it was changed)"
+        )
+    if "work" in present:
+        raise UsageError(
+            f"--out {out}: {out / 'work'} holds what --keep kept from an earlier run; "
+            "give another --out, or remove it first"
+        )
+    (out / OUT_MARK).touch()
+    return out
 
 
 def _default_out(results: Path, cell: Cell) -> Path:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.devices import DEVICES, Device, disk_device, kind_of, transport_of
+from harness.devices import transport as transport_row
 
 BEGIN, END = "harness-probe-3-begin", "harness-probe-3-end"
 # POSIX sh and busybox ash alike; one line, so no shell prompt interleaves.
@@ -93,13 +94,15 @@ def mismatch(
     """Why the devices the guest sees are not all on `transport`; "" when they are.
     With a disk, the guest must see the disk row's virtio device, and a root on a
     disk must be one of that row's names (vd* for virtio-blk)."""
-    off = [d for d in findings.devices if d.transport != transport]
+    # the guest sees a bus (mmio or pci), not the topology (root bus or root ports)
+    bus = transport_row(transport).bus
+    off = [d for d in findings.devices if d.transport != bus]
     if off:
         listed = ", ".join(f"{d.kind} {d.name} on {d.transport}" for d in off)
-        return f"expected every virtio device on {transport}, but the guest has {listed}"
+        return f"expected every virtio device on {bus}, but the guest has {listed}"
     disk = disk_device(devices)
     if has_disk and not any(d.kind == disk.kind for d in findings.devices):
-        return f"the guest sees no virtio {disk.kind} device on {transport}"
+        return f"the guest sees no virtio {disk.kind} device on {bus}"
     if has_disk and _on_other_disk(findings.root, disk):
         return f"the root file system is on {findings.root}, not on a virtio disk"
     return ""

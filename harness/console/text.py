@@ -52,7 +52,8 @@ def saved_log_tails(partial: Line, last: Line) -> list[Line]:
 
 
 def clean(text: str) -> str:
-    text = _LINE_BREAKING.sub("\n", text)
+    # A visual line end, not a line of the file: the numbers stay an editor's.
+    text = _LINE_BREAKING.sub("\r", text)
     return _CONTROL.sub("", _ESCAPE.sub("", text))
 
 

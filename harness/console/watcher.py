@@ -20,12 +20,20 @@ Rules, beyond the pattern table:
   terminal copy adds, is where a prompt waits.
 - A failure is placed at the furthest stage shown before it (or on its line).
 - A reset: a restart banner of the table, or the log's earliest lines (firmware we
-  have no row for) seen again after bootloader or kernel output; the MAX_RESTARTS-th
-  is a `reset-loop`.
+  have no row for) seen again after bootloader or kernel output, or a once-per-start
+  banner (U-Boot's) seen again after other output; the MAX_RESTARTS-th is a
+  `reset-loop`. After a reset the verdict's stage is the new boot's (stage_times keep
+  the first times).
 - Causes: an emergency shell after a root-not-found hint (a device systemd or dracut
   timed out on) is `root-not-found`, decided on the cause line. A hint that decides
-  when repeated (dracut's devexists hook) decides when it comes again, at dracut's
-  `Could not boot.`, after HINT_QUIET_S of silence, at a timeout or at the log's end.
+  when repeated (dracut's devexists hook) decides when the same device is listed
+  again, at dracut's `Could not boot.`, after HINT_QUIET_S of silence, at a timeout or
+  at the log's end; of several devices listed, the kernel command line's root= (else
+  the first) is named.
+
+The watcher is built in three layers, each a file: the state it keeps and how that
+becomes a verdict (state.py), the end of the output and the login conversation there
+(conversation.py), and the input, line by line (here).
 """
 
 from __future__ import annotations
@@ -33,28 +41,24 @@ from __future__ import annotations
 import re
 
 from harness.console import probe
-from harness.console.patterns import Kind, Pattern, PatternTable, hook_device
-from harness.console.probe import Findings
-from harness.console.resets import EarliestLines
-from harness.console.text import ConsoleText, Line, saved_log_tails
+from harness.console.conversation import ENTER, SHELL_PROVEN, Conversation
+from harness.console.conversation import RETRY_S as RETRY_S
+from harness.console.conversation import SHELL_PROOF as SHELL_PROOF
+from harness.console.patterns import Kind, Pattern, hook_device, root_device
+from harness.console.text import Line
 from harness.console.verdict import Hint, Talk
 from harness.console.verdict import Reply as Reply
 from harness.console.verdict import Verdict as Verdict
-from harness.model import STAGES, Login
+from harness.model import STAGES
 
 QUIET_S = 0.5
 HINT_QUIET_S = 5.0  # silence after a repeating cause hint: dracut repeats it every second
 SETTLE_S = 0.5
 WRAPPED = 64  # a line at least this long may go on in the next (72, 80 columns)
-RETRY_S = 8.0
-MAX_ATTEMPTS = 3
 MAX_RESTARTS = 2
 # Live: resets QEMU reported after which the boot got no further than a boot before it;
 # one more than this is a reset-loop (a guest may reboot on its way: first-boot scripts).
 MAX_STUCK_RESETS = 2
-ENTER = "\r"  # what a terminal's Enter key sends
-SHELL_PROOF = "echo harness-shell-$((6*7))-ok"
-_SHELL_PROVEN = re.compile(r"(?:^|\s)harness-shell-42-ok\s*$")
 # What writes to a console after its login prompt: the kernel (with or without a
 # timestamp or syslog level), cloud-init, systemd.
 _OVERRUN = re.compile(
@@ -64,66 +68,13 @@ _OVERRUN = re.compile(
     # a kernel without printk times: "random: crng init done", "virtio_net virtio0 eth0: ..."
     r"|[A-Za-z][\w.-]*(?: [\w.()-]+){0,2}: \S"
 )
-_PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
+# systemd's dependency failure of the root's mount (the initrd's /sysroot).
+_ROOT_MOUNT_FAILED = re.compile(r"Dependency failed for .*(?:sysroot|Initrd Root|Root File System)")
 
 
-class Watcher:
-    def __init__(
-        self,
-        login: Login,
-        start: float = 0.0,
-        table: PatternTable | None = None,
-        probe_devices: bool = True,
-        ready: str = "",
-        own_log: bool = False,
-        resets_from_qemu: bool = False,
-    ):
-        self.login = login
-        # Live, QEMU reports each reset (reset()); the console's restarts then only
-        # mark stages.
-        self.resets_from_qemu = resets_from_qemu
-        self.resets = 0  # resets QEMU reported
-        self._best_cycle = "none"  # the furthest stage a boot ended by a reset reached
-        self._stuck = 0  # resets in a row whose boot got no further than an earlier one
-        self.prompt_at: float | None = None  # when this boot showed its prompt (or ready)
-        self.probe_devices = probe_devices  # type the device probe after login
-        # What counts as up for an image without a login (an installer's first screen).
-        self.ready = re.compile(ready) if ready else None
-        # A saved log of our own boot: the login conversation in it is the harness's,
-        # so a refused login fails it as it failed live.
-        self.own_log = own_log
-        self.findings: Findings | None = None
-        self._probe_lines: list[str] | None = None
-        self.table = table or PatternTable()
-        self.start = start
-        self.stage = "none"
-        self._cycle = "none"  # the furthest stage since the last reset
-        self._earliest = EarliestLines()
-        self._cause: Hint | None = None  # a hint that explains an emergency shell
-        self._pending: Hint | None = None  # a cause that decides when repeated
-        self._proof_kind = ""
-        self._login_line = Line(0, "")  # where this boot first reached login
-        self.stage_times: dict[str, float] = {}
-        self.verdict: Verdict | None = None
-        self._text = ConsoleText()
-        self._previous = ""
-        self._last_line = Line(0, "")
-        self._hint: Hint | None = None  # the last soft error
-        self._restarts = 0
-        self._looping = 0  # resets since this boot last reached login
-        self._last_words: Line | None = None  # the emulator's, unless the boot went on
-        self._guest_end: Line | None = None  # its last line, when QEMU was quit
-        self._typed: Line | None = None  # a command before anything of the guest
-        self._at_shell = False  # someone logged in or typed at the guest's shell this boot
-        self._talk = Talk.WAITING
-        self._logins = 0  # user names typed at a login prompt
-        self._proofs = 0  # shell proofs typed
-        self._last_output = start
-        self._acted_at = -1.0  # the output time of the quiet spell already acted on
-        self._said_at = start
-        self._proven_at = 0.0
-        self._proof = Line(0, "")  # the line that proved the guest up
-        self._overrun: tuple[Pattern, Line] | None = None  # a prompt others wrote after
+class Watcher(Conversation):
+    """Judges one boot's console: `feed` it bytes, `tick` it live, `end_of_log` for a
+    saved log, `reset` when QEMU reports one."""
 
     # --- input -------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> Verdict | None:
@@ -163,6 +114,9 @@ class Watcher:
         if self.verdict is not None:
             return self.verdict
         self._typed_at_the_guest(self._last_output)
+        if self._other_device is not None:
+            pattern, line = self._other_device
+            return self._decide("fail", self.stage, pattern.reason, line)
         if self._last_words is not None:  # nothing after them showed the boot going on
             return self._decide("fail", self.stage, "emulator-crash", self._last_words)
         proven = self._talk in (Talk.SHELL, Talk.PROBING, Talk.PROVEN)
@@ -200,10 +154,7 @@ class Watcher:
         if self.verdict is not None:
             return self.verdict
         self.resets += 1
-        cycle, best = STAGES.index(self._cycle), STAGES.index(self._best_cycle)
-        self._stuck = self._stuck + 1 if self.resets > 1 and cycle <= best else 0
-        self._best_cycle = STAGES[max(cycle, best)]
-        if self._stuck > MAX_STUCK_RESETS:
+        if self._stuck_too_often():
             why = f"QEMU reported reset {self.resets}; each boot stopped at {self._cycle}"
             return self._decide("fail", self.stage, "reset-loop", Line(0, why))
         self._start_over()
@@ -217,11 +168,24 @@ class Watcher:
         if not text.strip():
             return
         self._note_prompt(line, now)
+        if "command line" in text:
+            self._root = root_device(text) or self._root
+        if self._suspect is not None and _ROOT_MOUNT_FAILED.search(text):
+            self._cause, self._suspect = self._suspect, None
         if self._stages(line, now):
             return
         failure = self.table.first(Kind.FAIL, text) or self.table.first(
             Kind.FAIL, self._previous + text
         )
+        at = line
+        if failure is not None and failure.any_device and self._root:
+            if self._root.lower() not in text.lower():
+                # Another device's warning (a resume swap): the root's may follow; if
+                # none does, the first decides.
+                self._other_device = self._other_device or (failure, line)
+                failure = None
+        elif self._other_device is not None:
+            failure, at = self._other_device
         if failure is not None and failure.last_words:
             # A line wrapped in two matches on both: the first is where they begin.
             self._last_words = self._last_words or line
@@ -229,7 +193,7 @@ class Watcher:
             self._typed_at_the_guest(now)
             self._reach(failure.stage, now)
             stage = failure.stage if failure.exact else self.stage
-            self._decide("fail", stage, failure.reason, line)
+            self._decide("fail", stage, failure.reason, at)
             return
         hint, at = self.table.first(Kind.HINT, text), line
         if hint is None and len(self._previous) >= WRAPPED and not text.startswith("["):
@@ -240,11 +204,11 @@ class Watcher:
                 hint, at = joined, Line(line.number, self._previous + text)
         if hint is not None and self._note_hint(hint, at, now):
             return
-        if _SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
+        if SHELL_PROVEN.search(text) or (self.ready and self.ready.search(text)):
             self._reach("login", now)
             shell = self.probe_devices and not self.ready
             self._talk = Talk.SHELL if shell else Talk.PROVEN
-            self._proof_kind = "ready" if self.ready and not _SHELL_PROVEN.search(text) else "shell"
+            self._proof_kind = "ready" if self.ready and not SHELL_PROVEN.search(text) else "shell"
             self._proven_at, self._proof = now, line
         self._collect_probe(line, now)
         if self.verdict is not None:
@@ -264,11 +228,16 @@ class Watcher:
             return False
         past_firmware = STAGES.index(self._cycle) >= STAGES.index("bootloader")
         reset = past_firmware and self._earliest.recur(line.text)
+        banners = {" ".join(line.text.split()) for row in rows if row.once_per_start}
         for row in rows:
             if row.restart and STAGES.index(self._cycle) > STAGES.index(row.stage):
                 reset = True
+        # Printed once each time the machine starts (U-Boot's banner): seen again after
+        # its own output, the machine restarted without getting further.
+        reset = reset or bool(banners & self._banners and self._last_line.text != line.text)
         if reset and not self.resets_from_qemu and self._count_reset(line):
             return True
+        self._banners |= banners
         for row in rows:
             if row.guest_gone:
                 self._guest_end = self._last_line
@@ -303,6 +272,7 @@ class Watcher:
         later = STAGES.index(stage)
         if self._pending is not None and later > STAGES.index(self._pending.stage):
             self._pending = None
+            self._waited.clear()
         if self._cause is not None and later > STAGES.index(self._cause.stage):
             self._cause = None
 
@@ -312,18 +282,37 @@ class Watcher:
         first-boot reboot after login) starts the count of the loop again."""
         self._restarts += 1
         self._looping = 0 if self._cycle == "login" else self._looping + 1
+        ended = self._cycle
+        # Our own log (a re-judged run) counts its resets as the live boot counted
+        # QEMU's, so re-judging says what the live run said.
+        looping = self._stuck_too_often() if self.own_log else self._looping >= MAX_RESTARTS
         self._start_over()
-        if self._looping >= MAX_RESTARTS:
-            self._decide("fail", self.stage, "reset-loop", line)
+        if looping:
+            self._decide("fail", ended, "reset-loop", line)
             return True
         return False
 
+    def _stuck_too_often(self) -> bool:
+        """Counts a reset of the boot now ending as a live boot does: True when more
+        than MAX_STUCK_RESETS resets in a row ended boots that got no further than an
+        earlier boot."""
+        cycle, best = STAGES.index(self._cycle), STAGES.index(self._best_cycle)
+        self._stuck = self._stuck + 1 if self._reset_seen and cycle <= best else 0
+        self._best_cycle = STAGES[max(cycle, best)]
+        self._reset_seen = True
+        return self._stuck > MAX_STUCK_RESETS
+
     def _start_over(self) -> None:
-        """What a reset clears: the boot's own progress, causes and prompts."""
-        self._cycle = "none"
+        """What a reset clears: the boot's own progress, causes and prompts. The
+        verdict tells where the boot now is: a boot that reached login, reset and then
+        panicked failed in the kernel (stage_times keep the first times)."""
+        self._cycle = self.stage = "none"
+        self._banners.clear()
+        self._waited.clear()
+        self._other_device = None
         self._at_shell = False
         self._earliest.restart()
-        self._cause = self._pending = self._hint = None
+        self._cause = self._pending = self._hint = self._suspect = None
         self._login_line = Line(0, "")
         self._overrun = None
 
@@ -332,13 +321,26 @@ class Watcher:
         it may lead to; a repeating cause decides. True if it decided."""
         self._reach(hint.stage, now)
         seen = Hint(hint, line, self.stage)
-        if self._pending is not None and (hint == self._pending.pattern or hint.gives_up):
+        # dracut lists every hook it still waits for (the root's, a swap's) each second:
+        # a device listed again is the list repeated.
+        device = hook_device(line.text) if hint.decides_when_repeated else ""
+        again = self._pending is not None and device in self._waited
+        if again or (self._pending is not None and hint.gives_up):
             self._decide_pending()
             return True
         if hint.decides_when_repeated:
+            self._waited[device] = line
+            if self._pending is not None:
+                return False  # the same listing goes on
             self._pending = seen
         if hint.reason == "root-not-found":
-            self._cause = seen
+            # After the switch to the real root, a device systemd timed out on is one of
+            # fstab's (a data disk), unless what failed for it is the root's mount.
+            early = self._cycle in ("none", "kernel", "initramfs")
+            if early or (self._root and self._root in line.text):
+                self._cause = seen
+            else:
+                self._suspect = seen
         self._hint = seen
         return False
 
@@ -378,168 +380,3 @@ class Watcher:
                 self._talk = Talk.PROVEN
         elif self._probe_lines is not None and len(self._probe_lines) < 256:
             self._probe_lines.append(text)
-
-    # --- the end of the output: prompts and the login conversation -----------------
-    def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
-        partial, last_line = self._text.partial, self._guest_end or self._last_line
-        if self._guest_end is not None:  # what follows is the host's terminal
-            partial = Line(partial.number, "")
-        tails = [partial] if live else saved_log_tails(partial, last_line)
-        for tail in tails:
-            if self.ready and self.ready.search(tail.text):
-                self._reach("login", now)
-                self._talk, self._proven_at, self._proof = Talk.PROVEN, now, tail
-                self._proof_kind = "ready"
-                return None if live else self._decide("pass", "login", "login", tail)
-            failure = self.table.first(Kind.FAIL, tail.text) if tail.text.strip() else None
-            if failure is not None:
-                self._reach(failure.stage, now)
-                return self._decide("fail", self.stage, failure.reason, tail)
-        last = self.table.first(Kind.FAIL_PROMPT, last_line.text)
-        if not live and last is not None and last.stage == "none" and not self._at_shell:
-            # The emulator's end, then the prompt of the terminal it ran in (after a
-            # command at the guest's shell, that shell reports its own programs so).
-            return self._decide("fail", self.stage, last.reason, last_line)
-        found = (
-            (p, tail)
-            for tail in tails
-            for kind in _PROMPT_KINDS
-            if (p := self.table.first(kind, tail.text.rstrip() + " "))
-            and not (p.stage == "none" and self._at_shell)
-        )
-        prompt, tail = next(found, (None, tails[0] if tails else last_line))
-        if prompt is None and self._overrun is not None and self._talk is Talk.WAITING:
-            # The last prompt was written over by messages; it still waits for input.
-            prompt, tail = self._overrun
-        if prompt is None:
-            return self._nudge(now) if live else None
-        if prompt.kind is Kind.FAIL_PROMPT:
-            self._reach(prompt.stage, now)
-            return self._decide("fail", self.stage, prompt.reason, tail)
-        if prompt.kind is Kind.SHELL_PROMPT and not live and self._hosts(tail):
-            return None  # the guest's console ended before it
-        if prompt.kind is Kind.SHELL_PROMPT and self.stage == "initramfs":
-            # An interactive shell before the real root is an emergency shell.
-            return self._decide("fail", self.stage, "emergency-shell", tail)
-        if not live:
-            return self._saved_log_ends_at(prompt, tail, now)
-        return self._answer(prompt, tail, now)
-
-    def _hosts(self, tail: Line) -> bool:
-        """A shell prompt that ends a saved log of a boot that never ran init, or a
-        user@host prompt before the real root: the host's terminal after QEMU, not
-        the guest's (an initramfs's rescue shell has no user@host)."""
-        cycle = STAGES.index(self._cycle)
-        if STAGES.index("none") < cycle < STAGES.index("initramfs"):
-            return True
-        return cycle < STAGES.index("userspace") and "@" in tail.text
-
-    def _saved_log_ends_at(self, prompt: Pattern, tail: Line, now: float) -> Verdict | None:
-        """A saved log that ends waiting at a login, password or shell prompt reached
-        login: someone else's conversation there (a refused password) is not ours.
-        In our own log the conversation was the harness's: refused, it failed."""
-        self._reach("login", now)
-        if self.own_log:
-            refusal = self._refusal()
-            if refusal is not None:
-                return self._decide("fail", "login", "login-failed", refusal)
-            if prompt.kind is Kind.PASSWORD_PROMPT:
-                return None
-        self._proof_kind = self._proof_kind or "prompt"
-        return self._decide("pass", "login", "login", tail)
-
-    def _refusal(self) -> Line | None:
-        """The "Login incorrect" line, when that is the last soft error seen."""
-        if self._hint is not None and self._hint.pattern.reason == "login-failed":
-            return self._hint.line
-        return None
-
-    def _answer(self, prompt: Pattern, tail: Line, now: float) -> Verdict | Reply | None:
-        if prompt.kind is Kind.LOGIN_PROMPT:
-            self._reach("login", now)
-            if self.login.user is None:
-                if self._talk is Talk.POKED and self._last_output > self._said_at:
-                    self._talk, self._proven_at, self._proof = Talk.PROVEN, now, tail
-                    self._proof_kind = "prompt"
-                    return None
-                return self._say(Talk.POKED, ENTER, now)
-            if self._talk is not Talk.WAITING and now - self._said_at < RETRY_S:
-                return None  # refused ("Login incorrect"): a late password may yet be set
-            if self._logins >= MAX_ATTEMPTS:
-                return self._decide("fail", self.stage, "login-failed", self._refusal() or tail)
-            self._logins += 1
-            self._overrun = None
-            return self._say(Talk.USER_SENT, self.login.user + ENTER, now)
-        if prompt.kind is Kind.PASSWORD_PROMPT and self._talk is Talk.USER_SENT:
-            return self._say(Talk.PASSWORD_SENT, self.login.password + ENTER, now)
-        if prompt.kind is Kind.SHELL_PROMPT:
-            return self._prove_shell(now)
-        return None
-
-    def _nudge(self, now: float) -> Reply | None:
-        """Output is quiet but ends in no known prompt: an unusual shell prompt or motd."""
-        waiting = self._talk in (Talk.USER_SENT, Talk.PASSWORD_SENT, Talk.PROOF_SENT)
-        if waiting and now - self._said_at >= RETRY_S:
-            return self._prove_shell(now)
-        return None
-
-    def _prove_shell(self, now: float) -> Reply | None:
-        waited = now - self._said_at >= RETRY_S and self._proofs < MAX_ATTEMPTS
-        if self._talk is Talk.PROOF_SENT and not waited:
-            return None
-        self._proofs += 1
-        return self._say(Talk.PROOF_SENT, SHELL_PROOF + ENTER, now)
-
-    def _say(self, talk: Talk, text: str, now: float) -> Reply:
-        self._talk, self._said_at = talk, now
-        return Reply(text)
-
-    # --- outcomes ----------------------------------------------------------------
-    def _reach(self, stage: str, now: float) -> None:
-        if stage == "none":  # the row shows no stage (the emulator's own words)
-            return
-        if STAGES.index(stage) > STAGES.index(self.stage):
-            self.stage = stage
-        if STAGES.index(stage) > STAGES.index(self._cycle):
-            self._cycle = stage
-        if stage == "login" and self.prompt_at is None:
-            self.prompt_at = now
-        self.stage_times.setdefault(stage, round(now - self.start, 3))
-
-    def _decide_pending(self) -> Verdict:
-        """The repeating cause decided (dracut waits for a device that never came)."""
-        assert self._pending is not None
-        pending = self._pending
-        device = hook_device(pending.line.text)
-        why = f"{device} never appeared (dracut's initqueue still waits for it)"
-        line = Line(pending.line.number, why if device else pending.line.text)
-        return self._decide("fail", self.stage, pending.pattern.reason, line)
-
-    def _undecided(self, status: str, reason: str) -> Verdict:
-        """Timeout, QEMU gone or log ended: the last soft error explains it, if the
-        boot got no further after it."""
-        hint = self._hint
-        if hint is not None and hint.stage == self.stage:
-            if status == "incomplete":
-                reason = hint.pattern.reason
-            return self._decide(status, self.stage, reason, hint.line)
-        return self._decide(status, self.stage, reason, self._last_line)
-
-    def _decide(self, status: str, stage: str, reason: str, line: Line) -> Verdict:
-        cause = self._cause
-        if status == "fail" and reason == "emergency-shell" and cause is not None:
-            # The emergency shell is what followed; the cause decides.
-            if cause is self._pending:
-                return self._decide_pending()
-            reason, line = cause.pattern.reason, cause.line
-        self.verdict = Verdict(
-            status,
-            stage,
-            reason,
-            line.number or None,
-            line.text.strip(),
-            dict(self.stage_times),
-            self.findings,
-            self._proof_kind if status == "pass" else "",
-        )
-        return self.verdict

@@ -1,6 +1,9 @@
 """What a run says per guest OS, for the tools that pick defaults (libvirt,
 virt-install, osinfo-db): which transports, machine types and firmware reached a
 login, and the answer to "is virtio-pci safe as the default for this OS on virt-X.Y?"
+Every cell with its virtio devices on PCI answers it: the root bus (pci), behind
+pcie-root-ports (pcie-port), and libvirt's own choice booted through libvirt
+(libvirt-pci); a failure names its firmware, and its transport when not `pci`.
 
 An OS here is one image (its name, the OS it reports in /etc/os-release and its
 kernel, as the in-guest probe saw them): two builds of one release can differ, and
@@ -13,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
+from harness.devices import mmio_twin, transport
 from harness.host import machine_sort_key
 from harness.model import Outcome
 from harness.report.grid import machine_column
@@ -122,16 +126,18 @@ def _pci_answer(
     evidence: dict[str, set[str]] = defaultdict(set)
     host_problems: list[str] = []
     for record in cells:
-        if record["transport"] != "pci":
+        on = transport(str(record["transport"]))
+        if on.bus != "pci":
             continue
         machine, firmware = machine_column(record), str(record["firmware"])
         verdict = answer.setdefault(machine, {"safe": None, "failures": []})
-        twin = twins.get((firmware, machine, "mmio"))
+        twin_on = mmio_twin(on.name)
+        twin = twins.get((firmware, machine, twin_on))
         both_stuck = twin is not None and _host_problem(record) and _host_problem(twin)
         if Outcome(record["outcome"]).is_host or both_stuck:
             host_problems.append(
-                f"{firmware}/{machine}: {_said(record)} on pci"
-                + (f", {_said(twin)} on mmio" if twin is not None else "")
+                f"{firmware}/{machine}: {_said(record)} on {on.name}"
+                + (f", {_said(twin)} on {twin_on}" if twin is not None else "")
             )
             continue
         evidence[machine].add(firmware)
@@ -139,7 +145,8 @@ def _pci_answer(
             verdict["safe"] = verdict["safe"] is not False
         else:
             verdict["safe"] = False
-            verdict["failures"].append(f"{firmware}: {_why(record)}")
+            where = firmware if on.name == "pci" else f"{firmware}/{on.name}"
+            verdict["failures"].append(f"{where}: {_why(record)}")
     return answer, evidence, host_problems
 
 

@@ -7,17 +7,22 @@ bus as the harness's own QEMU command line has it.
 from __future__ import annotations
 
 import re
+import shlex
 import string
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from harness.devices import DEVICES, TRANSPORTS, Device
+from harness.devices import DEVICES, Device
+from harness.devices import transport as transport_row
 from harness.model import Cell, Firmware, Image
 
 # QEMU's virt machine has its PCI host bridge in slot 0; devices follow in the order
 # the harness gives them to QEMU (harness/devices.py).
 _FIRST_SLOT = 1
+# libvirt's QEMU namespace for options the domain XML has no element for
+# (https://libvirt.org/drvqemu.html#pass-through-of-arbitrary-qemu-commands)
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 
 
 def domain_name(cell: Cell) -> str:
@@ -32,16 +37,33 @@ def domain_xml(
     accel: str,
     extra_disks: Sequence[Path] = (),
     table: Sequence[Device] = DEVICES,
+    *,
+    overlay: Path | None = None,
+    nvram: Path | None = None,
+    name: str = "",
+    tcg_cpu_options: Sequence[str] = (),
 ) -> str:
-    """The domain XML (a str) of `cell`: the image's disk, then `extra_disks` (read-only,
-    raw, e.g. a NoCloud seed) on the disk row of `table`, then its other rows, in the
-    order of the harness's QEMU command line so PCI slots match. Raises ValueError for
-    a row whose libvirt element has no builder here."""
+    """The domain XML (a str) of `cell`: its disk, then `extra_disks` (read-only, raw,
+    e.g. a NoCloud seed) on the disk row of `table`, then its other rows, in the order
+    of the harness's QEMU command line so PCI slots match.
+
+    The disk is `overlay`, a qcow2 file over the image's disk (never the image's own
+    file: that one is the cache's, read-only); without one, the XML names
+    overlay_path(name) and a comment says how to make it. `nvram` is the cell's own
+    VARS copy (libvirt's nvram directory without one), `name` the domain's
+    (domain_name(cell) without one); `tcg_cpu_options` are QEMU `-cpu max` options
+    (e.g. pauth-impdef=on), which libvirt's <cpu> cannot express, passed as
+    `-global max-arm-cpu.OPTION` through libvirt's QEMU namespace. Raises ValueError
+    for a row whose libvirt element has no builder here."""
+    name = name or domain_name(cell)
     domain = ET.Element("domain", type="kvm" if accel == "kvm" else "qemu")
-    ET.SubElement(domain, "name").text = domain_name(cell)
+    if image.disk is not None and overlay is None:
+        overlay = overlay_path(name)
+        domain.append(ET.Comment(f" make the disk first: {overlay_command(image, overlay)} "))
+    ET.SubElement(domain, "name").text = name
     ET.SubElement(domain, "memory", unit="MiB").text = str(image.memory_mib)
     ET.SubElement(domain, "vcpu").text = "1"
-    _os(ET.SubElement(domain, "os"), cell, image, firmware)
+    _os(ET.SubElement(domain, "os"), cell.machine, image, firmware, nvram or _nvram_path(name))
     features = ET.SubElement(domain, "features")
     if firmware.is_uefi:
         ET.SubElement(features, "acpi")  # on aarch64, libvirt ties ACPI to UEFI
@@ -54,7 +76,7 @@ def domain_xml(
     devices = ET.SubElement(domain, "devices")
     ET.SubElement(devices, "emulator").text = qemu
     slots = iter(range(_FIRST_SLOT, 32))
-    disks = ([(image.disk, image.disk_format, False)] if image.disk is not None else []) + [
+    disks = ([(overlay, "qcow2", False)] if overlay is not None else []) + [
         (extra, "raw", True) for extra in extra_disks
     ]
     for row in table:
@@ -74,17 +96,42 @@ def domain_xml(
     ET.SubElement(serial, "target", port="0")
     console = ET.SubElement(devices, "console", type="pty")
     ET.SubElement(console, "target", type="serial", port="0")
+    if accel != "kvm" and tcg_cpu_options:
+        ET.register_namespace("qemu", QEMU_NS)  # the prefix libvirt's own docs use
+        commandline = ET.SubElement(domain, f"{{{QEMU_NS}}}commandline")
+        for option in tcg_cpu_options:
+            ET.SubElement(commandline, f"{{{QEMU_NS}}}arg", value="-global")
+            ET.SubElement(commandline, f"{{{QEMU_NS}}}arg", value=f"max-arm-cpu.{option}")
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode") + "\n"
 
 
-def _os(node: ET.Element, cell: Cell, image: Image, firmware: Firmware) -> None:
-    ET.SubElement(node, "type", arch="aarch64", machine=cell.machine).text = "hvm"
+def overlay_path(name: str) -> Path:
+    """Where a domain exported without a disk of its own expects its overlay: beside
+    the XML, in the current directory."""
+    return Path.cwd() / f"{name}.qcow2"
+
+
+def overlay_command(image: Image, overlay: Path) -> str:
+    """The qemu-img command that makes `overlay` over the image's disk (one line)."""
+    assert image.disk is not None
+    return (
+        f"qemu-img create -f qcow2 -F {image.disk_format} "
+        f"-b {shlex.quote(str(image.disk.resolve()))} {shlex.quote(str(overlay))}"
+    )
+
+
+def _nvram_path(name: str) -> Path:
+    return Path(f"/var/lib/libvirt/qemu/nvram/{name}_VARS.fd")
+
+
+def _os(node: ET.Element, machine: str, image: Image, firmware: Firmware, nvram_file: Path) -> None:
+    ET.SubElement(node, "type", arch="aarch64", machine=machine).text = "hvm"
     if firmware.is_uefi:
         loader = ET.SubElement(node, "loader", readonly="yes", type="pflash")
         loader.text = str(firmware.code)
         nvram = ET.SubElement(node, "nvram", template=str(firmware.vars_template))
-        nvram.text = f"/var/lib/libvirt/qemu/nvram/{domain_name(cell)}_VARS.fd"
+        nvram.text = str(nvram_file)
         return
     if firmware.bios is not None:  # libvirt's ROM loader is QEMU's -bios
         ET.SubElement(node, "loader", readonly="yes", type="rom").text = str(firmware.bios)
@@ -124,7 +171,9 @@ def _disks(
 
 
 def _address(device: ET.Element, transport: str, slots: Iterator[int]) -> None:
-    kind = next(t.libvirt_address for t in TRANSPORTS if t.name == transport)
+    kind = transport_row(transport).libvirt_address
+    if not kind:  # libvirt picks: for PCI on aarch64 virt, a pcie-root-port each
+        return
     if kind != "pci":
         ET.SubElement(device, "address", type=kind)
         return

@@ -22,7 +22,15 @@ import yaml
 from harness.cells import axis_problem
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.host import machine_sort_key
-from harness.model import HOST_FIRMWARE, HOST_QEMU, HOST_UBOOT, NO_FIRMWARE, Cell, Login
+from harness.model import (
+    HOST_FIRMWARE,
+    HOST_QEMU,
+    HOST_UBOOT,
+    NO_FIRMWARE,
+    Cell,
+    Login,
+    control_character,
+)
 from harness.yamlfile import FileErrors, key_of, line_of
 
 AXES = ("image", "firmware", "machine", "transport", "qemu")
@@ -176,6 +184,11 @@ def _axis(
     values: list[str] = []
     for index, item in enumerate(_listed(value)):
         at = [*where, index] if isinstance(value, list) else where
+        if isinstance(item, str) and control_character(item):
+            # Checked here rather than by a schema pattern: a regex per value in
+            # jsonschema doubles the time a huge list takes to refuse.
+            ctx.problem(at, f"{axis} {item!r}: control characters are not allowed")
+            continue
         if axis == "qemu":
             if item == "all":
                 values += list(ctx.qemu)

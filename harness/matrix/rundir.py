@@ -1,14 +1,21 @@
 """A run's directory: results/<run>/ with run.json (what was asked), results.jsonl
 (one line per finished boot, appended and fsync'd as it finishes, so a killed run
 loses nothing it finished) and cells/<cell>/ (console.log, result.json, cmdline.sh).
-results/latest points at the newest run.
+results/latest points at the newest matrix run that booted something (bisect keeps
+results/latest-bisect).
+
+One writer per run: the writer holds an flock(2) on `.lock` in the directory (freed
+by the kernel however the process ends), so a second `--resume` of the same run
+stops with one line instead of booting every cell twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,10 +23,22 @@ from typing import Any
 
 from harness.atomic import write_atomic
 from harness.errors import InfraError, UsageError
-from harness.model import Cell
+from harness.matrix.rundata import (
+    MAX_META,
+    MAX_RESULTS,
+    check,
+    load_json,
+    parse_json,
+    read_bounded,
+    validator,
+)
+from harness.model import Cell, check_path_name
 
 RESULTS = "results.jsonl"
 RUN = "run.json"
+LOCK = ".lock"
+TORN = "results.jsonl.torn"
+LATEST = "latest"
 
 
 def slug(cell: Cell) -> str:
@@ -29,9 +48,17 @@ def slug(cell: Cell) -> str:
 class RunDir:
     def __init__(self, path: Path):
         self.path = path
+        self._lock: int | None = None
+        # Lines of results.jsonl already checked, or written by this process: the
+        # schema check costs about a millisecond a line, and the reports read the
+        # file more than once.
+        self._checked: set[bytes] = set()
 
     @classmethod
     def create(cls, results: Path, name: str, meta: dict[str, Any]) -> RunDir:
+        """A new, locked run directory `results/<UTC stamp>-<name>`; `name` must be a
+        path name (model.check_path_name). `latest` is not moved: see mark_latest."""
+        check_path_name("run name", name)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = results / f"{stamp}-{name}"
         suffix = 1
@@ -40,26 +67,49 @@ class RunDir:
             path = results / f"{stamp}-{name}-{suffix}"
         path.mkdir(parents=True)
         run = cls(path)
+        run.lock()
         run.write_meta({"run": path.name, "started_at": stamp, **meta})
-        run.mark_latest()
         return run
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
+        """An existing run, its run.json checked (UsageError: one line naming it)."""
         if not (path / RUN).is_file():
             raise UsageError(f"{path}: not a run directory (no {RUN})")
-        return cls(path)
+        run = cls(path)
+        run.meta()
+        return run
+
+    def lock(self) -> None:
+        """Makes this process the run's one writer; UsageError when another holds it."""
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise InfraError(f"cannot lock {self.path}: {e.strerror or e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UsageError(
+                f"{self.path} is being written by another harness (pid {holder}); "
+                "one run directory has one writer"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock = fd
 
     def meta(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.path / RUN).read_text())
-        return data
+        """run.json, checked against results.schema.json's `run`."""
+        return load_json(self.path / RUN, "run", MAX_META)
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         write_atomic(self.path / RUN, json.dumps(meta, indent=2) + "\n")
 
-    def mark_latest(self) -> None:
-        link = self.path.parent / "latest"
-        partial = self.path.parent / ".latest.tmp"
+    def mark_latest(self, pointer: str = LATEST) -> None:
+        """Points results/<pointer> at this run, atomically."""
+        link = self.path.parent / pointer
+        partial = self.path.parent / f".{pointer}.tmp"
         partial.unlink(missing_ok=True)
         partial.symlink_to(self.path.name)
         os.replace(partial, link)
@@ -69,29 +119,56 @@ class RunDir:
         return base / f"repeat-{repeat + 1}" if repeat else base
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True) + "\n"
+        line = json.dumps(record, sort_keys=True)
         try:
             with (self.path / RESULTS).open("a") as f:
-                f.write(line)
+                f.write(line + "\n")
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
             raise InfraError(
                 f"cannot record a result in {self.path / RESULTS}: {e.strerror or e}"
             ) from e
+        self._checked.add(line.encode())
+
+    def repair(self) -> bytes:
+        """Before appending to a run that was killed: a last line without its newline
+        (cut short mid-write) is moved to results.jsonl.torn and cut off, so the next
+        record starts on a fresh line and the cut cell, having no result, runs again.
+        Returns the cut bytes (b"" when the file was whole)."""
+        path = self.path / RESULTS
+        if not path.exists():
+            return b""
+        data = read_bounded(path, MAX_RESULTS)
+        if not data or data.endswith(b"\n"):
+            return b""
+        keep = data.rfind(b"\n") + 1
+        with (self.path / TORN).open("ab") as torn:
+            torn.write(data[keep:] + b"\n")
+            torn.flush()
+            os.fsync(torn.fileno())
+        os.truncate(path, keep)
+        return data[keep:]
 
     def records(self) -> list[dict[str, Any]]:
-        """Every complete line; a line cut short by a crash is ignored."""
-        try:
-            text = (self.path / RESULTS).read_text()
-        except FileNotFoundError:
+        """Every complete line of results.jsonl, each checked against results.schema.json's
+        `record`; a last line without its newline (a crash mid-write) is left out.
+        UsageError `file:line: problem` for any other bad line."""
+        path = self.path / RESULTS
+        if not path.exists():
             return []
+        data = read_bounded(path, MAX_RESULTS)
+        lines = data.split(b"\n")[:-1]  # the part after the last newline is torn or empty
+        check_record = None
         records = []
-        for line in text.splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+        for number, line in enumerate(lines, 1):
+            where = f"{path}:{number}"
+            record = parse_json(line, where)
+            if line not in self._checked:
+                check_record = check_record or validator("record")
+                check(check_record, record, where)
+                self._checked.add(line)
+            records.append(record)
         return records
 
     def done(self) -> set[tuple[str, int]]:
@@ -100,6 +177,16 @@ class RunDir:
         return {
             (r["cell"], r.get("repeat", 0)) for r in self.records() if r.get("status") != "error"
         }
+
+
+def report_torn(run: RunDir, torn: bytes, command: str) -> None:
+    """Says on stderr that a torn last line was set aside (see RunDir.repair)."""
+    if torn:
+        print(
+            f"harness {command}: {run.path / RESULTS}: its last line was cut short "
+            f"({len(torn)} bytes, kept in {TORN}); that cell runs again",
+            file=sys.stderr,
+        )
 
 
 def latest_per_cell(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:

@@ -13,6 +13,10 @@ from harness.errors import UsageError
 _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
 
 Predicate = Callable[[str], bool]
+# Nesting of `not` and parentheses: the parser (and the predicate it builds) recurses
+# once per level; a real filter nests two or three.
+MAX_DEPTH = 50
+MAX_LENGTH = 10_000
 
 
 def keyword_filter(expression: str, aliases: Mapping[str, str] | None = None) -> Predicate:
@@ -20,10 +24,14 @@ def keyword_filter(expression: str, aliases: Mapping[str, str] | None = None) ->
 
     `aliases` maps a machine type to the one it stands for, as QEMU's `-machine help`
     says ("virt" -> "virt-7.2"): a cell on `virt` then also matches `virt-7.2`.
-    Raises UsageError naming the expression when it does not parse."""
+    Raises UsageError (one line) when it does not parse, nests more than MAX_DEPTH
+    levels or is longer than MAX_LENGTH characters."""
+    if len(expression) > MAX_LENGTH:
+        raise UsageError(f"-k: longer than {MAX_LENGTH} characters")
     matches = _word_matcher(aliases or {})
     tokens = _TOKEN.findall(expression)
     position = 0
+    depth = 0
 
     def peek() -> str | None:
         return str(tokens[position]) if position < len(tokens) else None
@@ -35,30 +43,43 @@ def keyword_filter(expression: str, aliases: Mapping[str, str] | None = None) ->
         position += 1
         return str(tokens[position - 1])
 
+    # `a or b or ...` is one flat list, not a chain of nested predicates, so a long
+    # expression costs no recursion when it is evaluated.
     def either() -> Predicate:
-        left = both()
+        parts = [both()]
         while peek() == "or":
             take()
-            left = _any_of(left, both())
-        return left
+            parts.append(both())
+        return parts[0] if len(parts) == 1 else _any_of(parts)
 
     def both() -> Predicate:
-        left = negation()
+        parts = [negation()]
         while peek() == "and":
             take()
-            left = _all_of(left, negation())
-        return left
+            parts.append(negation())
+        return parts[0] if len(parts) == 1 else _all_of(parts)
+
+    def deeper() -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise UsageError(f"-k: nested more than {MAX_DEPTH} levels deep")
 
     def negation() -> Predicate:
+        nonlocal depth
         if peek() == "not":
             take()
+            deeper()
             inner = negation()
+            depth -= 1
             return lambda cell: not inner(cell)
         token = take()
         if token == "(":
+            deeper()
             inner = either()
             if take() != ")":
                 raise UsageError(f"-k {expression!r}: missing )")
+            depth -= 1
             return inner
         if token in (")", "and", "or"):
             raise UsageError(f"-k {expression!r}: unexpected {token!r}")
@@ -70,12 +91,12 @@ def keyword_filter(expression: str, aliases: Mapping[str, str] | None = None) ->
     return result
 
 
-def _any_of(a: Predicate, b: Predicate) -> Predicate:
-    return lambda cell: a(cell) or b(cell)
+def _any_of(parts: list[Predicate]) -> Predicate:
+    return lambda cell: any(part(cell) for part in parts)
 
 
-def _all_of(a: Predicate, b: Predicate) -> Predicate:
-    return lambda cell: a(cell) and b(cell)
+def _all_of(parts: list[Predicate]) -> Predicate:
+    return lambda cell: all(part(cell) for part in parts)
 
 
 def _word_matcher(aliases: Mapping[str, str]) -> Callable[[str, str], bool]:

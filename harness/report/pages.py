@@ -134,10 +134,14 @@ def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None)
     if cell.log:
         text = f'<a href="{html.escape(cell.log)}">{text}</a>'
     if cell.label:
-        text += f'<span class="label {cell.label}">{html.escape(cell.label)}</span>'
+        label = html.escape(cell.label, quote=True)
+        text += f'<span class="label {label}">{label}</span>'
+    # Every string from a record is escaped, attributes too: records may come from a
+    # shard made elsewhere (harness merge).
     style = f"background:{COLOURS.get(cell.outcome, '#fff')}"
     title = html.escape(cell.title, quote=True)
-    return f'<td class="{cell.outcome}" style="{style}" title="{title}">{text}</td>'
+    outcome = html.escape(cell.outcome, quote=True)
+    return f'<td class="{outcome}" style="{style}" title="{title}">{text}</td>'
 
 
 def repeats_passed(record: dict[str, Any]) -> str:

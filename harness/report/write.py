@@ -3,14 +3,15 @@ with the comparison against a baseline run when there is one."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.matrix.rundata import MAX_RESULTS, load_json
 from harness.matrix.rundir import RunDir
+from harness.matrix.select import keyword_filter
 from harness.report.compare import compare
 from harness.report.flaky import write_flaky
 from harness.report.junit import write_junit
@@ -27,14 +28,18 @@ class Reports:
 
 def load_run_cells(path: Path) -> list[dict[str, Any]]:
     """A run's final cells, from its directory or from a results.json file (e.g. the
-    artifact of last night's job)."""
+    artifact of last night's job), checked against results.schema.json with a size
+    limit (UsageError: one line naming the file)."""
     if path.is_dir() and (path / "results.jsonl").exists():
         return load_final(RunDir.open(path))
     document = path / "results.json" if path.is_dir() else path
+    if not document.exists():
+        raise UsageError(f"{path}: not a run directory or results.json")
     try:
-        cells: list[dict[str, Any]] = json.loads(document.read_text())["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{path}: not a run directory or results.json ({e})") from e
+        cells: list[dict[str, Any]] = load_json(document, "document", MAX_RESULTS)["cells"]
+    except UsageError as e:
+        problem = str(e).removeprefix(f"{document}: ")
+        raise UsageError(f"{path}: not a run directory or results.json: {problem}") from e
     return cells
 
 
@@ -54,8 +59,14 @@ def _history(run: RunDir, document: dict[str, Any]) -> str:
 
 
 def write_reports(run: RunDir, baseline: Path | None = None) -> Reports:
+    """Every report of `run`; compared with `baseline` when given, over the cells the
+    run's `-k` chose (a filtered-out cell is not `missing`)."""
     final = load_final(run)
     old = load_run_cells(baseline) if baseline else None
+    keyword = run.meta().get("keyword")
+    if old is not None and keyword:
+        wanted = keyword_filter(keyword)
+        old = [cell for cell in old if wanted(cell["cell"])]
     comparison = compare(old, final) if old is not None else None
     document = results_document(run, final, comparison)
     if comparison is not None:

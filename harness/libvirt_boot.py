@@ -1,0 +1,320 @@
+"""Boots one cell through libvirt: a transient domain from the cell's domain XML
+(harness/export/libvirt.py), its serial console read through libvirt's console API,
+judged by the same watcher and the same watch loop as a direct boot (harness/boot.py),
+which types the same login and probe.
+
+The libvirt Python binding (libvirt-python) rather than virsh: one connection owns
+the domain, created with VIR_DOMAIN_START_AUTODESTROY, so libvirtd itself destroys it
+when that connection closes, also when the harness is killed with SIGKILL and no code
+of ours runs (virsh would need a guard process for that); the domain is created
+paused and resumed only once the console stream is open, so no early output is lost.
+
+The domain is named `harness-<random>-<cell>`: the harness only ever destroys domains
+it created itself. Its disk is the cell's qcow2 overlay and its nvram the cell's VARS
+copy, both in the cell's work/ directory, removed with it. libvirt's domain log
+(QEMU's stderr and the command line libvirt generated) is moved into the cell's
+directory as qemu.stderr, and the domain as libvirt completed it (the addresses and
+controllers it chose) is kept as domain.live.xml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import secrets
+import shlex
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from harness.boot import (
+    Boot,
+    BootOptions,
+    ConsoleLog,
+    Show,
+    _drain,
+    _watch,
+    prepare,
+)
+from harness.devices import launcher
+from harness.errors import CellSkipped, QemuLaunchError
+from harness.export.libvirt import domain_xml, overlay_command
+from harness.host import Host
+from harness.judge import judged, watcher_for
+from harness.libvirt_host import binding, probe, uri
+from harness.model import Cell, Firmware, Image
+from harness.virt_install import virt_install_argv, virt_install_xml
+
+READ_SIZE = 1 << 16
+DOMAIN_LOGS = Path("/var/log/libvirt/qemu")
+# libvirt's line when the domain stops (src/qemu/qemu_process.c qemuProcessStop)
+_SHUTDOWN = re.compile(r"shutting down, reason=(\w+)")
+
+
+def domain_name(cell: Cell) -> str:
+    """A name no one else's domain has: the harness prefix, a random part, the cell."""
+    words = re.sub(r"[^A-Za-z0-9_.-]+", "_", cell.id).strip("_")
+    return f"harness-{secrets.token_hex(4)}-{words}"[:200]
+
+
+class DomainConsole:
+    """A transient domain and its serial console, from creation to destruction.
+
+    `read`, `send`, `exit_status`, `stderr` and `argv` are those of QemuProcess, so the
+    watch loop drives either. The console stream is blocking, read by one thread into
+    a queue. While it waits in that stream, libvirt's client answers no other call
+    on the same connection (measured: virDomainIsActive then waits for ever), so
+    `conn` creates the domain (and holds it: autodestroy) and carries the console,
+    `control` does everything else. `__exit__` is the one place the domain is
+    destroyed.
+    """
+
+    def __init__(self, conn: Any, control: Any, xml: str, name: str, log_path: Path):
+        self._conn = conn
+        self._control = control
+        self._xml = xml
+        self.name = name
+        self.log_path = log_path
+        self.argv: list[str] = []
+        self.live_xml = ""  # the domain as libvirt completed it: the addresses it chose
+        self._dom: Any = None
+        self._stream: Any = None
+        self._chunks: queue.Queue[bytes | None] = queue.Queue()
+        self._ended = False
+        self._destroyed = False
+        self._pump_thread = threading.Thread(target=self._pump, name=name, daemon=True)
+
+    def __enter__(self) -> DomainConsole:
+        libvirt = binding()
+        flags = libvirt.VIR_DOMAIN_START_PAUSED | libvirt.VIR_DOMAIN_START_AUTODESTROY
+        try:
+            created = self._conn.createXML(self._xml, flags)
+            self._stream = self._conn.newStream(0)
+            created.openConsole(None, self._stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            self._dom = self._control.lookupByUUID(created.UUID())
+            self._pump_thread.start()
+            self.argv = read_argv(self.log_path)
+            self.live_xml = self._dom.XMLDesc(0)
+            self._dom.resume()
+        except libvirt.libvirtError as e:
+            self.stop()
+            message = "libvirt did not start the domain"
+            raise QemuLaunchError(message, self.argv, "not started", e.get_error_message()) from e
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _pump(self) -> None:
+        libvirt = binding()
+        while True:
+            try:
+                data = self._stream.recv(READ_SIZE)
+            except libvirt.libvirtError:
+                data = b""
+            if not data:
+                self._chunks.put(None)
+                return
+            self._chunks.put(bytes(data))
+
+    def read(self, timeout: float) -> bytes | None:
+        """Console bytes: b"" when none came within `timeout`, None once it closed."""
+        if self._ended:
+            return None
+        try:
+            first = self._chunks.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return b""
+        data = [first]
+        while data[-1] is not None and not self._chunks.empty():
+            data.append(self._chunks.get_nowait())
+        if data[-1] is None:
+            self._ended = True
+            data.pop()
+            return b"".join(d for d in data if d) or None
+        return b"".join(d for d in data if d)
+
+    def send(self, text: str) -> None:
+        libvirt = binding()
+        with contextlib.suppress(libvirt.libvirtError):  # a domain gone mid-reply ends in read
+            self._stream.send(text.encode())
+
+    def exit_status(self, wait_s: float = 2.0) -> str:
+        """ "running", "0" when the guest ended it (powered off, or reset: on_reboot is
+        destroy), or libvirt's reason (crashed, failed...) from its domain log."""
+        deadline = time.monotonic() + wait_s
+        while self._active() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._active():
+            return "running"
+        reasons = _SHUTDOWN.findall(self.stderr())
+        reason = reasons[-1] if reasons else "unknown"
+        return "0" if reason in ("shutdown", "destroyed") and not self._destroyed else reason
+
+    def _active(self) -> bool:
+        libvirt = binding()
+        try:
+            return bool(self._dom.isActive())
+        except libvirt.libvirtError:  # a transient domain is gone once stopped
+            return False
+
+    def stderr(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Destroys the domain (if it still runs) and closes the stream and connection;
+        never raises."""
+        libvirt = binding()
+        if self._dom is not None and self._active():
+            self._destroyed = True
+            with contextlib.suppress(libvirt.libvirtError):
+                self._dom.destroy()
+        if self._pump_thread.is_alive():  # the stream ends with the domain
+            self._pump_thread.join(timeout=5.0)
+        if self._stream is not None and not self._pump_thread.is_alive():
+            with contextlib.suppress(libvirt.libvirtError):
+                self._stream.abort()
+
+
+def read_argv(log: Path, wait_s: float = 2.0) -> list[str]:
+    """The QEMU command line libvirt wrote at the top of its domain log (environment
+    assignments, then the binary and its options, one per line ending in a
+    backslash); [] when the log cannot be read within `wait_s` (virtlogd writes it)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            text = ""
+        lines = text.splitlines()[1:]
+        command: list[str] = []
+        for line in lines:
+            command.append(line.removesuffix("\\").strip())
+            if not line.endswith("\\"):
+                break
+        if command and not text.splitlines()[len(command)].endswith("\\"):
+            try:
+                words = shlex.split(" ".join(command))
+            except ValueError:
+                return []
+            start = next((i for i, w in enumerate(words) if "=" not in w), len(words))
+            return words[start:]
+        if time.monotonic() >= deadline:
+            return []
+        time.sleep(0.05)
+
+
+def boot(
+    cell: Cell,
+    image: Image,
+    firmware: Firmware,
+    host: Host,
+    out: Path,
+    options: BootOptions,
+    show: Show | None = None,
+    say: Callable[[str], None] = print,
+) -> Boot:
+    """Boots `cell` as a transient libvirt domain; the same contract as boot.boot.
+    Raises CellSkipped when libvirt is not usable here (no binding, no daemon),
+    QemuLaunchError when libvirt refuses the domain or QEMU dies."""
+    target = uri(os.environ)
+    daemon = probe(target)
+    if not daemon.usable:
+        raise CellSkipped(f"libvirt is not usable: {daemon.why} (fix: {daemon.fix})")
+    libvirt = binding()
+    accel = host.accel(options.accel)
+    work = out / "work"
+    files, login = prepare(cell, image, firmware, work)
+    name = domain_name(cell)
+    if launcher(cell.transport) == "virt-install":
+        if files.vars is not None:  # libvirt makes it from the template it picks
+            files.vars.unlink()
+        xml = virt_install_xml(virt_install_argv(
+            cell, image, firmware, target, name, files.disk, files.vars, files.extra_disks
+        ))  # fmt: skip
+    else:
+        xml = domain_xml(
+            cell, image, firmware, host.qemu, accel, files.extra_disks,
+            overlay=files.disk, nvram=files.vars, name=name,
+            tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (),
+        )  # fmt: skip
+    (out / "domain.xml").write_text(xml)
+    write_cmdline(out / "cmdline.sh", cell, target, image, firmware, files.disk, files.vars)
+    if options.interactive:
+        say("[harness: no --interactive for libvirt cells: cmdline.sh boots it on your console]")
+    log = ConsoleLog(out / "console.log", options.log_cap)
+    domain_log = DOMAIN_LOGS / f"{name}.log"
+    timeout = options.timeout_s or image.timeout_s
+    say(f"libvirt {daemon.version} at {target}: domain {name} from {out / 'domain.xml'}")
+    conn = control = None
+    try:
+        conn = libvirt.open(target)
+        control = libvirt.open(target)
+    except libvirt.libvirtError as e:
+        if conn is not None:
+            conn.close()
+        raise CellSkipped(f"libvirt is not usable: {e.get_error_message()}") from e
+    try:
+        with DomainConsole(conn, control, xml, name, domain_log) as console:
+            start = time.monotonic()
+            (out / "domain.live.xml").write_text(console.live_xml)
+            say(shlex.join(console.argv))
+            watcher = watcher_for(image, login, start)
+            verdict = _watch(console, None, watcher, start + timeout, log, show, options.cancel)
+            verdict = judged(cell, image, verdict)
+            duration = time.monotonic() - start
+            if verdict.status == "fail":
+                _drain(console, log, show)
+            exit_status = console.exit_status(wait_s=0)
+            argv = console.argv
+    finally:
+        for connection in (conn, control):
+            with contextlib.suppress(libvirt.libvirtError):
+                connection.close()
+        log.close()
+        _keep_domain_log(domain_log, out / "qemu.stderr")
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    launch = {"launcher": "libvirt", "libvirt_version": daemon.version, "domain": name}
+    return Boot(verdict, accel, argv, duration, exit_status, watcher.resets, timeout, launch=launch)
+
+
+def write_cmdline(
+    path: Path,
+    cell: Cell,
+    target: str,
+    image: Image,
+    firmware: Firmware,
+    overlay: Path | None,
+    nvram: Path | None,
+) -> None:
+    """A script that boots the cell's domain.xml by hand on the console (virsh), with
+    fresh copies of the per-cell files the XML names."""
+    lines = ["#!/bin/sh", f"# Boots {cell} through libvirt as the harness did.", "set -eu"]
+    if overlay is not None and image.disk is not None:
+        lines.append(f"mkdir -p {shlex.quote(str(overlay.parent))}")
+        lines.append(overlay_command(image, overlay))
+    if nvram is not None and firmware.vars_template is not None:
+        lines.append(f"cp {shlex.quote(str(firmware.vars_template))} {shlex.quote(str(nvram))}")
+    domain = shlex.quote(str(path.with_name("domain.xml")))
+    lines.append(f"exec virsh -c {shlex.quote(target)} create --console --autodestroy {domain}")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o755)
+
+
+def _keep_domain_log(source: Path, target: Path) -> None:
+    """Moves libvirt's log of our own domain into the cell's directory."""
+    with contextlib.suppress(OSError):
+        shutil.copyfile(source, target)
+        source.unlink()

@@ -1,0 +1,84 @@
+"""Reading run data that may come from elsewhere (a shard, last night's artifact, a
+file the user names): bounded in size, parsed as UTF-8 JSON with a depth limit, and
+checked against harness/schemas/results.schema.json before any field is used.
+
+Every problem is one UsageError line naming the file (and line), so `compare`,
+`merge`, `--resume` and `--baseline` end with exit 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import UsageError
+
+if TYPE_CHECKING:
+    import jsonschema
+
+# run.json lists every planned cell (a nightly has hundreds, 100 bytes each).
+MAX_META = 16 << 20
+# results.jsonl and results.json: a nightly writes a few MiB; far more is not a run
+# (e.g. `compare RUN /dev/zero`), and is refused before it fills the memory.
+MAX_RESULTS = 64 << 20
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, at most `limit` of them; UsageError if it is longer or
+    cannot be read. Reads limit + 1 bytes at most, so an endless file (a device, a
+    growing file) costs no more than that."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read it: {e.strerror or e}") from e
+    if len(data) > limit:
+        raise UsageError(f"{path}: larger than {limit >> 20} MiB: not run data")
+    return data
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    """JSON (RFC 8259: UTF-8) from `data`; UsageError naming `where` otherwise."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{where}: not UTF-8 (byte {e.start})") from e
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{where}: not JSON: {e.msg} (line {e.lineno})") from e
+    except RecursionError as e:  # json's decoder recurses once per level
+        raise UsageError(f"{where}: nested too deeply") from e
+
+
+def check(validator: jsonschema.protocols.Validator, value: Any, where: str) -> dict[str, Any]:
+    """`value` unchanged when `validator` (see `validator`) finds it valid; UsageError
+    naming `where` and the first problem's key otherwise."""
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        error = errors[0]
+        key = "".join(
+            f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.absolute_path
+        ).lstrip(".")
+        message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+        raise UsageError(f"{where}: {key or '(top)'}: {message}")
+    if not isinstance(value, dict):  # the schemas require objects; this is for mypy
+        raise UsageError(f"{where}: expected a JSON object")
+    return value
+
+
+def load_json(path: Path, kind: str, limit: int) -> dict[str, Any]:
+    """A whole JSON file, bounded, parsed and checked as `kind` (see `validator`)."""
+    return check(validator(kind), parse_json(read_bounded(path, limit), str(path)), str(path))
+
+
+def validator(kind: str) -> jsonschema.protocols.Validator:
+    """A validator for `kind`: `document` (results.json), or one of results.schema.json's
+    $defs: `run` (run.json), `record` (a line of results.jsonl)."""
+    import jsonschema  # a tenth of a second to load: only when run data is read
+
+    text = resources.files("harness.schemas").joinpath("results.schema.json").read_text()
+    schema = json.loads(text)
+    root = {"$defs": schema["$defs"], "$ref": "#/$defs/" + kind} if kind != "document" else schema
+    validator: jsonschema.protocols.Validator = jsonschema.Draft202012Validator(root)
+    return validator

@@ -1,0 +1,75 @@
+"""The domain XML of a virt-install cell: what `virt-install --print-xml` (Debian's
+virtinst) makes for an aarch64 guest with its own defaults, booted through libvirt
+like any libvirt cell (harness/libvirt_boot.py).
+
+virt-install picks the firmware (`--boot uefi`: `<os firmware='efi'>`, libvirt then
+picks AAVMF from QEMU's firmware descriptors), the CPU model (cortex-a57 under TCG),
+fourteen pcie-root-ports and a guest-agent channel (a virtio-serial device). The
+harness only names the domain, gives it the cell's overlay and nvram, a user-mode
+NIC (no libvirt network is assumed), a console on a pty, and on_reboot=destroy (a
+reset ends the run, as -no-reboot does for a direct cell). `virt-install-mmio`
+forces `address.type=virtio-mmio` on the disk, NIC and rng, as a tool forcing mmio
+would; devices virt-install adds by itself stay where it puts them.
+Options: virt-install(1), "--boot", "--disk", "--network", "address.type".
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness.devices import transport
+from harness.errors import CellSkipped, InfraError
+from harness.model import Cell, Firmware, Image
+
+INSTALL = "apt-get install virtinst"
+
+
+def virt_install_argv(
+    cell: Cell,
+    image: Image,
+    firmware: Firmware,
+    target: str,
+    name: str,
+    overlay: Path | None,
+    nvram: Path | None,
+    extra_disks: tuple[Path, ...] = (),
+) -> list[str]:
+    """The virt-install command line that prints the cell's domain XML (a pure
+    function): mmio forced where the cell's transport is on mmio (devices.py).
+    Raises KeyError for a transport not in the table."""
+    address = ",address.type=virtio-mmio" if transport(cell.transport).bus == "mmio" else ""
+    argv = [
+        "virt-install", "--connect", target, "--print-xml", "--name", name,
+        "--arch", "aarch64", "--machine", cell.machine, "--memory", str(image.memory_mib),
+        "--vcpus", "1", "--import", "--osinfo", "detect=on,require=off",
+        "--graphics", "none", "--console", "pty,target.type=serial",
+        "--network", f"user,model=virtio{address}", "--rng", f"/dev/urandom{address}",
+        "--events", "on_reboot=destroy",
+    ]  # fmt: skip
+    if overlay is not None:
+        argv += ["--disk", f"path={overlay},format=qcow2,bus=virtio{address}"]
+    for extra in extra_disks:
+        argv += ["--disk", f"path={extra},format=raw,bus=virtio,readonly=on{address}"]
+    if firmware.is_uefi:
+        argv += ["--boot", f"uefi,nvram={nvram}" if nvram is not None else "uefi"]
+    else:
+        kernel = f"kernel={image.kernel}" + (f",initrd={image.initrd}" if image.initrd else "")
+        argv += ["--boot", kernel + (f',kernel_args="{image.append}"' if image.append else "")]
+        # virt-install 4.1 asks for ACPI here too, which libvirt 9.0 refuses without
+        # UEFI on aarch64 ("ACPI requires UEFI on this architecture")
+        argv += ["--features", "acpi=off"]
+    return argv
+
+
+def virt_install_xml(argv: list[str]) -> str:
+    """Runs `argv` (virt_install_argv) and returns the XML it prints. Raises
+    CellSkipped when virt-install is not installed, InfraError when it fails."""
+    if shutil.which(argv[0]) is None:
+        raise CellSkipped(f"virt-install is not installed (fix: {INSTALL})")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise InfraError(f"virt-install --print-xml failed: {first}")
+    return proc.stdout

@@ -1,0 +1,350 @@
+"""Hostile and malformed input through the real CLI, none of which boots a guest:
+run data from elsewhere (compare, merge, --resume, --baseline), names that would
+become paths or shell lines, option values, filters that match nothing. Each ends in
+one line on stderr and exit 2, and writes nothing it should not."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Harness
+
+from harness.boot import write_cmdline
+from harness.model import Cell, Firmware, Image
+from harness.report.pages import render_html
+
+CELL = "debian-12-tiny/none/virt/pci"
+RECORD = {
+    "cell": CELL, "image": "debian-12-tiny", "firmware": "none", "machine": "virt",
+    "transport": "pci", "status": "pass", "outcome": "pass", "stage": "login",
+    "reason": "login", "detail": "", "duration_s": 5.0, "stage_times": {"kernel": 0.5},
+    "repeat": 0, "attempts": 1,
+}  # fmt: skip
+
+
+def make_run(where: Path, records: list[bytes] | None = None, **meta: object) -> Path:
+    """A run directory as `harness matrix -k CELL` leaves it."""
+    where.mkdir(parents=True)
+    meta = {"run": where.name, "profile": "smoke", "keyword": CELL, "repeat": 1,
+            "cells": [CELL], "host": {}, **meta}  # fmt: skip
+    (where / "run.json").write_text(json.dumps(meta))
+    lines = records if records is not None else [json.dumps(RECORD).encode()]
+    (where / "results.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+    return where
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    return line
+
+
+def test_a_valid_run_compares_and_merges(harness: Harness, tmp_path: Path) -> None:
+    """The baseline of the tests below: the crafted run is a good run."""
+    run = make_run(tmp_path / "run")
+    assert harness("compare", str(run), str(run)).returncode == 0
+    proc = harness("merge", str(run), "--results", str(tmp_path / "m"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m" / "latest" / "report.html").is_file()
+
+
+BAD_RUN_JSON = {
+    "not JSON": b"{nope",
+    "not an object": b"[1, 2]",
+    "cells a number": json.dumps({"cells": 5}).encode(),
+    "a profile that is a path": json.dumps({"profile": "x/../../elsewhere", "cells": []}).encode(),
+}
+BAD_LINES = {
+    "null": b"null",
+    "a list": b"[1,2,3]",
+    "an empty object": b"{}",
+    "no outcome": json.dumps({k: v for k, v in RECORD.items() if k != "outcome"}).encode(),
+    "invalid UTF-8": json.dumps(RECORD).encode().replace(b'"login"', b'"\xff\xfe"', 1),
+    "an outcome of HTML": json.dumps(
+        {**RECORD, "outcome": 'x"><script>alert(1)</script>'}
+    ).encode(),
+    "a newline in a cell": json.dumps({**RECORD, "cell": "a\nb/none/virt/pci"}).encode(),
+}
+
+
+@pytest.mark.parametrize("command", ["compare", "merge", "resume"])
+@pytest.mark.parametrize("bad", BAD_RUN_JSON)
+def test_a_bad_run_json_is_one_line(
+    command: str, bad: str, harness: Harness, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path / "run")
+    (run / "run.json").write_bytes(BAD_RUN_JSON[bad])
+    line = one_line_error(run_command(harness, command, run, tmp_path))
+    assert str(run / "run.json") in line
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+@pytest.mark.parametrize("command", ["compare", "merge", "resume"])
+@pytest.mark.parametrize("bad", BAD_LINES)
+def test_a_bad_results_line_is_one_line(
+    command: str, bad: str, harness: Harness, tmp_path: Path
+) -> None:
+    good = json.dumps(RECORD).encode()
+    run = make_run(tmp_path / "run", [good, BAD_LINES[bad], good])
+    line = one_line_error(run_command(harness, command, run, tmp_path))
+    assert f"{run / 'results.jsonl'}:2: " in line
+    # merge made no run (nor a `latest`) out of it; resume booted nothing
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+    assert (run / "results.jsonl").read_bytes().count(b"\n") == 3
+
+
+def run_command(
+    harness: Harness, command: str, run: Path, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    if command == "compare":
+        return harness("compare", str(run), str(run), timeout=30)
+    if command == "merge":
+        return harness("merge", str(run), "--results", str(tmp_path / "m"), timeout=30)
+    return harness("matrix", "--resume", str(run), timeout=30)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'{"cells": "abc"}',
+        b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"\xff\xfe",
+        json.dumps({"schema_version": 1, "cells": [{"cell": CELL}]}).encode(),
+    ],
+    ids=["cells a string", "nested 100000 deep", "not UTF-8", "a cell without fields"],
+)
+def test_a_bad_results_json_is_one_line(document: bytes, harness: Harness, tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    bad = tmp_path / "results.json"
+    bad.write_bytes(document)
+    line = one_line_error(harness("compare", str(run), str(bad), timeout=30))
+    assert str(bad) in line
+
+
+def test_compare_reads_an_endless_file_with_a_limit(harness: Harness, tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    line = one_line_error(harness("compare", str(run), "/dev/zero", timeout=30))
+    assert line == (
+        "harness compare: /dev/zero: not a run directory or results.json: "
+        "larger than 64 MiB: not run data"
+    )
+
+
+def test_a_bad_baseline_stops_the_matrix_before_it_boots(harness: Harness, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"cells": 5}')
+    results = tmp_path / "r"
+    line = one_line_error(
+        harness("matrix", "-k", CELL, "--baseline", str(bad), "--results", str(results))
+    )
+    assert line.startswith(f"harness matrix: {bad}: ")
+    assert not results.exists()
+
+
+def test_k_nested_3000_levels_is_one_line(harness: Harness) -> None:
+    expression = "(" * 3000 + "pci" + ")" * 3000
+    line = one_line_error(harness("list", "-k", expression))
+    assert line == "harness list: -k: nested more than 50 levels deep"
+    # a long flat expression is fine: and/or lists are not nested predicates
+    flat = " or ".join(["nope"] * 1000 + ["tiny/none/virt/pci"])
+    assert harness("list", "-k", flat).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--timeout", "-5"], ["--timeout", "nan"], ["--timeout", "0"], ["--timeout", "inf"],
+        ["--log-cap", "0"], ["--log-cap", "64 parsecs"], ["--repeat", "0"], ["-j", "0"],
+        ["--smp", "0"],
+    ],
+    ids=lambda option: " ".join(option),
+)  # fmt: skip
+def test_numbers_out_of_range_are_refused(
+    option: list[str], harness: Harness, tmp_path: Path
+) -> None:
+    line = one_line_error(harness("matrix", *option, "--results", str(tmp_path)))
+    assert line.startswith(f"harness matrix: argument {option[0]}") or line.startswith(
+        "harness matrix: argument -j/--jobs"
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def test_log_cap_takes_the_unit_its_help_shows(harness: Harness, tmp_path: Path) -> None:
+    assert "64MiB" in harness("run", "--help").stdout
+    proc = harness("matrix", "--log-cap", "64MiB", "-k", "no-such-cell", "--results", str(tmp_path))
+    assert one_line_error(proc).startswith("harness matrix: -k 'no-such-cell' matches none")
+
+
+def write_matrix(path: Path, machine: str, profile: str = "p") -> Path:
+    path.write_text(
+        f"profiles:\n  {profile!r}:\n    matrix: {{image: debian-12-tiny, firmware: none, "
+        f"machine: {machine!r}, transport: pci}}\n"
+    )
+    return path
+
+
+def previous_latest(results: Path) -> Path:
+    earlier = results / "20200101T000000Z-smoke"
+    earlier.mkdir(parents=True)
+    (results / "latest").symlink_to(earlier.name)
+    return earlier
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-k", "no-such-cell"], ["--matrix", "{tmp}/m.yaml", "--profile", "p"]],
+    ids=["-k", "a machine range"],
+)
+def test_a_run_with_no_cell_is_exit_2_and_leaves_latest(
+    args: list[str], harness: Harness, tmp_path: Path
+) -> None:
+    write_matrix(tmp_path / "m.yaml", "virt-99.0..virt-99.9")
+    results = tmp_path / "r"
+    earlier = previous_latest(results)
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    line = one_line_error(harness("matrix", *args, "--results", str(results)))
+    assert "matches none" in line or "has no cell on this host" in line
+    assert (results / "latest").resolve() == earlier
+    assert sorted(p.name for p in results.iterdir()) == [earlier.name, "latest"]
+
+
+def test_a_matrix_of_skips_only_is_exit_2_and_leaves_latest(
+    harness: Harness, tmp_path: Path
+) -> None:
+    write_matrix(tmp_path / "m.yaml", "virt-1.0")  # a machine type no QEMU here has
+    results = tmp_path / "r"
+    earlier = previous_latest(results)
+    proc = harness("matrix", "--matrix", str(tmp_path / "m.yaml"), "--profile", "p",
+                   "--results", str(results))  # fmt: skip
+    line = one_line_error(proc)
+    assert line == (
+        "harness matrix: nothing booted: all 1 cells were skipped "
+        "(e.g. debian-12-tiny/none/virt-1.0/pci: machine type virt-1.0 is not in this QEMU)"
+    )
+    assert (results / "latest").resolve() == earlier
+
+
+def test_list_counts_only_cells_that_will_boot(harness: Harness) -> None:
+    proc = harness("list", "--profile", "debate", "--offline")
+    assert proc.returncode == 0, proc.stderr
+    *cells, total = proc.stdout.splitlines()
+    will_boot = [line for line in cells if "skip:" not in line]
+    assert total == f"{len(cells)} cells in profile debate, {len(will_boot)} runnable here"
+    assert len(will_boot) < len(cells)  # the 2016 releases are downloads: skips offline
+
+
+def test_a_profile_that_is_a_path_stays_inside_results(harness: Harness, tmp_path: Path) -> None:
+    matrix = write_matrix(tmp_path / "m.yaml", "virt-1.0", profile="x/../../../elsewhere")
+    results = tmp_path / "a" / "b" / "r"
+    proc = harness("matrix", "--matrix", str(matrix), "--profile", "x/../../../elsewhere",
+                   "--results", str(results))  # fmt: skip
+    line = one_line_error(proc)
+    assert line.startswith(f"harness matrix: {matrix}:2: profiles: ")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m.yaml"]
+
+
+def test_control_characters_in_names_are_refused(harness: Harness, tmp_path: Path) -> None:
+    code = tmp_path / "x\ntouch PWNED\n.fd"
+    code.write_bytes(b"\0" * 4096)
+    out = tmp_path / "out"
+    line = one_line_error(harness("run", f"debian-12-tiny/{code}/virt/pci", "--out", str(out)))
+    assert "control character '\\n' is not allowed" in line
+    assert not out.exists() and not (ROOT / "PWNED").exists()
+    # the same path as a firmware in a matrix file: file:line, before any cell exists
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        "profiles:\n  p:\n    matrix: {image: debian-12-tiny, "
+        f"firmware: {json.dumps(str(code))}, machine: virt, transport: pci}}\n"
+    )
+    line = one_line_error(harness("list", "--matrix", str(matrix), "--profile", "p"))
+    assert line.startswith(f"harness list: {matrix}:3: profiles.p.matrix.firmware: ")
+    # an image name in a catalog the user adds
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        '"evil\\nname":\n  distro: x\n  release: "1"\n  boot: direct\n  source: x\n'
+        "  kernel: {url: 'http://127.0.0.1:9/k'}\n"
+    )
+    proc = harness("images", "list", env={"HARNESS_CATALOG": str(catalog)})
+    assert "evil" in one_line_error(proc)
+
+
+def test_cmdline_sh_quotes_every_word(tmp_path: Path) -> None:
+    echo = shutil.which("echo")
+    assert echo
+    firmware = "/tmp/a b;$(touch PWNED)'.fd"
+    cell = Cell("img", firmware, "virt", "pci")
+    argv = [echo, "-name", f"{cell}", "", "it's", "$HOME", str(tmp_path / "work" / "x")]
+    script = tmp_path / "cmdline.sh"
+    write_cmdline(script, cell, argv, Image("img", None), Firmware("fw"), tmp_path / "work")
+    assert script.read_text().splitlines()[1] == (
+        f"# Boots 'img/{firmware.replace(chr(39), chr(39) + chr(34) + chr(39) + chr(34) + chr(39))}"
+        "/virt/pci' as the harness did. Ctrl-A X quits QEMU."
+    )
+    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stdout == " ".join(argv[1:]) + "\n"
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_report_html_escapes_what_a_shard_says(tmp_path: Path) -> None:
+    hostile = '"><script>alert(1)</script>'
+    record = {**RECORD, "cell": f"img{hostile}/none/virt/pci", "image": f"img{hostile}",
+              "outcome": "fail", "detail": hostile, "log": f"{hostile}.log"}  # fmt: skip
+    page = render_html(f"run {hostile}", [record], {record["cell"]: f"new{hostile}"})
+    assert "<script" not in page and "&lt;script&gt;" in page
+
+
+def test_merge_copies_only_regular_files(harness: Harness, tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    cell = run / "cells" / "debian-12-tiny_none_virt_pci"
+    cell.mkdir(parents=True)
+    secret = tmp_path / "secret"
+    secret.write_text("root only\n")
+    (cell / "console.log").symlink_to(secret)
+    os.mkfifo(cell / "qemu.stderr")
+    (cell / "result.json").write_text("{}\n")
+    (run / "cells" / "linked").symlink_to(tmp_path)
+    proc = harness("merge", str(run), "--results", str(tmp_path / "m"), timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    merged = (tmp_path / "m" / "latest" / "cells").resolve()
+    assert sorted(str(p.relative_to(merged)) for p in merged.rglob("*")) == [
+        "debian-12-tiny_none_virt_pci",
+        "debian-12-tiny_none_virt_pci/result.json",
+    ]
+    assert proc.stderr.count("not a regular file, not copied") == 3
+
+
+def test_a_baseline_compared_under_k_has_no_missing_cells(harness: Harness, tmp_path: Path) -> None:
+    other = "debian-12-tiny/aavmf/virt/pci"
+    baseline = make_run(
+        tmp_path / "base",
+        [json.dumps(RECORD).encode(), json.dumps({**RECORD, "cell": other}).encode()],
+        cells=[CELL, other],
+        keyword=None,
+    )
+    run = make_run(tmp_path / "run")  # -k CELL
+    proc = harness("matrix", "--resume", str(run), "--baseline", str(baseline))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "missing" not in proc.stdout and other not in proc.stdout
+    assert "1 still-passing" in proc.stdout.splitlines()
+
+
+def test_a_reader_that_goes_away_is_not_a_success(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "list", "--profile", "nightly"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    # a pipe of one page, so the listing cannot fit in it before the reader goes away
+    fcntl.fcntl(child.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+    child.stdout.readline()  # `| head -1`
+    child.stdout.close()
+    assert child.wait(timeout=60) == 141
+    assert child.stderr.read() == ""

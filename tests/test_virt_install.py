@@ -1,0 +1,70 @@
+"""Cells whose domain virt-install writes (harness/virt_install.py), booted through a
+real libvirtd: "virt-install can force virtio-mmio" as a cell that passes or fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Harness
+
+from harness.model import Image
+
+
+@pytest.fixture(scope="module")
+def libvirtd() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.libvirt_host"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "cell", ["debian-12-tiny/none/virt/virt-install", "debian-12-tiny/none/virt/virt-install-mmio"]
+)
+def test_a_virt_install_domain_with_its_defaults_boots_through_libvirt(
+    cell: str, libvirtd: None, tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    proc = harness("run", cell, "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"PASS {cell} login ")
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["qemu"]["launcher"] == "libvirt"
+    written = ET.parse(tmp_path / "domain.xml").getroot()  # as virt-install printed it
+    live = ET.parse(tmp_path / "domain.live.xml").getroot()
+    # virt-install's own choices under TCG: the CPU model, fourteen root ports, the
+    # guest agent's channel (a virtio console device the guest sees too)
+    assert live.findtext("cpu/model") == "cortex-a57"
+    ports = [c for c in written.iter("controller") if c.get("model") == "pcie-root-port"]
+    assert len(ports) == 14  # also where every device is forced onto mmio
+    assert written.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"  # type: ignore[union-attr]
+    kinds = sorted(d["kind"] for d in result["guest"]["devices"])
+    assert kinds == ["block", "net", "rng", "virtio-id-0003"]
+    bus = "mmio" if cell.endswith("-mmio") else "pci"
+    assert result["guest"]["transports"] == [bus]
+    assert not (tmp_path / "work").exists()
+    names = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert result["qemu"]["domain"] not in names
+
+
+def test_virt_install_s_uefi_default_is_secure_boot_which_refuses_an_unsigned_grub(
+    libvirtd: None, tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    # `--boot uefi` is <os firmware='efi'>: libvirt picks Debian's AAVMF with
+    # Microsoft's keys enrolled (AAVMF_VARS.ms.fd), and the tiny guests' standalone
+    # GRUB is not signed
+    cell = "debian-12-tiny/aavmf/virt/virt-install"
+    proc = harness("run", cell, "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"FAIL {cell} firmware firmware-no-boot ")
+    assert ET.parse(tmp_path / "domain.xml").getroot().find("os").get("firmware") == "efi"  # type: ignore[union-attr]
+    live = ET.parse(tmp_path / "domain.live.xml").getroot()
+    assert live.find("os/nvram").get("template", "").endswith(".ms.fd")  # type: ignore[union-attr]
+    assert live.findtext("os/nvram") == str(tmp_path / "work" / "vars.fd")
+    assert "Access Denied" in (tmp_path / "console.log").read_text(errors="replace")
+    assert not (tmp_path / "work").exists()
