@@ -102,5 +102,8 @@ def test_a_bad_axis_value_reads_the_same_in_a_cell_and_in_matrix_yaml() -> None:
     assert axis_problem("firmware", "nope", ["none", "aavmf"]) == (
         "firmware 'nope' is not one of: none, aavmf, or a firmware CODE file"
     )
-    assert axis_problem("transport", "usb", []) == "transport 'usb' is not one of: mmio, pci"
+    assert axis_problem("transport", "usb", []) == (
+        "transport 'usb' is not one of: mmio, pci, pcie-port, libvirt-mmio, libvirt-pci, "
+        "virt-install, virt-install-mmio"
+    )
     assert axis_problem("image", "a", ["a"]) == ""
