@@ -137,6 +137,8 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
         shutil.copyfile(firmware.vars_template, work / "vars.fd")
         files = BootFiles(disk=disk, code=firmware.code, vars=work / "vars.fd", extra_disks=extra)
         return files, login
+    if firmware.bios is not None:
+        return BootFiles(disk=disk, bios=firmware.bios, extra_disks=extra), login
     files = BootFiles(
         disk=disk, kernel=image.kernel, initrd=image.initrd, append=image.append, extra_disks=extra
     )

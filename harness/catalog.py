@@ -4,8 +4,8 @@
   the cache or built on first use;
 - downloadable images (images/catalog.yaml, plus $HARNESS_CATALOG), fetched and
   verified on first use;
-- firmware: `none`, `aavmf` (the host's, via QEMU's descriptors), named builds
-  (images/firmware.yaml), or a CODE file given by path.
+- firmware: `none`, `aavmf` (the host's, via QEMU's descriptors), `uboot` (the host's
+  u-boot-qemu), named builds (images/firmware.yaml), or a CODE file given by path.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import CellSkipped, UsageError
-from harness.images.firmware_builds import firmware_build, load_builds
+from harness.images.firmware_builds import FirmwareBuild, firmware_build, load_builds
 from harness.images.limits import DownloadLimits
 from harness.images.recipes import Recipe, duration, expected_build_s, load_recipes
 from harness.images.store import ImageStore
 from harness.images.tiny import TinyBuilder, recipe_digest
-from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Firmware, Image
+from harness.model import HOST_FIRMWARE, HOST_UBOOT, NO_FIRMWARE, Firmware, Image
 
 if TYPE_CHECKING:
     # Downloads (requests, jsonschema, the catalog file) are loaded when first used:
@@ -120,7 +120,7 @@ class Catalog:
         return entries
 
     @cached_property
-    def firmware_builds(self) -> dict[str, str]:
+    def firmware_builds(self) -> dict[str, FirmwareBuild]:
         return load_builds(self.workspace.images / "firmware.yaml")
 
     def names(self) -> list[str]:
@@ -131,7 +131,7 @@ class Catalog:
         return _Names(self)
 
     def firmware_names(self) -> list[str]:
-        return [NO_FIRMWARE, HOST_FIRMWARE, *sorted(self.firmware_builds)]
+        return [NO_FIRMWARE, HOST_FIRMWARE, HOST_UBOOT, *sorted(self.firmware_builds)]
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

@@ -29,6 +29,7 @@ COMMANDS = {
     "bisect": "the first machine type or firmware build where a cell changes",
     "history": "the results history across nights: a cell, failing, flaky, slower",
     "images": "build and list the images",
+    "qemu": "build and list the QEMU builds beside the host's (images/qemu.yaml)",
     "doctor": "check that this host can run cells",
 }
 

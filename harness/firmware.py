@@ -1,11 +1,14 @@
-"""UEFI firmware for the cells: found through QEMU's firmware descriptors
+"""Firmware for the cells. UEFI (AAVMF) is found through QEMU's firmware descriptors
 (docs/interop/firmware.json), the way libvirt finds it, never by hard-coded path.
+U-Boot has no descriptors: its QEMU build is looked for where the distributions'
+packages put it (Debian's u-boot-qemu, Fedora's uboot-images-armv8).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +16,21 @@ from typing import Any
 
 from harness.errors import InfraError, UsageError
 from harness.images.digest import file_digest
-from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Firmware
+from harness.model import HOST_FIRMWARE, HOST_UBOOT, NO_FIRMWARE, Firmware
 
 # Later directories override earlier ones file by file, as QEMU's spec says.
 DESCRIPTOR_DIRS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"))
 # Plain AAVMF: these features need keys, an SMM or a TPM the cells do not set up.
 _UNWANTED = {"secure-boot", "enrolled-keys", "requires-smm", "amd-sev", "intel-tdx"}
+# U-Boot's qemu_arm64 build, as Debian (u-boot-qemu) and Fedora (uboot-images-armv8)
+# install it; QEMU starts it with -bios.
+UBOOT_PATHS = (
+    Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin"),
+    Path("/usr/share/uboot/qemu_arm64/u-boot.bin"),
+)
+# The banner U-Boot prints first (common/version.h U_BOOT_VERSION_STRING: "U-Boot "
+# PLAIN_VERSION " (" U_BOOT_DATE " - " U_BOOT_TIME ...), stored in the binary as text.
+_UBOOT_VERSION = re.compile(rb"U-Boot (\d{4}\.\d{2}[^\s(]*) \(")
 
 
 @dataclass(frozen=True)
@@ -78,10 +90,36 @@ def host_aavmf(descriptors: Iterable[Descriptor], machine: str) -> Descriptor | 
     return None
 
 
+def uboot_version(binary: Path) -> str:
+    """The version in U-Boot's own banner inside `binary` (e.g. "2023.01+dfsg-2+deb12u3"
+    for Debian's build, whose banner carries the package version), or "" if none."""
+    match = _UBOOT_VERSION.search(binary.read_bytes())
+    return match.group(1).decode("ascii", "replace") if match else ""
+
+
+def uboot(name: str, binary: Path) -> Firmware:
+    """U-Boot's qemu_arm64 `binary` as the firmware `name`, with its version and digest."""
+    return Firmware(name, digest=file_digest(binary), version=uboot_version(binary), bios=binary)
+
+
+def host_uboot(paths: Iterable[Path] = UBOOT_PATHS) -> Firmware:
+    """The host's U-Boot for QEMU's arm64 virt machine.
+
+    Raises InfraError naming the package when none of `paths` exists."""
+    for path in paths:
+        if path.is_file():
+            return uboot(HOST_UBOOT, path)
+    raise InfraError(
+        f"no U-Boot for qemu_arm64 ({', '.join(map(str, paths))}): apt-get install u-boot-qemu"
+    )
+
+
 def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmware:
-    """`none`, `aavmf` or a path to a CODE image (its VARS template beside it)."""
+    """`none`, `aavmf`, `uboot` or a path to a CODE image (its VARS template beside it)."""
     if name == NO_FIRMWARE:
         return Firmware(NO_FIRMWARE)
+    if name == HOST_UBOOT:
+        return host_uboot()
     if name == HOST_FIRMWARE:
         found = host_aavmf(descriptors, machine)
         if found is None:
@@ -94,7 +132,7 @@ def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmw
         code = Path(name)
         template = code.with_name(code.name.replace("CODE", "VARS").replace("code", "vars"))
         if not code.is_file():
-            raise UsageError(f"firmware {name!r} is neither none, aavmf nor a file")
+            raise UsageError(f"firmware {name!r} is neither none, aavmf, uboot nor a file")
         if template == code or not template.is_file():
             raise UsageError(f"firmware {name}: no VARS template beside it ({template.name})")
     for path in (code, template):

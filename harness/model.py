@@ -27,6 +27,8 @@ NO_FIRMWARE = "none"
 # The most of one console log that is kept (a flooding guest must not fill the disk).
 DEFAULT_LOG_CAP = 64 << 20
 HOST_FIRMWARE = "aavmf"
+HOST_UBOOT = "uboot"
+HOST_QEMU = "host"  # the QEMU build that is the host's own
 
 
 class Outcome(str, enum.Enum):
@@ -124,7 +126,8 @@ def check_path_name(kind: str, text: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One combination: image x firmware x machine type x transport. Every part is
+    """One combination: image x firmware x machine type x transport, on a QEMU build
+    (`host`: the host's own QEMU; else a build of images/qemu.yaml). Every part is
     checked for control characters when the cell is made (UsageError), whichever
     file or option it came from."""
 
@@ -132,27 +135,37 @@ class Cell:
     firmware: str
     machine: str
     transport: str
+    qemu: str = HOST_QEMU
 
     def __post_init__(self) -> None:
         check_name("cell", self.id)
 
     @property
     def id(self) -> str:
-        return f"{self.image}/{self.firmware}/{self.machine}/{self.transport}"
+        """IMAGE/FIRMWARE/MACHINE/TRANSPORT, with @QEMU-BUILD unless it is the host's
+        (so the ids of every earlier run stay what they were)."""
+        build = "" if self.qemu == HOST_QEMU else f"@{self.qemu}"
+        return f"{self.image}/{self.firmware}/{self.machine}/{self.transport}{build}"
 
     def __str__(self) -> str:
         return self.id
 
     @classmethod
     def parse(cls, text: str) -> Cell:
-        """Splits IMAGE/FIRMWARE/MACHINE/TRANSPORT; a firmware path may hold slashes."""
-        parts = text.split("/")
-        if len(parts) < 4 or not all([parts[0], "/".join(parts[1:-2]), *parts[-2:]]):
+        """Splits IMAGE/FIRMWARE/MACHINE/TRANSPORT[@QEMU]; a firmware path may hold
+        slashes. Raises UsageError with the expected form."""
+        cells, _, qemu = text.partition("@") if "@" in text.rsplit("/", 1)[-1] else (text, "", "")
+        parts = cells.split("/")
+        if (
+            len(parts) < 4
+            or not all([parts[0], "/".join(parts[1:-2]), *parts[-2:]])
+            or (qemu == "" and text.endswith("@"))
+        ):
             raise UsageError(
-                f"bad cell {text!r}: write IMAGE/FIRMWARE/MACHINE/TRANSPORT, "
+                f"bad cell {text!r}: write IMAGE/FIRMWARE/MACHINE/TRANSPORT[@QEMU], "
                 "e.g. debian-12-tiny/aavmf/virt/pci"
             )
-        return cls(parts[0], "/".join(parts[1:-2]), parts[-2], parts[-1])
+        return cls(parts[0], "/".join(parts[1:-2]), parts[-2], parts[-1], qemu or HOST_QEMU)
 
 
 @dataclass(frozen=True)
@@ -184,25 +197,34 @@ class Image:
 
 @dataclass(frozen=True)
 class Firmware:
-    """UEFI firmware for pflash (CODE read-only, VARS copied per cell), or none."""
+    """UEFI firmware for pflash (CODE read-only, VARS copied per cell), a ROM image
+    started with -bios (U-Boot), or none."""
 
     name: str
     code: Path | None = None
     vars_template: Path | None = None
     digest: str = ""
     version: str = ""  # of the package it came from, for named builds
+    bios: Path | None = None  # U-Boot's u-boot.bin: -bios, no pflash, no VARS
 
     @property
     def is_uefi(self) -> bool:
         return self.code is not None
 
+    @property
+    def boots_disk(self) -> bool:
+        """Firmware that boots the image's disk (pflash UEFI or a -bios ROM)."""
+        return self.code is not None or self.bios is not None
+
 
 def why_impossible(image: Image, firmware: Firmware) -> str:
     """Why this image cannot boot with this firmware at all ("" when it can): UEFI
-    needs a disk to boot from, direct boot a kernel."""
-    if firmware.is_uefi and image.disk is None:
-        return f"image {image.name} has no disk for UEFI to boot"
-    if not firmware.is_uefi and image.kernel is None:
+    and U-Boot need a disk to boot from, direct boot a kernel."""
+    if firmware.boots_disk and image.disk is None:
+        return (
+            f"image {image.name} has no disk for {'UEFI' if firmware.is_uefi else 'U-Boot'} to boot"
+        )
+    if not firmware.boots_disk and image.kernel is None:
         return f"image {image.name} has no kernel for direct boot; use firmware aavmf"
     return ""
 
@@ -250,6 +272,8 @@ class CellResult:
             "firmware": self.cell.firmware,
             "machine": self.cell.machine,
             "transport": self.cell.transport,
+            "qemu_build": self.cell.qemu,
+            "qemu_version": str(self.qemu.get("version", "")),
             "accel": self.accel,
             "status": self.status.value,
             "stage": self.stage,

@@ -29,6 +29,7 @@ class BootFiles:
     append: str = ""
     code: Path | None = None
     vars: Path | None = None
+    bios: Path | None = None  # a ROM image for -bios (U-Boot)
     extra_disks: tuple[Path, ...] = ()  # attached read-only, raw (e.g. a NoCloud seed)
 
 
@@ -70,6 +71,8 @@ def qemu_argv(
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_opt(files.code)}",
             "-drive", f"if=pflash,format=raw,unit=1,file={_opt(files.vars)}",
         ]  # fmt: skip
+    elif files.bios is not None:
+        argv += ["-bios", str(files.bios)]
     else:
         if files.kernel is not None:
             argv += ["-kernel", str(files.kernel)]

@@ -36,6 +36,8 @@ class CellSetup:
 
     image: Callable[[Cell], Image]
     firmware: Callable[[Cell], Firmware]
+    # The QEMU build of a cell (None: every cell runs on the host's QEMU).
+    host: Callable[[Cell], Host] | None = None
 
 
 def run_cell(
@@ -77,9 +79,10 @@ def run_cell(
         impossible = why_impossible(image, firmware)
         if impossible:
             raise CellImpossible(f"cell {cell}: {impossible}")
+        built = setup.host(cell) if setup.host is not None else host  # its QEMU build
         launch = boot if launcher(cell.transport) == "qemu" else libvirt_boot.boot
-        finished = launch(cell, image, firmware, host, out, options, show, say)
-        result = _from_boot(cell, finished, host, out, image, firmware, started)
+        finished = launch(cell, image, firmware, built, out, options, show, say)
+        result = _from_boot(cell, finished, built, out, image, firmware, started)
     except QemuLaunchError as e:
         qemu = {"binary": host.qemu, "version": host.qemu_version, "argv": e.argv}
         result = dataclasses.replace(

@@ -35,10 +35,11 @@ EXPECTED = {
         "Waiting for root file system",
         "",
     ),
-    # U-Boot's banner again after its own output: it reset itself.
+    # U-Boot's banner again after its own output: it reset itself (in the firmware
+    # stage: U-Boot started by -bios is the firmware).
     "1-u-boot-resets-itself-loop.log": (
         "fail",
-        "bootloader",
+        "firmware",
         "reset-loop",
         "U-Boot 2024.01 (Jan 08 2024",
         "",
@@ -241,7 +242,7 @@ def crlf(name: str) -> bytes:
 def test_live_a_u_boot_resetting_itself_is_a_reset_loop() -> None:
     verdict = Live().guest(crlf("1-u-boot-resets-itself-loop.log"))
     assert verdict is not None
-    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "bootloader", "reset-loop")
+    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "firmware", "reset-loop")
 
 
 def test_live_after_a_reset_the_stage_is_the_new_boots() -> None:

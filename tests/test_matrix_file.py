@@ -10,6 +10,7 @@ from harness.catalog import Catalog
 from harness.errors import UsageError
 from harness.matrix.expand import Plan, expand, select_machines
 from harness.matrix.select import keyword_filter
+from harness.qemu_builds import load_qemu_builds
 from harness.yamlfile import FileErrors, load
 
 MACHINES = ("virt-2.6", "virt-2.7", "virt-2.10", "virt-4.2", "virt-7.2", "virt")
@@ -161,6 +162,8 @@ def test_keyword_expressions() -> None:
 def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
     root = Path(__file__).resolve().parent.parent
     data, node = load(root / "matrix.yaml")
+    # The QEMU builds of images/qemu.yaml, made or not (not made: their cells are skips).
+    builds = {name: None for name in load_qemu_builds(root / "images" / "qemu.yaml")}
     for profile in data["profiles"]:
         expand(
             data,
@@ -170,8 +173,11 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
             catalog.names(),
             MACHINES,
             catalog.firmware_names(),
+            builds,
         )
-    smoke = expand(data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES)
+    smoke = expand(
+        data, node, root / "matrix.yaml", "smoke", catalog.names(), MACHINES, qemu=builds
+    )
     cells = [p.cell for p in smoke.cells]
     # both launchers, both PCI topologies (virt-install's cells are the libvirt profile's)
     assert {c.transport for c in cells} == {
@@ -183,7 +189,8 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
     }
     libvirt = {(c.firmware, c.transport) for c in cells if c.transport.startswith("libvirt-")}
     assert libvirt == {(f, t) for f in ("none", "aavmf") for t in ("libvirt-mmio", "libvirt-pci")}
-    assert {c.firmware for c in cells} == {"none", "aavmf"}
+    assert {c.firmware for c in cells} == {"none", "aavmf", "uboot"}  # one U-Boot cell
+    assert {c.qemu for c in cells} == {"host", "qemu-trixie"}  # one cell on QEMU 10.0
     assert {"virt", "virt-2.6"} <= {c.machine for c in cells}
     assert any(
         p.cell.image.endswith("mmio-only") and p.cell.transport == "pci" and p.expect

@@ -82,9 +82,52 @@ EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
         ["Welcome to GRUB!", "                             GNU GRUB  version 2.06"],
         ["Welcome to GRUB documentation", "GNU GRUB manual"],
     ),
-    "u-boot": (
-        ["U-Boot 2023.01 (Jan 01 2023 - 00:00:00 +0000)", "U-Boot SPL 2021.04 (Apr 01 2021)"],
-        ["U-Boot environment", "Starting kernel ..."],
+    # Texts from our own boots of Debian's u-boot-qemu 2023.01 and 2025.01.
+    "u-boot-banner": (
+        [
+            "U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)",
+            "U-Boot 2025.01-3+deb13u1 (Jun 24 2026 - 09:07:15 +0000)",
+            "U-Boot SPL 2024.04 (Apr 02 2024 - 10:58:58 +0000)",
+            "U-Boot 2023.01 (Jan 01 2023 - 00:00:00 +0000)",
+            "U-Boot SPL 2021.04 (Apr 01 2021)",
+        ],
+        ["U-Boot environment", "efi: EFI v2.100 by Das U-Boot", "Starting kernel ..."],
+    ),
+    "u-boot-scan": (
+        [
+            "Scanning virtio 0:1...",
+            "Scanning for bootflows in all bootdevs",
+            "Scanning bootdev 'virtio-blk#32.bootdev':",
+        ],
+        ["scanning bus for devices...", "Scanning global bootmeth 'efi_mgr':"],
+    ),
+    "u-boot-efi-start": (
+        [
+            "Found EFI removable media binary efi/boot/bootaa64.efi",
+            "Booting /efi\\boot\\bootaa64.efi",
+            "Booting: virtio 0",
+            "** Booting bootflow 'virtio-blk#32.bootdev.part_1' with efi",
+        ],
+        ["Booting Linux on physical CPU 0x0", "  Booting `Debian GNU/Linux'"],
+    ),
+    "u-boot-boot-failed": (
+        [
+            "Loading Boot0000 'virtio 0' failed",
+            "Boot failed (err=-14)",
+            "** No partition table - virtio 0 **",
+            "Couldn't find partition virtio 0:1",
+            "Cannot persist EFI variables without system partition",
+            "EFI LOAD FAILED: continuing...",
+        ],
+        ["Loading Environment from Flash... OK", "Failed to load EFI variables"],
+    ),
+    "u-boot-nothing-bootable": (
+        ["BOOTP broadcast 1"],
+        ["[    2.1] IP-Config: BOOTP broadcast", "No more bootdevs"],
+    ),
+    "u-boot-no-more-bootdevs": (
+        ["No more bootdevs"],
+        ["No more devices to scan", "BOOTP broadcast 1"],
     ),
     "u-boot-starts-kernel": (["Starting kernel ..."], ["Starting kernel services"]),
     "freebsd-loader": (

@@ -77,6 +77,11 @@ EXAMPLES: dict[str, Run | Elsewhere] = {
             "--quiet",
         ),
     ),
+    "harness qemu build": Elsewhere(
+        "tests/test_qemu_builds.py::test_the_trixie_build_is_qemu_10_with_virt_10_and_its_own_roms"
+    ),
+    "harness qemu list": Run(),
+    "harness run debian-12-tiny/none/virt-10.0/pci@qemu-trixie": Run(("--quiet",)),
     "harness list --profile nightly -k 'pci and not aavmf'": Run(),
     "harness matrix --profile smoke -j 2": Run(("-k", TINY)),
     "harness matrix --resume results/<run>": Run(argv=("matrix", "--resume", "{smoke_run}")),
@@ -112,6 +117,9 @@ EXAMPLES: dict[str, Run | Elsewhere] = {
     ),
     "harness bisect debian-12-tiny/virt/pci --firmware aavmf-bullseye,aavmf-bookworm,aavmf-trixie": Elsewhere(
         "tests/test_libvirt_question.py::test_bisect_over_firmware_builds_reports_no_change_when_none_breaks"
+    ),
+    "harness bisect debian-12-tiny/none/virt-7.2/pci --qemu-builds host,qemu-trixie": Elsewhere(
+        "tests/test_qemu_axis.py::test_bisect_over_qemu_builds_boots_the_cell_on_each"
     ),
     "harness images build [NAME...]": Run(argv=("images", "build", "debian-12-tiny")),
 }

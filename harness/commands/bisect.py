@@ -1,7 +1,8 @@
-"""harness bisect: the first machine type (or firmware build) where a cell changes.
+"""harness bisect: the first machine type (or firmware or QEMU build) where a cell changes.
 
 harness bisect IMAGE/FIRMWARE/TRANSPORT --machines virt-2.6..virt-7.2
 harness bisect IMAGE/MACHINE/TRANSPORT --firmware aavmf-bullseye,aavmf-bookworm,aavmf-trixie
+harness bisect IMAGE/FIRMWARE/MACHINE/TRANSPORT --qemu-builds host,qemu-trixie
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from harness.commands.common import add_download_arguments, seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="IMAGE/FIRMWARE/TRANSPORT | IMAGE/MACHINE/TRANSPORT")
+    parser.add_argument(
+        "spec",
+        metavar="SPEC",
+        help="IMAGE/FIRMWARE/TRANSPORT (--machines), IMAGE/MACHINE/TRANSPORT (--firmware), "
+        "IMAGE/FIRMWARE/MACHINE/TRANSPORT (--qemu-builds)",
+    )
     axis = parser.add_mutually_exclusive_group(required=True)
     axis.add_argument(
         "--machines",
@@ -24,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     axis.add_argument(
         "--firmware", metavar="A,B,...", help="firmware builds to search, in this order"
+    )
+    # --qemu is every command's QEMU binary.
+    axis.add_argument(
+        "--qemu-builds",
+        metavar="A,B,...",
+        help="QEMU builds to search, oldest first (host, names of images/qemu.yaml)",
     )
     parser.add_argument("--timeout", type=seconds, help="seconds per boot")
     parser.add_argument(
@@ -46,13 +58,18 @@ def main(args: argparse.Namespace) -> int:
     catalog = open_catalog(args.offline, not args.no_verify)
     host = discover_host(args.qemu, catalog)
     parts = args.spec.split("/")
-    if len(parts) != 3:
+    if len(parts) != (4 if args.qemu_builds else 3):
         raise UsageError(
             f"bad bisect spec {args.spec!r}: write IMAGE/FIRMWARE/TRANSPORT with --machines, "
-            "IMAGE/MACHINE/TRANSPORT with --firmware"
+            "IMAGE/MACHINE/TRANSPORT with --firmware, "
+            "IMAGE/FIRMWARE/MACHINE/TRANSPORT with --qemu-builds"
         )
-    image, fixed, transport = parts
-    if args.machines:
+    image, fixed, transport = parts[0], parts[1], parts[-1]
+    setup = cell_setup(catalog, host)
+    if args.qemu_builds:
+        machine = parts[2]
+        cells = [Cell(image, fixed, machine, transport, q) for q in args.qemu_builds.split(",")]
+    elif args.machines:
         machines = select_machines(args.machines, host.machines)
         if isinstance(machines, str):
             raise UsageError(f"--machines {args.machines}: {machines}")
@@ -62,11 +79,11 @@ def main(args: argparse.Namespace) -> int:
     if len(cells) < 2:
         raise UsageError("bisect needs at least two cells along the axis")
     for cell in cells:
-        check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
+        qemu = setup.host(cell) if setup.host is not None else host  # the cell's QEMU build
+        check_cell(cell, catalog.image_names(), qemu, catalog.firmware_names())
     meta = {"profile": "bisect", "cells": [c.id for c in cells]}
     run = RunDir.create(args.results or catalog.workspace.results, "bisect", meta)
     run.mark_latest("latest-bisect")  # results/latest stays the newest matrix run
-    setup = cell_setup(catalog, host)
     options = BootOptions(timeout_s=args.timeout)
     for line in prepare(setup, cells, len(cells)):  # every firmware build along the axis
         print(line, flush=True)
@@ -84,13 +101,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"harness bisect: cannot go on: {failed.cell} ended in error: {failed.detail}",
               file=sys.stderr)  # fmt: skip
         return EXIT_ERROR
-    axis = "machine type" if args.machines else "firmware build"
+    axis = (
+        "machine type" if args.machines else "QEMU build" if args.qemu_builds else "firmware build"
+    )
     if found.first_different is None:
         print(f"no change: {cells[0]} and {cells[-1]} both end {found.tried[0].status}")
         return EXIT_FAIL
     before, after = found.last_same, found.first_different
     assert before is not None
-    field = "machine" if args.machines else "firmware"
+    field = "machine" if args.machines else "qemu" if args.qemu_builds else "firmware"
     changed, unchanged = getattr(after.cell, field), getattr(before.cell, field)
     print(
         f"first {axis} that changes it: {changed} ({after.status} {after.stage} {after.reason}); "

@@ -138,13 +138,17 @@ def load_plan(
     cell is a mistake, not a success."""
     from harness.matrix.expand import expand
     from harness.matrix.select import keyword_filter
+    from harness.qemu_builds import build_machines, load_qemu_builds
     from harness.yamlfile import load
 
     path = matrix or catalog.workspace.root / "matrix.yaml"
     data, root = load(path)
+    builds = load_qemu_builds(catalog.workspace.images / "qemu.yaml")
+    qemu = build_machines(builds, catalog.env, catalog.workspace.cache)
     plan = expand(
-        data, root, path, profile, catalog.names(), host.machines, catalog.firmware_names()
-    )
+        data, root, path, profile, catalog.names(), host.machines,
+        catalog.firmware_names(), qemu,
+    )  # fmt: skip
     from harness.errors import UsageError
 
     if not plan.cells:
@@ -200,6 +204,7 @@ def cell_setup(catalog: Catalog, host: Host) -> CellSetup:
     """Images and firmware resolved once each (harness.runner.CellSetup); a failure is
     remembered and becomes the `error` of every cell that needs it."""
     from harness.firmware import read_descriptors, resolve
+    from harness.model import HOST_QEMU
     from harness.runner import CellSetup
 
     descriptors = read_descriptors()
@@ -209,7 +214,15 @@ def cell_setup(catalog: Catalog, host: Host) -> CellSetup:
 
     images: Memo[str, Image] = Memo(catalog.image)
     firmware: Memo[str, Firmware] = Memo(lambda name: catalog.firmware(name, host_firmware))
-    return CellSetup(lambda cell: images.get(cell.image), lambda cell: firmware.get(cell.firmware))
+    # The cell's QEMU build, made (if it never was) and asked about once.
+    hosts: Memo[str, Host] = Memo(
+        lambda name: host if name == HOST_QEMU else _build_host(catalog, name)
+    )
+    return CellSetup(
+        lambda cell: images.get(cell.image),
+        lambda cell: firmware.get(cell.firmware),
+        lambda cell: hosts.get(cell.qemu),
+    )
 
 
 def prepare(setup: CellSetup, cells: Iterable[Cell], jobs: int) -> list[str]:
@@ -266,3 +279,18 @@ def _interrupt(thread_id: int) -> None:
 
     set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
     set_async(ctypes.c_ulong(thread_id), ctypes.py_object(KeyboardInterrupt))
+
+
+def _build_host(catalog: Catalog, name: str) -> Host:
+    """The QEMU build `name` (made now if it never was, unless offline) as a Host."""
+    from harness.errors import UsageError
+    from harness.images.debian import find_mirror
+    from harness.qemu_builds import build_host, load_qemu_builds, qemu_build
+
+    builds = load_qemu_builds(catalog.workspace.images / "qemu.yaml")
+    if name not in builds:
+        raise UsageError(f"QEMU build {name!r} is not host or one of: {', '.join(builds)}")
+    mirror = None if catalog.offline else find_mirror(catalog.env)
+    cache = catalog.workspace.cache
+    made = qemu_build(name, builds[name], cache, mirror, catalog.offline)
+    return build_host(made, catalog.env, cache)

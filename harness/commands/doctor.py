@@ -42,7 +42,7 @@ def _line(ok: bool, what: str, text: str, fix: str = "") -> bool:
 def main(args: argparse.Namespace) -> int:
     from harness.catalog import Catalog, Workspace
     from harness.errors import HarnessError
-    from harness.firmware import host_aavmf, read_descriptors
+    from harness.firmware import UBOOT_PATHS, host_aavmf, read_descriptors, uboot_version
     from harness.host import WrongTarget, discover
     from harness.images.debian import KEYRING
     from harness.images.full import HOW_TO_GET_READY, check_host
@@ -74,6 +74,9 @@ def main(args: argparse.Namespace) -> int:
     _line(aavmf is not None, "firmware",
           f"aavmf: {aavmf.code} ({aavmf.path.name})" if aavmf else "no aarch64 UEFI descriptor",
           f"{install} qemu-efi-aarch64")  # fmt: skip
+    found = next((path for path in UBOOT_PATHS if path.is_file()), None)
+    uboot = f"{found} (U-Boot {uboot_version(found)})" if found else "no u-boot.bin for qemu_arm64"
+    _line(found is not None, "firmware", f"uboot: {uboot}", f"{install} u-boot-qemu")
     rom = _find_rom(host.qemu, "efi-virtio.rom")
     _line(rom is not None, "option ROM", f"efi-virtio.rom for virtio-net-pci: {rom or 'not found'}",
           f"{install} ipxe-qemu")  # fmt: skip
@@ -99,6 +102,7 @@ def main(args: argparse.Namespace) -> int:
         "downloads",
         f"{len(cached)} of {len(catalog.remote)} cached: {', '.join(cached) or '-'}",
     )
+    _qemu_builds(catalog.workspace.images / "qemu.yaml", catalog.workspace.cache)
     firmware = {
         name: ImageStore(catalog.workspace.cache / "firmware").record(name)
         for name in catalog.firmware_builds
@@ -125,13 +129,37 @@ def _mirror(catalog: Catalog) -> bool:
     if catalog.offline:
         return _line(True, "mirror", f"{mirror} (not tried: offline)")
     used = {r.suite for r in catalog.recipes.values()}
-    suites = sorted(used | {*catalog.firmware_builds.values()})
+    suites = sorted(used | {build.suite for build in catalog.firmware_builds.values()})
     started = time.monotonic()
     why = probe_mirror(mirror, suites)
     took = time.monotonic() - started
     fix = f"set {MIRROR_ENV}=<a Debian mirror URI>, or check the host's network and apt sources"
     answered = f"{mirror} answers for {', '.join(suites)} ({took:.1f} s)"
     return _line(not why, "mirror", why or answered, fix)
+
+
+def _qemu_builds(listing: Path, cache: Path) -> None:
+    """Each QEMU build of images/qemu.yaml: its version and machine types, asked of
+    the build itself. Optional: a missing one only limits the `qemu` axis."""
+    from harness.errors import HarnessError
+    from harness.host import discover
+    from harness.qemu_builds import cached_build, describe, load_qemu_builds
+
+    for name, suite in load_qemu_builds(listing).items():
+        found = cached_build(name, cache)
+        if found is None:
+            _line(False, "qemu build", f"{name} (Debian {suite}): not built yet",
+                  f"harness qemu build {name}")  # fmt: skip
+            continue
+        try:
+            build_host = discover(str(found.qemu), {})
+        except HarnessError as e:
+            _line(False, "qemu build", f"{name}: {e}", f"harness qemu build {name}")
+            continue
+        versioned = [m for m in build_host.machines if m != "virt"]
+        _line(True, "qemu build", describe(found))
+        _line(True, "machines", f"virt = {build_host.virt_alias}; {len(versioned)} versioned: "
+              f"{' '.join(versioned)}")  # fmt: skip
 
 
 def _libvirt() -> None:

@@ -76,7 +76,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("give either a CELL or --kernel/--disk, not both")
     if args.cell:
         cell = Cell.parse(args.cell)
-        check_cell(cell, catalog.image_names(), host, catalog.firmware_names())
+        qemu = setup.host(cell) if setup.host is not None else host  # the cell's QEMU build
+        check_cell(cell, catalog.image_names(), qemu, catalog.firmware_names())
     elif args.kernel or args.disk:
         cell = Cell(ADHOC, args.firmware, args.machine, args.transport)
         check_cell(cell, [ADHOC], host, catalog.firmware_names())

@@ -23,7 +23,9 @@ missing root file system is `root-not-found`, not `kernel-panic`).
 
 Sources for the texts (format strings read in each project's code):
 edk2 OvmfPkg/Library/PlatformBmPrintScLib/StatusCodeHandler.c, MdeModulePkg BdsEntry.c,
-ArmPkg DefaultExceptionHandlerLib; GRUB grub-core/kern/err.c, normal/menu.c,
+ArmPkg DefaultExceptionHandlerLib; U-Boot include/config_distro_bootcmd.h,
+boot/bootflow.c, cmd/bootefi.c, lib/efi_loader/efi_bootmgr.c, net/bootp.c; GRUB
+grub-core/kern/err.c, normal/menu.c,
 kern/rescue_reader.c; Linux kernel/panic.c, init/main.c, init/do_mounts.c,
 arch/arm64/mm/fault.c, arch/arm64/kernel/traps.c, lib/bug.c; initramfs-tools
 scripts/local and scripts/functions; dracut modules.d/98dracut-systemd and 99base;

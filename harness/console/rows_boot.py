@@ -1,5 +1,5 @@
-"""The pattern rows of the firmware (edk2, U-Boot's exception handler) and the
-bootloaders (GRUB, U-Boot, FreeBSD's loader), in table order (see patterns.py)."""
+"""The pattern rows of the firmware (edk2, U-Boot) and the bootloaders (GRUB,
+U-Boot's shell, FreeBSD's loader), in table order (see patterns.py)."""
 
 from __future__ import annotations
 
@@ -78,16 +78,58 @@ ROWS: tuple[Pattern, ...] = (
         r'|"(?:Synchronous Abort|SError|IRQ|FIQ)" handler, esr 0x',
         "firmware-crash",
     ),
-    # --- bootloader (GRUB 2) -------------------------------------------------------
-    Pattern("grub-banner", S, "bootloader", r"Welcome to GRUB!|GNU GRUB +version \d", restart=True),
+    # --- firmware (U-Boot) ---------------------------------------------------------
+    # Its banner (include/version.h U_BOOT_VERSION_STRING); -bios starts it at reset.
     Pattern(
-        "u-boot",
+        "u-boot-banner",
         S,
-        "bootloader",
+        "firmware",
         r"^U-Boot (?:SPL )?\d{4}\.\d{2}",
         restart=True,
         once_per_start=True,
     ),
+    # Looking for something to boot: distro_bootcmd (include/config_distro_bootcmd.h,
+    # up to 2023) or bootstd (boot/bootflow.c, bootdev-uclass.c, since 2023.04).
+    Pattern(
+        "u-boot-scan",
+        S,
+        "firmware",
+        r"^Scanning (?:virtio|scsi|usb|mmc|nvme) \d+:\d+\.\.\.|^Scanning for bootflows "
+        r"|^Scanning bootdev '",
+    ),
+    # Starting an EFI application: the removable-media path or a boot option
+    # (cmd/bootefi.c, lib/efi_loader/efi_bootmgr.c, boot/bootflow.c).
+    Pattern(
+        "u-boot-efi-start",
+        S,
+        "firmware",
+        r"^Found EFI removable media binary |^Booting /efi\\boot\\|^Booting: \S"
+        r"|^\*\* Booting bootflow '",
+    ),
+    # A boot option or partition that did not work; U-Boot tries the next one.
+    Pattern(
+        "u-boot-boot-failed",
+        H,
+        "firmware",
+        r"EFI LOAD FAILED|^Boot failed \(err=-?\d+\)|^Loading Boot[0-9A-Fa-f]{4} '.*' failed"
+        r"|^\*\* No partition table - |^Couldn't find partition "
+        r"|Cannot persist EFI variables without system partition|^No EFI system partition",
+        "firmware-no-boot",
+    ),
+    # Every disk failed and U-Boot turned to the network (DHCP, then TFTP from a server
+    # the cells do not have): nothing left to boot.
+    Pattern(
+        "u-boot-nothing-bootable",
+        F,
+        "firmware",
+        r"^BOOTP broadcast \d+",
+        "firmware-no-boot",
+    ),
+    # bootstd ran out of devices: U-Boot's `=>` shell comes next and decides (as the
+    # 2023.01 distro_bootcmd's does), or, if the console stops here, this says why.
+    Pattern("u-boot-no-more-bootdevs", H, "firmware", r"^No more bootdevs", "firmware-no-boot"),
+    # --- bootloader (GRUB 2) -------------------------------------------------------
+    Pattern("grub-banner", S, "bootloader", r"Welcome to GRUB!|GNU GRUB +version \d", restart=True),
     # FreeBSD's loader (stand/efi/loader/main.c, stand/common/boot.c).
     Pattern(
         "freebsd-loader",

@@ -19,6 +19,7 @@ from typing import TypedDict
 from harness.devices import mmio_twin, transport
 from harness.host import machine_sort_key
 from harness.model import Outcome
+from harness.report.grid import machine_column
 
 SCHEMA = "harness-os-facts/1"
 
@@ -59,7 +60,7 @@ def _reached_login(record: Record) -> bool:
 
 
 def _where(record: Record) -> str:
-    return f"{record['firmware']}/{record['machine']}/{record['transport']}"
+    return f"{record['firmware']}/{machine_column(record)}/{record['transport']}"
 
 
 def _why(record: Record) -> str:
@@ -118,7 +119,9 @@ def _pci_answer(
     A PCI cell is evidence about the OS only if the host let it boot: an `error` is
     the host's fault, and a timeout when the same cell on mmio also timed out or
     erred says the host was too slow or broken, not that the OS cannot use PCI."""
-    twins = {(r["firmware"], r["machine"], r["transport"]): r for r in cells}
+    # The QEMU build is part of the machine's identity (virt-7.2 of QEMU 10.0 is meant
+    # to be, and may not be, virt-7.2 of QEMU 7.2): BUILD:virt-X.Y, as in the grid.
+    twins = {(r["firmware"], machine_column(r), r["transport"]): r for r in cells}
     answer: dict[str, PciVerdict] = {}
     evidence: dict[str, set[str]] = defaultdict(set)
     host_problems: list[str] = []
@@ -126,7 +129,7 @@ def _pci_answer(
         on = transport(str(record["transport"]))
         if on.bus != "pci":
             continue
-        machine, firmware = str(record["machine"]), str(record["firmware"])
+        machine, firmware = machine_column(record), str(record["firmware"])
         verdict = answer.setdefault(machine, {"safe": None, "failures": []})
         twin_on = mmio_twin(on.name)
         twin = twins.get((firmware, machine, twin_on))

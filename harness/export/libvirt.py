@@ -1,6 +1,6 @@
 """A libvirt domain XML that reproduces a cell: the machine type, AAVMF as loader and
-nvram (or the kernel for direct boot), and each virtio device with the address of
-the cell's transport: `<address type='virtio-mmio'/>`, or a PCI slot on the root
+nvram (U-Boot as a ROM loader, or the kernel for direct boot), and each virtio device
+with the address of the cell's transport: `<address type='virtio-mmio'/>`, or a PCI slot on the root
 bus as the harness's own QEMU command line has it.
 """
 
@@ -134,6 +134,9 @@ def _os(node: ET.Element, machine: str, image: Image, firmware: Firmware, nvram_
         loader.text = str(firmware.code)
         nvram = ET.SubElement(node, "nvram", template=str(firmware.vars_template))
         nvram.text = str(nvram_file)
+        return
+    if firmware.bios is not None:  # libvirt's ROM loader is QEMU's -bios
+        ET.SubElement(node, "loader", readonly="yes", type="rom").text = str(firmware.bios)
         return
     if image.kernel is not None:
         ET.SubElement(node, "kernel").text = str(image.kernel)

@@ -130,18 +130,20 @@ def _read_lines(path: Path) -> list[str]:
 
 
 class Archive:
-    """One Debian suite for arm64, with apt state kept under `root`."""
+    """One Debian suite for one architecture (arm64: the guests' packages; the host's
+    own for QEMU builds), with apt state kept under `root`."""
 
-    def __init__(self, root: Path, suite: str, mirror: str):
+    def __init__(self, root: Path, suite: str, mirror: str, arch: str = "arm64"):
         self.root = root.resolve() / suite
         self.suite = suite
         self.mirror = mirror
+        self.arch = arch
         self.debs = root.resolve() / "debs"
 
     def _apt_options(self) -> list[str]:
         opts = {
-            "APT::Architecture": "arm64",
-            "APT::Architectures": "arm64",
+            "APT::Architecture": self.arch,
+            "APT::Architectures": self.arch,
             "Dir::State::Lists": str(self.root / "lists"),
             "Dir::State::status": str(self.root / "status"),
             "Dir::Cache": str(self.root / "cache"),
@@ -182,7 +184,7 @@ class Archive:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
             (self.root / "status").touch()
             (self.root / "sources.list").write_text(
-                f"deb [arch=arm64 signed-by={KEYRING}] {self.mirror} {self.suite} main\n"
+                f"deb [arch={self.arch} signed-by={KEYRING}] {self.mirror} {self.suite} main\n"
             )
             self._apt("apt-get", "update", "-q")
 
@@ -199,13 +201,15 @@ class Archive:
                 )
         missing = [name for name in names if name not in found]
         if missing:
-            raise ImageBuildError(f"Debian {self.suite} arm64 has no package {', '.join(missing)}")
+            raise ImageBuildError(
+                f"Debian {self.suite} {self.arch} has no package {', '.join(missing)}"
+            )
         return found
 
     def download(self, pkg: Package) -> Path:
         """The .deb file for `pkg`, downloaded once into the shared debs directory."""
         safe_version = pkg.version.replace(":", "%3a")
-        target = self.debs / f"{pkg.name}_{safe_version}_arm64.deb"
+        target = self.debs / f"{pkg.name}_{safe_version}_{self.arch}.deb"
         if target.exists():
             return target
         self.debs.mkdir(parents=True, exist_ok=True)
@@ -214,6 +218,29 @@ class Archive:
             (got,) = Path(tmp).glob("*.deb")
             os.replace(got, target)
         return target
+
+    def download_with_dependencies(self, *names: str) -> dict[Package, Path]:
+        """`names` and every package they depend on (Depends and Pre-Depends, not
+        Recommends), as apt resolves them for an empty system, downloaded into this
+        archive's apt cache: package -> .deb file. apt only fetches what it lacks."""
+        args = ["install", "-q", "-y", "--no-install-recommends"]
+        plan = self._apt("apt-get", *args, "--simulate", *names)
+        # "Inst libc6 (2.41-12 Debian:13.1/stable [amd64])"
+        wanted = [
+            Package(m.group(1), m.group(2), "")
+            for m in re.finditer(r"^Inst (\S+) (?:\[\S+\] )?\((\S+) ", plan, re.MULTILINE)
+        ]
+        with self._locked():
+            self._apt("apt-get", *args, "--download-only", *names)
+        archives = self.root / "cache" / "archives"
+        found = {}
+        for pkg in wanted:
+            safe_version = pkg.version.replace(":", "%3a")
+            debs = list(archives.glob(f"{pkg.name}_{safe_version}_*.deb"))
+            if not debs:
+                raise ImageBuildError(f"apt did not download {pkg.name} {pkg.version}")
+            found[pkg] = debs[0]
+        return found
 
 
 def versioned_kernel(meta: Package) -> str | None:

@@ -1,16 +1,19 @@
-"""Named firmware builds (images/firmware.yaml): Debian's qemu-efi-aarch64 package of a
-release, extracted into the cache without installing it, like the images built here."""
+"""Named firmware builds (images/firmware.yaml): Debian's qemu-efi-aarch64 (AAVMF) or
+u-boot-qemu (U-Boot) package of a release, extracted into the cache without installing
+it, like the images built here."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from harness.errors import CellSkipped, ImageBuildError, UsageError
-from harness.firmware import host_aavmf, read_descriptors
+from harness.firmware import host_aavmf, read_descriptors, uboot
 from harness.images.debian import Archive, extract
 from harness.images.digest import file_digest
 from harness.images.store import ImageStore
@@ -18,23 +21,42 @@ from harness.model import Firmware
 from harness.yamlfile import safe_load
 
 PACKAGE = "qemu-efi-aarch64"
+UBOOT_PACKAGE = "u-boot-qemu"
+PACKAGES = (PACKAGE, UBOOT_PACKAGE)
 DESCRIPTORS = "usr/share/qemu/firmware"
+UBOOT_BINARY = "usr/lib/u-boot/qemu_arm64/u-boot.bin"
 
 
-def load_builds(path: Path) -> dict[str, str]:
-    """Firmware name -> Debian suite."""
+@dataclass(frozen=True)
+class FirmwareBuild:
+    """One entry of images/firmware.yaml: which Debian suite, which package."""
+
+    suite: str
+    package: str = PACKAGE
+
+
+def load_builds(path: Path) -> dict[str, FirmwareBuild]:
+    """Firmware name -> build (`suite`, and `package`: qemu-efi-aarch64 by default, or
+    u-boot-qemu). Raises UsageError naming the file and entry."""
     if not path.exists():
         return {}
     try:
         data = safe_load(path.read_text()) or {}
-        return {str(name): str(fields["suite"]) for name, fields in data.items()}
+        builds = {
+            str(name): FirmwareBuild(str(fields["suite"]), str(fields.get("package", PACKAGE)))
+            for name, fields in data.items()
+        }
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"{path}: cannot read firmware builds: {e}") from e
+    for name, build in builds.items():
+        if build.package not in PACKAGES:
+            raise UsageError(f"{path}: {name}.package: one of {', '.join(PACKAGES)}")
+    return builds
 
 
 def firmware_build(
     name: str,
-    suite: str,
+    build: FirmwareBuild,
     cache: Path,
     mirror: str | None,
     offline: bool,
@@ -47,11 +69,17 @@ def firmware_build(
     if record is None:
         if offline or mirror is None:
             raise CellSkipped(f"firmware {name} is not cached (offline)")
-        notice(f"firmware {name} is not fetched yet: fetching Debian {suite}'s {PACKAGE} now")
-        _fetch(name, suite, store, cache, mirror)
+        notice(
+            f"firmware {name} is not fetched yet: fetching Debian {build.suite}'s "
+            f"{build.package} now"
+        )
+        _fetch(name, build, store, cache, mirror)
         record = store.record(name)
         assert record is not None
     base = Path(record["path"])
+    if build.package == UBOOT_PACKAGE:
+        found = uboot(name, base / "u-boot.bin")
+        return dataclasses.replace(found, version=record["version"])
     return Firmware(
         name, base / "AAVMF_CODE.fd", base / "AAVMF_VARS.fd", record["digest"], record["version"]
     )
@@ -76,17 +104,25 @@ def _plain_build(unpacked: Path, deb: Path) -> tuple[Path, Path]:
     return paths
 
 
-def _fetch(name: str, suite: str, store: ImageStore, cache: Path, mirror: str) -> None:
-    archive = Archive(cache / "apt", suite, mirror)
+def _fetch(name: str, build: FirmwareBuild, store: ImageStore, cache: Path, mirror: str) -> None:
+    archive = Archive(cache / "apt", build.suite, mirror)
     archive.update()
-    package = archive.packages(PACKAGE)[PACKAGE]
+    package = archive.packages(build.package)[build.package]
     deb = archive.download(package)
     with store.building(name) as staging:
         unpacked = staging / "x"
-        extract(deb, unpacked, lambda path: path.startswith(("usr/share/AAVMF/", DESCRIPTORS)))
-        code, template = _plain_build(unpacked, deb)
-        shutil.move(code, staging / "AAVMF_CODE.fd")
-        shutil.move(template, staging / "AAVMF_VARS.fd")
+        if build.package == UBOOT_PACKAGE:
+            extract(deb, unpacked, lambda path: path == UBOOT_BINARY)
+            if not (unpacked / UBOOT_BINARY).is_file():
+                raise ImageBuildError(f"{deb.name}: no {UBOOT_BINARY}")
+            shutil.move(unpacked / UBOOT_BINARY, staging / "u-boot.bin")
+            main = staging / "u-boot.bin"
+        else:
+            extract(deb, unpacked, lambda path: path.startswith(("usr/share/AAVMF/", DESCRIPTORS)))
+            code, template = _plain_build(unpacked, deb)
+            shutil.move(code, staging / "AAVMF_CODE.fd")
+            shutil.move(template, staging / "AAVMF_VARS.fd")
+            main = staging / "AAVMF_CODE.fd"
         shutil.rmtree(unpacked)
         store.publish(
             name,
@@ -94,9 +130,9 @@ def _fetch(name: str, suite: str, store: ImageStore, cache: Path, mirror: str) -
             staging,
             {
                 "name": name,
-                "suite": suite,
-                "package": f"{PACKAGE} {package.version}",
+                "suite": build.suite,
+                "package": f"{build.package} {package.version}",
                 "version": package.version,
-                "digest": file_digest(staging / "AAVMF_CODE.fd"),
+                "digest": file_digest(main),
             },
         )

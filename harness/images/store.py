@@ -64,11 +64,15 @@ class ImageStore:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def publish(self, name: str, key: str, staging: Path, record: dict[str, Any]) -> Path:
-        """Moves a finished build into place; call inside `building(name)`."""
+    def publish(
+        self, name: str, key: str, staging: Path, record: dict[str, Any], read_only: bool = True
+    ) -> Path:
+        """Moves a finished build into place; call inside `building(name)`. With
+        `read_only` False the caller has set the modes (a tree with programs in it)."""
         (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
         for path in staging.iterdir():
-            path.chmod(0o444)
+            if read_only or path.name == RECORD:
+                path.chmod(0o444)
         staging.chmod(0o755)  # mkdtemp made it private
         target = self.entry(name, key)
         target.parent.mkdir(parents=True, exist_ok=True)

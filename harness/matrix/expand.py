@@ -4,7 +4,9 @@ Axes multiply (image x firmware x machine x transport); `include` adds cells (ke
 leaves out take every value of the axis), `exclude` drops cells that match all the
 keys it gives (as GitHub Actions matrices do). Machine selectors are resolved against
 the installed QEMU: `all`, `{newest: N}`, `{oldest: N}`, `virt-A.B..virt-C.D`, or
-names; a named machine type QEMU lacks becomes a `skip`, never an error.
+names; a named machine type QEMU lacks becomes a `skip`, never an error. The optional
+`qemu` axis (`host`, the default; `all`; names of images/qemu.yaml) picks QEMU builds,
+and machine selectors are resolved per build: `all` on QEMU 10.0 reaches virt-10.0.
 """
 
 from __future__ import annotations
@@ -20,10 +22,20 @@ import yaml
 from harness.cells import axis_problem
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.host import machine_sort_key
-from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Login, control_character
+from harness.model import (
+    HOST_FIRMWARE,
+    HOST_QEMU,
+    HOST_UBOOT,
+    NO_FIRMWARE,
+    Cell,
+    Login,
+    control_character,
+)
 from harness.yamlfile import FileErrors, key_of, line_of
 
-AXES = ("image", "firmware", "machine", "transport")
+AXES = ("image", "firmware", "machine", "transport", "qemu")
+# QEMU build -> its machine types; None: a build of images/qemu.yaml not made yet.
+QemuMachines = Mapping[str, Sequence[str] | None]
 
 # The matrix document as harness/schemas/matrix.schema.json lets it be; yamlfile.load
 # has checked it against the schema before it gets here.
@@ -49,6 +61,7 @@ class Axes(TypedDict, total=False):
     firmware: AxisValue
     machine: AxisValue
     transport: AxisValue
+    qemu: AxisValue
 
 
 class Profile(TypedDict, total=False):
@@ -112,13 +125,19 @@ class _Context:
         images: Sequence[str],
         machines: Sequence[str],
         firmware: Sequence[str],
+        qemu: QemuMachines,
     ):
         self.path = path
         self.root = root
         self.images = list(images)
         self.machines = list(machines)
         self.firmware = list(firmware)
+        self.qemu = {HOST_QEMU: list(machines), **qemu}
         self.problems: list[str] = []
+
+    def machines_of(self, qemu: str) -> list[str]:
+        """The build's machine types (none known for a build not made yet)."""
+        return list(self.qemu.get(qemu) or ())
 
     def problem(self, where: Where, text: str) -> None:
         self.problems.append(f"{self.path}:{line_of(self.root, where)}: {key_of(where)}: {text}")
@@ -131,6 +150,7 @@ def _given(axes: Axes) -> dict[str, AxisValue]:
         "firmware": axes.get("firmware"),
         "machine": axes.get("machine"),
         "transport": axes.get("transport"),
+        "qemu": axes.get("qemu"),
     }
     return {axis: value for axis, value in named.items() if value is not None}
 
@@ -158,7 +178,9 @@ def select_machines(selector: Machine, machines: Sequence[str]) -> list[str] | s
     return [selector]
 
 
-def _axis(ctx: _Context, where: Where, axis: str, value: AxisValue) -> list[str]:
+def _axis(
+    ctx: _Context, where: Where, axis: str, value: AxisValue, qemu: str = HOST_QEMU
+) -> list[str]:
     values: list[str] = []
     for index, item in enumerate(_listed(value)):
         at = [*where, index] if isinstance(value, list) else where
@@ -167,8 +189,16 @@ def _axis(ctx: _Context, where: Where, axis: str, value: AxisValue) -> list[str]
             # jsonschema doubles the time a huge list takes to refuse.
             ctx.problem(at, f"{axis} {item!r}: control characters are not allowed")
             continue
+        if axis == "qemu":
+            if item == "all":
+                values += list(ctx.qemu)
+                continue
+            if item not in ctx.qemu:
+                ctx.problem(at, f"qemu {item!r} is not all or one of: {', '.join(ctx.qemu)}")
+            values.append(str(item))
+            continue
         if axis == "machine":
-            chosen = select_machines(item, ctx.machines)
+            chosen = select_machines(item, ctx.machines_of(qemu))
             if isinstance(chosen, str):
                 ctx.problem(at, chosen)
                 continue
@@ -182,18 +212,39 @@ def _axis(ctx: _Context, where: Where, axis: str, value: AxisValue) -> list[str]
     return list(dict.fromkeys(values))
 
 
-def _cells(ctx: _Context, where: Where, axes: Axes, fill: dict[str, list[str]]) -> list[Cell]:
+def _cells(
+    ctx: _Context,
+    where: Where,
+    axes: Axes,
+    fill: dict[str, list[str]],
+    machine_fill: tuple[Where, AxisValue],
+) -> list[Cell]:
+    """`fill` holds the profile's matrix values for the axes `axes` leaves out, and
+    `machine_fill` its machine selectors, resolved here per QEMU build."""
     given = _given(axes)
-    values = [
-        _axis(ctx, [*where, axis], axis, given[axis]) if axis in given else fill[axis]
+    values = {
+        axis: _axis(ctx, [*where, axis], axis, given[axis]) if axis in given else fill[axis]
         for axis in AXES
-    ]
-    return [Cell(*combo) for combo in itertools.product(*values)]
+        if axis != "machine"
+    }
+    machine_at, machine = (
+        ([*where, "machine"], given["machine"]) if "machine" in given else machine_fill
+    )
+    cells = []
+    for qemu in values["qemu"]:
+        machines = _axis(ctx, machine_at, "machine", machine, qemu)
+        if ctx.qemu.get(qemu, ()) is None:
+            machines = ["virt"]  # a build not made yet: one cell per row, a skip saying so
+        for image, firmware, m, transport in itertools.product(
+            values["image"], values["firmware"], machines, values["transport"]
+        ):
+            cells.append(Cell(image, firmware, m, transport, qemu))
+    return cells
 
 
 def _matches(ctx: _Context, where: Where, rule: Axes, cell: Cell) -> bool:
     for axis, value in _given(rule).items():
-        if getattr(cell, axis) not in _axis(ctx, [*where, axis], axis, value):
+        if getattr(cell, axis) not in _axis(ctx, [*where, axis], axis, value, cell.qemu):
             return False
     return True
 
@@ -205,23 +256,33 @@ def expand(
     profile: str,
     images: Sequence[str],
     machines: Sequence[str],
-    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE),
+    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE, HOST_UBOOT),
+    qemu: QemuMachines | None = None,
 ) -> Plan:
+    """The planned cells of `profile`. `machines` are the host QEMU's; `qemu` maps
+    each further QEMU build to its machine types (None: not made yet).
+
+    Raises FileErrors with a `file:line: key: problem` line per problem."""
     document = cast(MatrixDocument, data)  # checked against the schema by yamlfile.load
     profiles = document["profiles"]
     if profile not in profiles:
         raise FileErrors([f"{path}: no profile {profile!r}; profiles: {', '.join(profiles)}"])
-    ctx = _Context(path, root, images, machines, firmware)
+    ctx = _Context(path, root, images, machines, firmware, qemu or {})
     for name in document.get("images", {}):
         if name not in images:
             ctx.problem(["images", name], f"image {name!r} is not one of: {', '.join(images)}")
     spec = profiles[profile]
     where: Where = ["profiles", profile]
-    axes = _given(spec["matrix"])
-    fill = {axis: _axis(ctx, [*where, "matrix", axis], axis, axes[axis]) for axis in AXES}
-    cells = _cells(ctx, [*where, "matrix"], spec["matrix"], fill)
+    axes = {"qemu": HOST_QEMU, **_given(spec["matrix"])}  # qemu is optional: the host's
+    fill = {
+        axis: _axis(ctx, [*where, "matrix", axis], axis, axes[axis])
+        for axis in AXES
+        if axis != "machine"
+    }
+    machine_fill: tuple[Where, AxisValue] = ([*where, "matrix", "machine"], axes["machine"])
+    cells = _cells(ctx, [*where, "matrix"], spec["matrix"], fill, machine_fill)
     for index, rule in enumerate(spec.get("include", [])):
-        cells += _cells(ctx, [*where, "include", index], rule, fill)
+        cells += _cells(ctx, [*where, "include", index], rule, fill, machine_fill)
     for index, rule in enumerate(spec.get("exclude", [])):
         cells = [c for c in cells if not _matches(ctx, [*where, "exclude", index], rule, c)]
     planned = [_plan(ctx, document, cell) for cell in dict.fromkeys(cells)]
@@ -238,8 +299,11 @@ def _plan(ctx: _Context, data: MatrixDocument, cell: Cell) -> Planned:
             expect = Expectation(rule.get("stage"), rule.get("reason"), rule.get("bug", ""),
                                  rule.get("note", ""))  # fmt: skip
     skip = ""
-    if cell.machine not in ctx.machines:
-        skip = f"machine type {cell.machine} is not in this QEMU"
+    if ctx.qemu.get(cell.qemu, ()) is None:
+        skip = f"QEMU build {cell.qemu} is not made yet: harness qemu build {cell.qemu}"
+    elif cell.machine not in ctx.machines_of(cell.qemu):
+        build = "this QEMU" if cell.qemu == HOST_QEMU else f"QEMU build {cell.qemu}"
+        skip = f"machine type {cell.machine} is not in {build}"
     login = settings.get("login")
     return Planned(
         cell=cell,

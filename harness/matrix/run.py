@@ -100,7 +100,9 @@ class MatrixRunner:
         if planned.login is not None:
             image_of, login = self.setup.image, planned.login
             setup = CellSetup(
-                lambda c: dataclasses.replace(image_of(c), login=login), self.setup.firmware
+                lambda c: dataclasses.replace(image_of(c), login=login),
+                self.setup.firmware,
+                self.setup.host,
             )
         out = self.run.cell_dir(planned.cell, task.repeat)
         quiet = lambda _: None  # noqa: E731 - cells of a matrix show no console

@@ -1,18 +1,18 @@
 """The grid every report draws: rows image x firmware, columns machine type x
-transport, one outcome per cell. Built from the final records (a pure function, so
-each report that draws it builds its own); the terminal, Markdown and HTML reports
-only render it.
+transport (grouped by QEMU build), one outcome per cell. Built from the final records
+(a pure function, so each report that draws it builds its own); the terminal,
+Markdown and HTML reports only render it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.host import machine_sort_key
-from harness.model import Outcome
+from harness.model import HOST_QEMU, Outcome
 
 # Terminal marks, 4 wide; the legend is printed under the grid.
 MARKS = {
@@ -50,12 +50,24 @@ def build_grid(records: Iterable[dict[str, Any]]) -> Grid:
     columns: set[tuple[str, str]] = set()
     for record in records:
         row = (record["image"], record["firmware"])
-        column = (record["machine"], record["transport"])
+        column = (machine_column(record), record["transport"])
         rows.setdefault(row)
         columns.add(column)
         cells[(row, column)] = record
-    ordered = sorted(columns, key=lambda c: (machine_sort_key(c[0]), c[1]))
+    ordered = sorted(columns, key=_column_order)
     return Grid(list(rows), ordered, cells)
+
+
+def machine_column(record: Mapping[str, Any]) -> str:
+    """The machine type, prefixed `BUILD:` on a QEMU build other than the host's, so
+    that each build is a group of columns of its own."""
+    build = record.get("qemu_build", HOST_QEMU)
+    return record["machine"] if build == HOST_QEMU else f"{build}:{record['machine']}"
+
+
+def _column_order(column: tuple[str, str]) -> tuple[str, tuple[int, ...], str]:
+    build, _, machine = column[0].rpartition(":")
+    return (build, machine_sort_key(machine), column[1])
 
 
 def render_text(grid: Grid) -> str:
@@ -70,7 +82,7 @@ def render_text(grid: Grid) -> str:
                 marks = [MARKS.get(Outcome(r["outcome"]), "?") if r else "" for r in records]
                 marked[f"{image} / {firmware} / {transport}"] = marks
     width = max([len(label) for label in marked] + [10])
-    short = [m.removeprefix("virt-") for m in machines]
+    short = [m.removeprefix("virt-").replace(":virt-", ":") for m in machines]
     col = max([len(s) for s in short] + [4]) + 1
     lines = [" " * width + " " + "".join(f"{s:>{col}}" for s in short)]
     for label, marks in marked.items():

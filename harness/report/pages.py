@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.model import Outcome
+from harness.report.builds import build_differences
 from harness.report.grid import Grid, build_grid, reason_line
 
 COLOURS = {
@@ -232,8 +233,17 @@ def render_html(
             else ""
         )
         + notes.history
+        + _differences_html(final)
         + "</body></html>\n"
     )
+
+
+def _differences_html(final: list[dict[str, Any]]) -> str:
+    differ = build_differences(final)
+    if not differ:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in differ)
+    return f"<h2>Verdicts that differ between QEMU builds</h2><ul class='problems'>{items}</ul>\n"
 
 
 def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
@@ -261,6 +271,10 @@ def render_markdown(
     for row in grid.rows:
         cells = [_cell_md(grid.at(row, column), comparison) for column in grid.columns]
         lines.append(f"| {row[0]} / {row[1]} | " + " | ".join(cells) + " |")
+    differ = build_differences(final)
+    if differ:
+        lines += ["", "### Verdicts that differ between QEMU builds", ""]
+        lines += [f"- {line}" for line in differ]
     return "\n".join(lines) + "\n"
 
 

@@ -125,7 +125,7 @@ _CELL_KEYS = (
     "cell", "image", "firmware", "machine", "transport", "accel", "status", "outcome",
     "stage", "reason", "detail", "deciding_line", "stage_times", "duration_s",
     "started_at", "attempts", "repeats", "repeat_reasons", "expect", "guest", "image_verified",
-    "firmware_version", "proof", "resets", "timeout_s",
+    "firmware_version", "proof", "resets", "timeout_s", "qemu_build", "qemu_version",
 )  # fmt: skip
 
 
