@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.host import machine_sort_key
-from harness.model import HOST_QEMU
+from harness.model import HOST_QEMU, Outcome
 
-GOOD = ("pass", "xpass")
 RAN = ("pass", "xpass", "fail", "xfail", "unstable")
 
 
@@ -41,7 +40,7 @@ def build_differences(final: Iterable[dict[str, Any]]) -> list[str]:
     lines = []
     for key in sorted(groups, key=lambda k: (k[0], k[1], machine_sort_key(k[2]), k[3])):
         records = sorted(groups[key], key=_version)
-        good = [r["outcome"] in GOOD for r in records]
+        good = [Outcome(r["outcome"]).reached_login for r in records]
         if len(records) < 2 or all(good) or not any(good):
             continue
         newest_good = good[-1]
@@ -50,7 +49,7 @@ def build_differences(final: Iterable[dict[str, Any]]) -> list[str]:
         )
         verdicts = ", ".join(
             f"{r.get('qemu_build') or HOST_QEMU} (QEMU {qemu_version(r)})"
-            f" {r['outcome']}" + ("" if r["outcome"] in GOOD else f" {r['reason']}")
+            f" {r['outcome']}" + ("" if Outcome(r["outcome"]).reached_login else f" {r['reason']}")
             for r in records
         )
         lines.append(f"{'/'.join(key)}: {verdicts}: {way}")
