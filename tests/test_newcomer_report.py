@@ -167,7 +167,9 @@ def test_repeats_are_counted_with_why_the_others_failed_and_flaky_html_is_linked
     passed = cell["repeats"].count("pass")
     dom = browser(tmp_path, "--dump-dom", (run / "report.html").as_uri()).stdout
     assert f"{passed}/10 repeats passed" in dom
-    assert f"[unstable {passed}/10 repeats passed (seen pci)]" in (run / "report.md").read_text()
+    assert (
+        f"[unstable {passed}/10 repeats passed (seen pci, dt)]" in (run / "report.md").read_text()
+    )
     others = 10 - passed
     pairs = zip(cell["repeats"], cell["repeat_reasons"], strict=True)
     (stage,) = {reason.split()[0] for outcome, reason in pairs if outcome == "fail"}

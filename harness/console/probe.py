@@ -29,6 +29,10 @@ SCRIPT = (
     'driver=$(basename "$(readlink "$d/driver")") '
     'transport=$(basename "$(readlink "$d/../driver")")"; '
     "done; "
+    # arm64 unflattens the device tree only when ACPI is off (setup_arch), so at
+    # most one of the two is there: what the kernel described the machine from.
+    "echo tables $([ -d /sys/firmware/acpi/tables ] && echo acpi; "
+    "[ -d /proc/device-tree ] || [ -d /sys/firmware/devicetree/base ] && echo dt); "
     'echo "root $(awk \'$2 == "/" {print $1, $3}\' /proc/mounts | tail -n 1)"; '
     "grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release 2>/dev/null | sed 's/^/os /'; "
     "echo harness-probe-$((1+2))-end"
@@ -55,6 +59,8 @@ class Findings:
     root: str = ""
     root_fs: str = ""  # "rootfs": the initramfs itself, never switched away from
     os: dict[str, str] = field(default_factory=dict)
+    # "acpi" or "dt": what the kernel found the machine in; "" from an older probe
+    firmware_tables: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,18 +70,21 @@ class Findings:
             "root_fs": self.root_fs,
             "os": dict(self.os),
             "transports": sorted({d.transport for d in self.devices}),
+            "firmware_tables": self.firmware_tables,
         }
 
 
 def parse(lines: list[str], known: Sequence[Device] = DEVICES) -> Findings:
     """The probe's output (the lines between its markers) read back; `known` names the
     virtio IDs (harness/devices.py), any other is `virtio-id-XXXX`."""
-    kernel, root, root_fs = "", "", ""
+    kernel, root, root_fs, tables = "", "", "", ""
     devices = []
     os_release: dict[str, str] = {}
     for line in (raw.strip() for raw in lines):
         if line.startswith("kernel "):
             kernel = line.removeprefix("kernel ").strip()
+        elif line.startswith("tables"):
+            tables = _tables(line.removeprefix("tables").split())
         elif line.startswith("root "):
             root, _, root_fs = line.removeprefix("root ").strip().partition(" ")
         elif line.startswith("os ") and "=" in line:
@@ -85,7 +94,12 @@ def parse(lines: list[str], known: Sequence[Device] = DEVICES) -> Findings:
             name, device_id, driver, parent = match.groups()
             kind = kind_of(int(device_id, 16), known) or f"virtio-id-{device_id}"
             devices.append(Seen(name, kind, driver, transport_of(parent) if parent else "none"))
-    return Findings(kernel, tuple(devices), root, root_fs.strip(), os_release)
+    return Findings(kernel, tuple(devices), root, root_fs.strip(), os_release, tables)
+
+
+def _tables(present: list[str]) -> str:
+    """ACPI wins: a kernel that has both was given ACPI and kept the tree for /chosen."""
+    return "acpi" if "acpi" in present else "dt" if "dt" in present else ""
 
 
 def mismatch(

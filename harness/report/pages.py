@@ -58,9 +58,11 @@ def _resets(count: int) -> str:
 
 
 def seen_in_guest(record: dict[str, Any]) -> str:
-    """The transports the guest itself reported its virtio devices on, e.g. "pci"."""
+    """The transports the guest itself reported its virtio devices on and what it
+    found the machine in (probe.py), e.g. "pci, acpi"; "" when the probe said nothing."""
     guest = record.get("guest") or {}
-    return "+".join(guest.get("transports", []))
+    seen = ["+".join(guest.get("transports", [])), guest.get("firmware_tables") or ""]
+    return ", ".join(filter(None, seen))
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class CellView:
 
     outcome: str
     why: str  # stage and reason, when it did not plainly pass
-    seen: str  # transports the guest reported
+    seen: str  # transports the guest reported, and acpi or dt
     resets: int  # guest resets QEMU reported (a first-boot reboot, say)
     log: str
     label: str  # the comparison with a baseline, when it is news
