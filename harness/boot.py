@@ -135,7 +135,13 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
     if firmware.is_uefi:
         assert firmware.vars_template is not None
         shutil.copyfile(firmware.vars_template, work / "vars.fd")
-        files = BootFiles(disk=disk, code=firmware.code, vars=work / "vars.fd", extra_disks=extra)
+        files = BootFiles(
+            disk=disk,
+            code=firmware.code,
+            vars=work / "vars.fd",
+            extra_disks=extra,
+            acpi=firmware.acpi,
+        )
         return files, login
     files = BootFiles(
         disk=disk, kernel=image.kernel, initrd=image.initrd, append=image.append, extra_disks=extra

@@ -27,6 +27,9 @@ NO_FIRMWARE = "none"
 # The most of one console log that is kept (a flooding guest must not fill the disk).
 DEFAULT_LOG_CAP = 64 << 20
 HOST_FIRMWARE = "aavmf"
+# The same AAVMF with QEMU's ACPI tables off (-machine ...,acpi=off): the guest gets the
+# device tree, so a grid tells "UEFI" from "ACPI" apart.
+HOST_FIRMWARE_NO_ACPI = "aavmf-noacpi"
 
 
 class Outcome(str, enum.Enum):
@@ -191,6 +194,7 @@ class Firmware:
     vars_template: Path | None = None
     digest: str = ""
     version: str = ""  # of the package it came from, for named builds
+    acpi: bool = True  # UEFI only: QEMU builds ACPI tables (False: acpi=off, a device tree)
 
     @property
     def is_uefi(self) -> bool:

@@ -29,6 +29,7 @@ class BootFiles:
     append: str = ""
     code: Path | None = None
     vars: Path | None = None
+    acpi: bool = True  # False: -machine ...,acpi=off (the guest gets a device tree)
     extra_disks: tuple[Path, ...] = ()  # attached read-only, raw (e.g. a NoCloud seed)
 
 
@@ -46,6 +47,7 @@ def qemu_argv(
     """`devices` are the rows of harness/devices.py the cell gets, in order: the disk
     row once per disk (the image's, then the extra ones), every other row once."""
     machine = cell.machine + (",gic-version=host" if accel == "kvm" else "")
+    machine += "" if files.acpi else ",acpi=off"
     cpu = "host" if accel == "kvm" else ",".join(["max", *tcg_cpu_options])
     argv = [
         qemu,

@@ -65,7 +65,7 @@ def domain_xml(
     ET.SubElement(domain, "vcpu").text = "1"
     _os(ET.SubElement(domain, "os"), cell.machine, image, firmware, nvram or _nvram_path(name))
     features = ET.SubElement(domain, "features")
-    if firmware.is_uefi:
+    if firmware.is_uefi and firmware.acpi:
         ET.SubElement(features, "acpi")  # on aarch64, libvirt ties ACPI to UEFI
     if accel == "kvm":
         ET.SubElement(domain, "cpu", mode="host-passthrough")

@@ -20,7 +20,14 @@ import yaml
 from harness.cells import axis_problem
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.host import machine_sort_key
-from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Login, control_character
+from harness.model import (
+    HOST_FIRMWARE,
+    HOST_FIRMWARE_NO_ACPI,
+    NO_FIRMWARE,
+    Cell,
+    Login,
+    control_character,
+)
 from harness.yamlfile import FileErrors, key_of, line_of
 
 AXES = ("image", "firmware", "machine", "transport")
@@ -205,7 +212,7 @@ def expand(
     profile: str,
     images: Sequence[str],
     machines: Sequence[str],
-    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE),
+    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI),
 ) -> Plan:
     document = cast(MatrixDocument, data)  # checked against the schema by yamlfile.load
     profiles = document["profiles"]
