@@ -63,3 +63,12 @@ def test_a_misspelt_firmware_lists_the_acpi_off_variant(harness: Harness) -> Non
     assert proc.returncode == 2
     assert "aavmf-noacpi" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_the_nightly_grid_has_aavmf_with_acpi_off_beside_aavmf(harness: Harness) -> None:
+    proc = harness("list", "--profile", "nightly", "-k", "debian-12-tiny/aavmf")
+    assert proc.returncode == 0, proc.stderr
+    cells = {line.split()[0] for line in proc.stdout.splitlines() if "/" in line.split()[0]}
+    for transport in ("mmio", "pci"):
+        assert f"debian-12-tiny/aavmf/virt/{transport}" in cells
+        assert f"debian-12-tiny/aavmf-noacpi/virt/{transport}" in cells
