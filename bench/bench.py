@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,18 +59,23 @@ def overhead(rounds: int) -> dict[str, float]:
         out = Path(tmp) / "cell"
         subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT, check=True)
         script = str(out / "cmdline.sh")
-        to_exit, to_prompt, by_hand = [], [], []
+        to_exit, to_prompt, by_hand, checks = [], [], [], []
         for _ in range(rounds):
             by_hand.append(until([script], "login: "))
+            # cmdline.sh's overlay and VARS copy, which `harness run` will not overwrite
+            shutil.rmtree(out / "work", ignore_errors=True)
             started = time.monotonic()
             subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT,
                            check=True, stdout=subprocess.DEVNULL)  # fmt: skip
             to_exit.append(time.monotonic() - started)
+            # the device checks' share, by the guest's own clock (probe.WORKS)
+            checks.append(json.loads((out / "result.json").read_text())["guest"]["works_s"])
             to_prompt.append(until([*HARNESS, "run", CELL, "--out", str(out)], "login: "))
     h, m = statistics.median(to_exit), statistics.median(by_hand)
     p = statistics.median(to_prompt)
     return {"harness_s": h, "by_hand_s": m, "overhead_s": h - m, "overhead_pct": 100 * (h - m) / m,
-            "to_prompt_s": p, "to_prompt_overhead_s": p - m}  # fmt: skip
+            "to_prompt_s": p, "to_prompt_overhead_s": p - m,
+            "device_checks_s": statistics.median(checks)}  # fmt: skip
 
 
 def matrix_seconds(jobs: int) -> float:
@@ -291,6 +297,7 @@ def main() -> None:
     print(f"overhead per cell   {o['overhead_s']:+.2f} s: harness run to its exit {o['harness_s']:.2f} s, "
           f"QEMU by hand to its prompt {o['by_hand_s']:.2f} s (harness to the prompt: "
           f"{o['to_prompt_overhead_s']:+.2f} s)   goal <=+0.8 s")  # fmt: skip
+    print(f"device checks       {o['device_checks_s']:.2f} s in the guest   goal <1 s")
     print(
         f"-j 2 efficiency     {p['efficiency_pct']:.0f}% [-j1 {p['j1_s']:.1f} s, -j2 {p['j2_s']:.1f} s]   goal >=90%"
     )

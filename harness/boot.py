@@ -135,7 +135,13 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
     if firmware.is_uefi:
         assert firmware.vars_template is not None
         shutil.copyfile(firmware.vars_template, work / "vars.fd")
-        files = BootFiles(disk=disk, code=firmware.code, vars=work / "vars.fd", extra_disks=extra)
+        files = BootFiles(
+            disk=disk,
+            code=firmware.code,
+            vars=work / "vars.fd",
+            extra_disks=extra,
+            acpi=firmware.acpi,
+        )
         return files, login
     if firmware.bios is not None:
         return BootFiles(disk=disk, bios=firmware.bios, extra_disks=extra), login

@@ -24,7 +24,14 @@ from harness.images.limits import DownloadLimits
 from harness.images.recipes import Recipe, duration, expected_build_s, load_recipes
 from harness.images.store import ImageStore
 from harness.images.tiny import TinyBuilder, recipe_digest
-from harness.model import HOST_FIRMWARE, HOST_UBOOT, NO_FIRMWARE, Firmware, Image
+from harness.model import (
+    HOST_FIRMWARE,
+    HOST_FIRMWARE_NO_ACPI,
+    HOST_UBOOT,
+    NO_FIRMWARE,
+    Firmware,
+    Image,
+)
 
 if TYPE_CHECKING:
     # Downloads (requests, jsonschema, the catalog file) are loaded when first used:
@@ -131,7 +138,13 @@ class Catalog:
         return _Names(self)
 
     def firmware_names(self) -> list[str]:
-        return [NO_FIRMWARE, HOST_FIRMWARE, HOST_UBOOT, *sorted(self.firmware_builds)]
+        return [
+            NO_FIRMWARE,
+            HOST_FIRMWARE,
+            HOST_FIRMWARE_NO_ACPI,
+            HOST_UBOOT,
+            *sorted(self.firmware_builds),
+        ]
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

@@ -9,9 +9,9 @@ from pathlib import Path
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.errors import UsageError
 from harness.host import Host
-from harness.model import HOST_FIRMWARE, HOST_UBOOT, NO_FIRMWARE, Cell
+from harness.model import HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT, NO_FIRMWARE, Cell
 
-DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE, HOST_UBOOT)
+DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT)
 
 
 def axis_problem(axis: str, value: str, choices: Collection[str]) -> str:

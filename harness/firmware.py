@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.errors import InfraError, UsageError
 from harness.images.digest import file_digest
-from harness.model import HOST_FIRMWARE, HOST_UBOOT, NO_FIRMWARE, Firmware
+from harness.model import HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT, NO_FIRMWARE, Firmware
 
 # Later directories override earlier ones file by file, as QEMU's spec says.
 DESCRIPTOR_DIRS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"))
@@ -115,12 +115,14 @@ def host_uboot(paths: Iterable[Path] = UBOOT_PATHS) -> Firmware:
 
 
 def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmware:
-    """`none`, `aavmf`, `uboot` or a path to a CODE image (its VARS template beside it)."""
+    """`none`, `aavmf`, `aavmf-noacpi` (the same build, QEMU's ACPI tables off), `uboot`
+    or a path to a CODE image (its VARS template beside it). Raises InfraError when the
+    host has no AAVMF or a file of it is missing, UsageError for a bad path."""
     if name == NO_FIRMWARE:
         return Firmware(NO_FIRMWARE)
     if name == HOST_UBOOT:
         return host_uboot()
-    if name == HOST_FIRMWARE:
+    if name in (HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI):
         found = host_aavmf(descriptors, machine)
         if found is None:
             raise InfraError(
@@ -132,10 +134,13 @@ def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmw
         code = Path(name)
         template = code.with_name(code.name.replace("CODE", "VARS").replace("code", "vars"))
         if not code.is_file():
-            raise UsageError(f"firmware {name!r} is neither none, aavmf, uboot nor a file")
+            raise UsageError(
+                f"firmware {name!r} is neither none, aavmf, aavmf-noacpi, uboot nor a file"
+            )
         if template == code or not template.is_file():
             raise UsageError(f"firmware {name}: no VARS template beside it ({template.name})")
     for path in (code, template):
         if not path.is_file():
             raise InfraError(f"firmware file {path} is missing: apt-get install qemu-efi-aarch64")
-    return Firmware(name, code, template, file_digest(code))
+    acpi = name != HOST_FIRMWARE_NO_ACPI
+    return Firmware(name, code, template, file_digest(code), acpi=acpi)

@@ -45,13 +45,18 @@ def watcher_for(
 def judged(cell: Cell, image: Image, verdict: Verdict) -> Verdict:
     """The watcher's verdict with the cell's own check: a pass counts only if the
     guest's virtio devices sit on the cell's transport (what the device probe in
-    the log says, probe.py); otherwise fail `transport-mismatch`."""
+    the log says, probe.py); otherwise fail `transport-mismatch`. Then every device
+    with a driver bound must work (probe.dead_device): else fail with the reason
+    naming it (disk-unreadable, net-no-address, rng-no-bytes)."""
     if verdict.status != "pass" or verdict.findings is None:
         return verdict
     why = probe.mismatch(cell.transport, verdict.findings, image.disk is not None)
-    if not why:
-        return verdict
-    return dataclasses.replace(verdict, status="fail", reason="transport-mismatch", text=why)
+    if why:
+        return dataclasses.replace(verdict, status="fail", reason="transport-mismatch", text=why)
+    reason, why = probe.dead_device(verdict.findings)
+    if reason:
+        return dataclasses.replace(verdict, status="fail", reason=reason, text=why)
+    return verdict
 
 
 def judge_log(path: Path, cell: Cell | None = None, image: Image | None = None) -> Verdict:

@@ -44,7 +44,7 @@ from harness.boot import (
 )
 from harness.devices import launcher
 from harness.errors import CellSkipped, QemuLaunchError
-from harness.export.libvirt import domain_xml, overlay_command
+from harness.export.libvirt import domain_xml, overlay_command, placement
 from harness.host import Host
 from harness.judge import judged, watcher_for
 from harness.libvirt_host import binding, probe, uri
@@ -290,6 +290,7 @@ def boot(
                 _drain(console, log, show)
             exit_status = console.exit_status(wait_s=0)
             argv = console.argv
+            chose = placement(console.live_xml) if console.live_xml else ""
     finally:
         for connection in (conn, control):
             with contextlib.suppress(libvirt.libvirtError):
@@ -298,7 +299,12 @@ def boot(
         _keep_domain_log(domain_log, out / "qemu.stderr")
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
-    launch = {"launcher": "libvirt", "libvirt_version": daemon.version, "domain": name}
+    launch = {
+        "launcher": "libvirt",
+        "libvirt_version": daemon.version,
+        "domain": name,
+        "placement": chose,  # what the virtio devices sit behind, as libvirt chose
+    }
     return Boot(verdict, accel, argv, duration, exit_status, watcher.resets, timeout, launch=launch)
 
 

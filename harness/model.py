@@ -29,6 +29,9 @@ DEFAULT_LOG_CAP = 64 << 20
 HOST_FIRMWARE = "aavmf"
 HOST_UBOOT = "uboot"
 HOST_QEMU = "host"  # the QEMU build that is the host's own
+# The same AAVMF with QEMU's ACPI tables off (-machine ...,acpi=off): the guest gets the
+# device tree, so a grid tells "UEFI" from "ACPI" apart.
+HOST_FIRMWARE_NO_ACPI = "aavmf-noacpi"
 
 
 class Outcome(str, enum.Enum):
@@ -206,6 +209,7 @@ class Firmware:
     digest: str = ""
     version: str = ""  # of the package it came from, for named builds
     bios: Path | None = None  # U-Boot's u-boot.bin: -bios, no pflash, no VARS
+    acpi: bool = True  # UEFI only: QEMU builds ACPI tables (False: acpi=off, a device tree)
 
     @property
     def is_uefi(self) -> bool:

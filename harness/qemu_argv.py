@@ -30,6 +30,7 @@ class BootFiles:
     code: Path | None = None
     vars: Path | None = None
     bios: Path | None = None  # a ROM image for -bios (U-Boot)
+    acpi: bool = True  # False: -machine ...,acpi=off (the guest gets a device tree)
     extra_disks: tuple[Path, ...] = ()  # attached read-only, raw (e.g. a NoCloud seed)
 
 
@@ -47,6 +48,7 @@ def qemu_argv(
     """`devices` are the rows of harness/devices.py the cell gets, in order: the disk
     row once per disk (the image's, then the extra ones), every other row once."""
     machine = cell.machine + (",gic-version=host" if accel == "kvm" else "")
+    machine += "" if files.acpi else ",acpi=off"
     cpu = "host" if accel == "kvm" else ",".join(["max", *tcg_cpu_options])
     argv = [
         qemu,

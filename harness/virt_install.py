@@ -56,6 +56,7 @@ def virt_install_argv(
         argv += ["--disk", f"path={extra},format=raw,bus=virtio,readonly=on{address}"]
     if firmware.is_uefi:
         argv += ["--boot", f"uefi,nvram={nvram}" if nvram is not None else "uefi"]
+        argv += [] if firmware.acpi else ["--features", "acpi=off"]
     else:
         kernel = f"kernel={image.kernel}" + (f",initrd={image.initrd}" if image.initrd else "")
         argv += ["--boot", kernel + (f',kernel_args="{image.append}"' if image.append else "")]

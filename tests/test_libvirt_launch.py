@@ -76,6 +76,7 @@ def test_a_libvirt_cell_boots_through_libvirtd_and_leaves_nothing(
     live = ET.parse(tmp_path / "domain.live.xml").getroot()  # what libvirt chose, kept
     chosen = {live.find(f"devices/{d}/address").get("type") for d in ("disk", "interface", "rng")}  # type: ignore[union-attr]
     assert chosen == {"virtio-mmio" if bus == "mmio" else "pci"}
+    assert qemu["placement"] == ("virtio-mmio" if bus == "mmio" else "pcie-root-port")
     assert ("-kernel" in qemu["argv"]) == ("/none/" in cell)
     # the domain wrote to the cell's own overlay and VARS copy, now removed with work/
     domain = ET.parse(tmp_path / "domain.xml").getroot()
@@ -264,6 +265,8 @@ def test_the_2016_failure_through_libvirt_answers_the_default_question(
         "safe": False, "failures": ["none/libvirt-pci: initramfs root-not-found"],
     }  # fmt: skip
     assert facts["reached_login"] == ["none/virt/libvirt-mmio"]
+    report = (path / "report.md").read_text()  # the grid says what libvirt chose
+    assert "(libvirt chose pcie-root-port)" in report and "(libvirt chose virtio-mmio)" in report
     assert not [d for d in domains() if d.startswith("harness-")]
 
 

@@ -198,6 +198,9 @@ def probed_shell(root_line: str, login_first: bool) -> Verdict | None:
     live.guest(
         f"harness-probe-3-begin\r\nkernel 6.6.7-0-virt\r\n{root_line}\r\nharness-probe-3-end\r\n"
     )
+    # the device checks, typed once the first line has ended (probe.WORKS)
+    live.wait(0.3)
+    live.guest("harness-works-4-begin\r\nnet eth0 unchecked\r\nharness-works-4-end\r\n")
     return live.wait(SETTLE_S + 0.2)
 
 
@@ -395,6 +398,9 @@ def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass()
         "virtio virtio1 id=0x0001 driver=virtio_net transport=virtio-pci\r\n"
         'root /dev/vda2\r\nos ID=debian\r\nos VERSION_ID="12"\r\nharness-probe-3-end\r\nroot@host:~# '
     )
+    assert live.wait(0.3) is None  # then the device checks, on a line of their own
+    assert live.typed[-1] == probe.WORKS + "\r"
+    live.guest("harness-works-4-begin\r\nnet eth0 10.0.2.15\r\nharness-works-4-end\r\n")
     verdict = live.wait(SETTLE_S + 0.2)
     assert verdict is not None and verdict.status == "pass" and verdict.findings is not None
     found = verdict.findings
@@ -409,6 +415,7 @@ def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass()
         == "expected every virtio device on mmio, but the guest has net virtio1 on pci"
     )
     assert probe.mismatch("pci", found, has_disk=True).endswith("block virtio0 on mmio")
+    assert found.works == ("net eth0 10.0.2.15",) and found.checks()["net"] == "ok"
 
 
 def test_a_guest_that_never_answers_the_probe_still_passes_unprobed() -> None:
@@ -468,6 +475,8 @@ def test_the_settle_time_counts_from_the_proof_so_a_slow_probe_adds_no_wait() ->
         "harness-probe-3-begin\r\nvirtio virtio0 id=0x0002 driver=virtio_blk "
         "transport=virtio-mmio\r\nroot /dev/vda\r\nharness-probe-3-end\r\n/ # "
     )
+    assert live.wait(0.1) is None  # the device checks are typed next (probe.WORKS)
+    live.guest("harness-works-4-begin\r\nharness-works-4-end\r\n/ # ")
     # The guest has been watched for more than SETTLE_S since its proof: no more wait.
     verdict = live.wait(0.1)
     assert verdict is not None and verdict.status == "pass" and verdict.findings is not None

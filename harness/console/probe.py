@@ -10,6 +10,7 @@ kernel bound, whatever QEMU was told.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,38 @@ from harness.devices import DEVICES, Device, disk_device, kind_of, transport_of
 from harness.devices import transport as transport_row
 
 BEGIN, END = "harness-probe-3-begin", "harness-probe-3-end"
+# The device checks are a second line, typed once the first has ended: busybox ash
+# edits at most 1024 characters a line, and two lines typed at once would interleave
+# the second's echo with the first's output.
+WORKS_BEGIN, WORKS_END = "harness-works-4-begin", "harness-works-4-end"
+# Whether the devices work, read-only on the guest's disk, each bounded in time:
+# - disk: block 1 of the root device through its driver (1024 bytes), and the ext
+#   superblock's magic at byte 1080 (53ef, ext2/3/4's s_magic);
+# - net: each virtio NIC's IPv4 address, or else a lease from QEMU's user network
+#   (slirp's DHCP gives 10.0.2.15) through busybox udhcpc, its script /bin/true so
+#   nothing is configured; "unchecked" where the guest has no udhcpc;
+# - rng: the hw_random core's current source and 16 bytes read from /dev/hwrng.
+# A guest without dd, od or timeout (a fault guest's older build) leaves it unchecked.
+WORKS = " ".join([
+    r"""(exec 2>/dev/null; echo harness-works-$((2+2))-begin;""",
+    r"""echo "works-from $(cut -d' ' -f1 /proc/uptime)";""",
+    r"""r=$(awk '$2=="/"{print $1}' /proc/mounts|tail -n1);""",
+    r"""command -v od >/dev/null&&[ -b "$r" ]&&echo "disk-read""",
+    r"""$(dd if="$r" bs=1024 skip=1 count=1|wc -c)""",
+    r"""$(dd if="$r" bs=1 skip=1080 count=2|od -An -tx1|tr -d ' \n')";""",
+    r"""for n in /sys/bus/virtio/devices/*/net/*; do [ -e "$n" ]||continue; i=${n##*/};""",
+    r"""a=$(ip -o -f inet addr show "$i"|awk '{sub("/.*","",$4);print $4}'|head -n1);""",
+    r"""if [ -z "$a" ]&&command -v udhcpc >/dev/null; then ip link set "$i" up;""",
+    r"""a=$(udhcpc -i "$i" -fnq -t3 -T1 -s /bin/true 2>&1|""",
+    r"""sed -n 's/.*lease of \([0-9.]*\) obtained.*/\1/p');""",
+    r"""a=${a:-none}; fi; echo "net $i ${a:-unchecked}"; done;""",
+    r"""echo "rng $(cat /sys/class/misc/hw_random/rng_current||echo none)""",
+    r"""$(if command -v timeout >/dev/null; then""",
+    r"""[ -c /dev/hwrng ]&&timeout 2 dd if=/dev/hwrng bs=16 count=1|wc -c;""",
+    r"""else echo unchecked; fi)";""",
+    r"""echo "works-to $(cut -d' ' -f1 /proc/uptime)";""",
+    r"""echo harness-works-$((2+2))-end)""",
+])  # fmt: skip
 # POSIX sh and busybox ash alike; one line, so no shell prompt interleaves.
 SCRIPT = (
     "echo harness-probe-$((1+2))-begin; "
@@ -29,10 +62,15 @@ SCRIPT = (
     'driver=$(basename "$(readlink "$d/driver")") '
     'transport=$(basename "$(readlink "$d/../driver")")"; '
     "done; "
+    # arm64 unflattens the device tree only when ACPI is off (setup_arch), so at
+    # most one of the two is there: what the kernel described the machine from.
+    "echo tables $([ -d /sys/firmware/acpi/tables ] && echo acpi; "
+    "[ -d /proc/device-tree ] || [ -d /sys/firmware/devicetree/base ] && echo dt); "
     'echo "root $(awk \'$2 == "/" {print $1, $3}\' /proc/mounts | tail -n 1)"; '
     "grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release 2>/dev/null | sed 's/^/os /'; "
     "echo harness-probe-$((1+2))-end"
 )
+_WORK_WORDS = (["disk-read"], ["net"], ["rng"], ["works-from"], ["works-to"])
 _DEVICE = re.compile(r"^virtio (\S+) id=0x([0-9a-fA-F]+) driver=(\S*) transport=(\S*)$")
 # Disks that are not virtio: a root found on one was not found through the transport.
 _OTHER_DISK = re.compile(r"^/dev/(sd|hd|nvme|xvd|mmcblk|sr)")
@@ -55,6 +93,62 @@ class Findings:
     root: str = ""
     root_fs: str = ""  # "rootfs": the initramfs itself, never switched away from
     os: dict[str, str] = field(default_factory=dict)
+    # "acpi" or "dt": what the kernel found the machine in; "" from an older probe
+    firmware_tables: str = ""
+    # What the WORKS part printed: "disk-read", "net" and "rng" lines, as typed
+    works: tuple[str, ...] = ()
+
+    def checks(self) -> dict[str, str]:
+        """Whether each device works: {"disk"|"net"|"rng": "ok", "unchecked" or the
+        failure's reason (disk-unreadable, net-no-address, rng-no-bytes)}. A device
+        is unchecked where no driver is bound to it, or the guest lacks the tool
+        (udhcpc) or the probe predates these checks."""
+        return {
+            "disk": self._disk(),
+            "net": self._net(),
+            "rng": self._rng(),
+        }
+
+    def _bound(self, kind: str) -> bool:
+        return any(d.kind == kind and d.driver for d in self.devices)
+
+    def _lines(self, word: str) -> list[list[str]]:
+        return [line.split()[1:] for line in self.works if line.split()[:1] == [word]]
+
+    def _disk(self) -> str:
+        read = self._lines("disk-read")
+        if not read:
+            return "unchecked"  # root not on a block device (or an older probe)
+        size, magic = [*read[0], "", ""][:2]
+        ext_ok = magic == "53ef" or not self.root_fs.startswith("ext")
+        return "ok" if size == "1024" and ext_ok else "disk-unreadable"
+
+    def _net(self) -> str:
+        addresses = [[*line, ""][1] for line in self._lines("net")]
+        if not self._bound("net") or not addresses:
+            return "unchecked"
+        if "none" in addresses:
+            return "net-no-address"
+        return "unchecked" if "unchecked" in addresses else "ok"
+
+    def _rng(self) -> str:
+        rng = self._lines("rng")
+        if not self._bound("rng") or not rng:
+            return "unchecked"
+        current, size = [*rng[0], "", ""][:2]
+        if size == "unchecked":  # no timeout or dd in the guest
+            return "unchecked"
+        return "ok" if current.startswith("virtio_rng") and size == "16" else "rng-no-bytes"
+
+    @property
+    def works_s(self) -> float | None:
+        """Seconds the device checks took in the guest (its /proc/uptime), None
+        when the probe did not time them."""
+        times = [self._lines(word) for word in ("works-from", "works-to")]
+        try:
+            return round(float(times[1][0][0]) - float(times[0][0][0]), 2)
+        except (IndexError, ValueError):
+            return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,18 +158,30 @@ class Findings:
             "root_fs": self.root_fs,
             "os": dict(self.os),
             "transports": sorted({d.transport for d in self.devices}),
+            "firmware_tables": self.firmware_tables,
+            "works": list(self.works),
+            "checks": self.checks(),
+            "works_s": self.works_s,
         }
+
+
+def with_works(findings: Findings, lines: list[str]) -> Findings:
+    """`findings` with the device checks' output (the lines between WORKS' markers)."""
+    works = [line.strip() for line in lines if line.split()[:1] in _WORK_WORDS]
+    return dataclasses.replace(findings, works=tuple(works))
 
 
 def parse(lines: list[str], known: Sequence[Device] = DEVICES) -> Findings:
     """The probe's output (the lines between its markers) read back; `known` names the
     virtio IDs (harness/devices.py), any other is `virtio-id-XXXX`."""
-    kernel, root, root_fs = "", "", ""
+    kernel, root, root_fs, tables = "", "", "", ""
     devices = []
     os_release: dict[str, str] = {}
     for line in (raw.strip() for raw in lines):
         if line.startswith("kernel "):
             kernel = line.removeprefix("kernel ").strip()
+        elif line.startswith("tables"):
+            tables = _tables(line.removeprefix("tables").split())
         elif line.startswith("root "):
             root, _, root_fs = line.removeprefix("root ").strip().partition(" ")
         elif line.startswith("os ") and "=" in line:
@@ -85,7 +191,22 @@ def parse(lines: list[str], known: Sequence[Device] = DEVICES) -> Findings:
             name, device_id, driver, parent = match.groups()
             kind = kind_of(int(device_id, 16), known) or f"virtio-id-{device_id}"
             devices.append(Seen(name, kind, driver, transport_of(parent) if parent else "none"))
-    return Findings(kernel, tuple(devices), root, root_fs.strip(), os_release)
+    return Findings(kernel, tuple(devices), root, root_fs.strip(), os_release, tables)
+
+
+def dead_device(findings: Findings) -> tuple[str, str]:
+    """(reason, text) for the first device that is bound but does not work (disk,
+    then net, then rng: Findings.checks); ("", "") when none is."""
+    for device, check in findings.checks().items():
+        if check not in ("ok", "unchecked"):
+            shown = [line for line in findings.works if line.startswith(device)]
+            return check, f"{device} bound but not working: {'; '.join(shown) or check}"
+    return "", ""
+
+
+def _tables(present: list[str]) -> str:
+    """ACPI wins: a kernel that has both was given ACPI and kept the tree for /chosen."""
+    return "acpi" if "acpi" in present else "dt" if "dt" in present else ""
 
 
 def mismatch(

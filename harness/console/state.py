@@ -43,6 +43,7 @@ class WatcherState:
         self.own_log = own_log
         self.findings: Findings | None = None
         self._probe_lines: list[str] | None = None
+        self._part = 0  # which probe line is typed or next: SCRIPT, then WORKS
         self.table = table or PatternTable()
         self.start = start
         self.stage = "none"

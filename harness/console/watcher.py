@@ -93,7 +93,8 @@ class Watcher(Conversation):
         if self._pending is not None and now - self._last_output >= HINT_QUIET_S:
             return self._decide_pending()
         if self._talk is Talk.SHELL:
-            return self._say(Talk.PROBING, probe.SCRIPT + ENTER, now)
+            line = probe.SCRIPT if self._part == 0 else probe.WORKS
+            return self._say(Talk.PROBING, line + ENTER, now)
         if self._talk is Talk.PROBING:
             if now - self._said_at < 2 * RETRY_S:
                 return None  # the probe's output is on its way (lines are still judged)
@@ -364,8 +365,14 @@ class Watcher(Conversation):
     def _collect_probe(self, line: Line, now: float) -> None:
         """The lines between the probe's markers, then what they say."""
         text = line.text
-        if probe.BEGIN in text:
+        if probe.BEGIN in text or probe.WORKS_BEGIN in text:
             self._probe_lines = []
+        elif probe.WORKS_END in text and self._probe_lines is not None:
+            if self.findings is not None:
+                self.findings = probe.with_works(self.findings, self._probe_lines)
+            self._probe_lines = None
+            if self._talk is Talk.PROBING:
+                self._talk = Talk.PROVEN
         elif probe.END in text and self._probe_lines is not None:
             self.findings = probe.parse(self._probe_lines)
             self._probe_lines = None
@@ -375,7 +382,9 @@ class Watcher(Conversation):
                 why = "the shell's / is the initramfs (rootfs): the real root was never mounted"
                 self._decide("fail", "initramfs", "emergency-shell", Line(line.number, why))
                 return
-            if self._talk in (Talk.SHELL, Talk.PROBING):
+            if self._talk is Talk.PROBING and self._part == 0:
+                self._part, self._talk = 1, Talk.SHELL  # the device checks, next
+            elif self._talk in (Talk.SHELL, Talk.PROBING):
                 # Settled counts from the proof: the probe's time was watched too.
                 self._talk = Talk.PROVEN
         elif self._probe_lines is not None and len(self._probe_lines) < 256:

@@ -67,7 +67,7 @@ def domain_xml(
     ET.SubElement(domain, "vcpu").text = str(smp)
     _os(ET.SubElement(domain, "os"), cell.machine, image, firmware, nvram or _nvram_path(name))
     features = ET.SubElement(domain, "features")
-    if firmware.is_uefi:
+    if firmware.is_uefi and firmware.acpi:
         ET.SubElement(features, "acpi")  # on aarch64, libvirt ties ACPI to UEFI
     if accel == "kvm":
         ET.SubElement(domain, "cpu", mode="host-passthrough")
@@ -194,3 +194,32 @@ def _address(device: ET.Element, transport: str, slots: Iterator[int]) -> None:
 def write_domain(path: Path, xml: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(xml)
+
+
+def placement(live_xml: str) -> str:
+    """Where libvirt put the domain's virtio devices (disk, interface, rng, and the
+    controllers that are virtio), from the domain XML as libvirt completed it
+    (virDomainGetXMLDesc): the model of the controller each sits behind, joined with
+    "+" when they differ, e.g. "pcie-root-port", "pcie-root" (the root bus itself),
+    "virtio-mmio"; "" when the XML names no such device. Raises ET.ParseError for
+    text that is not XML. Element names follow https://libvirt.org/formatdomain.html."""
+    devices = ET.fromstring(live_xml).find("devices")
+    if devices is None:
+        return ""
+    buses = {
+        c.get("index", ""): c.get("model", "") for c in devices.findall("controller[@type='pci']")
+    }
+    found: set[str] = set()
+    for device in devices:
+        virtio = device.find("model[@type='virtio']") is not None or device.get("model") == "virtio"
+        if device.tag == "disk":
+            target = device.find("target")
+            virtio = target is not None and target.get("bus") == "virtio"
+        address = device.find("address")
+        if not virtio or address is None:
+            continue
+        if address.get("type") == "pci":
+            found.add(buses.get(str(int(address.get("bus", "0"), 16)), "pci"))
+        else:
+            found.add(address.get("type", ""))
+    return "+".join(sorted(filter(None, found)))

@@ -59,9 +59,19 @@ def _resets(count: int) -> str:
 
 
 def seen_in_guest(record: dict[str, Any]) -> str:
-    """The transports the guest itself reported its virtio devices on, e.g. "pci"."""
+    """The transports the guest itself reported its virtio devices on and what it
+    found the machine in (probe.py), e.g. "pci, acpi"; "" when the probe said nothing."""
     guest = record.get("guest") or {}
-    return "+".join(guest.get("transports", []))
+    seen = ["+".join(guest.get("transports", [])), guest.get("firmware_tables") or ""]
+    return ", ".join(filter(None, seen))
+
+
+def libvirt_chose(record: dict[str, Any]) -> str:
+    """Where libvirt put a libvirt cell's virtio devices (results.json's placement,
+    a cell's result.json's qemu.placement: export/libvirt.placement), e.g.
+    "pcie-root-port"; "" otherwise."""
+    placement = record.get("placement") or (record.get("qemu") or {}).get("placement")
+    return str(placement or "")
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,8 @@ class CellView:
 
     outcome: str
     why: str  # stage and reason, when it did not plainly pass
-    seen: str  # transports the guest reported
+    seen: str  # transports the guest reported, and acpi or dt
+    chose: str  # libvirt cells: what libvirt put the devices behind
     resets: int  # guest resets QEMU reported (a first-boot reboot, say)
     log: str
     label: str  # the comparison with a baseline, when it is news
@@ -113,6 +124,7 @@ def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
         outcome=outcome,
         why=why,
         seen=seen_in_guest(record),
+        chose=libvirt_chose(record),
         resets=int(record.get("resets") or 0),
         log=record.get("log") or "",
         label="" if label == "still-passing" else label,
@@ -129,6 +141,8 @@ def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None)
         text += f"<small>{html.escape(cell.why)}</small>"
     if cell.seen:
         text += f"<small>seen in guest: {html.escape(cell.seen)}</small>"
+    if cell.chose:
+        text += f"<small>libvirt chose: {html.escape(cell.chose)}</small>"
     if cell.resets:
         text += f"<small>{_resets(cell.resets)}</small>"
     if cell.log:
@@ -254,6 +268,7 @@ def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -
     why = cell.why if cell.outcome == "unstable" else cell.why.replace(" ", "/")
     text = cell.outcome + (f" {why}" if why else "")
     text += f" (seen {cell.seen})" if cell.seen else ""
+    text += f" (libvirt chose {cell.chose})" if cell.chose else ""
     text += f" ({_resets(cell.resets)})" if cell.resets else ""
     text = f"[{text}]({cell.log})" if cell.log else text
     return text + (f" **{cell.label}**" if cell.label else "")

@@ -86,6 +86,7 @@ def results_document(
     for record in final:
         entry = {key: record.get(key) for key in _CELL_KEYS}
         entry["cmdline"] = record.get("qemu", {}).get("argv", [])
+        entry["placement"] = record.get("qemu", {}).get("placement", "")
         entry["log"] = _relative_log(run, record)
         if comparison is not None:
             entry["comparison"] = comparison.get(record["cell"], "new")
