@@ -22,11 +22,15 @@ $(STAMP): pyproject.toml tools/setup-host
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
+# The QEMU builds beside the host's (images/qemu.yaml): unpacked once into the cache,
+# then checked against the mirror's package versions.
 smoke: setup
+	$(BIN)/harness qemu build
 	$(BIN)/harness matrix --profile smoke
 
 nightly: setup
 	$(BIN)/harness images build --with-full
+	$(BIN)/harness qemu build
 	$(BIN)/harness matrix --profile nightly
 
 # One worker per core, a test file per worker (real boots are CPU-bound; the files'
