@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -55,10 +56,17 @@ class TinyBuilder:
         self._packages: dict[str, tuple[Archive, dict[str, Package]]] = {}
         self._unpacked: dict[tuple[Path, ...], Path] = {}
         self._scratch: Path | None = None
+        # Images are prepared on several threads at once (commands/common.prepare): the
+        # per-suite package lists and the shared unpacking are made by one at a time.
+        self._lock = threading.Lock()
 
     def _unpack(self, debs: dict[str, Path]) -> Path:
         """The packages' files that builds use, unpacked once per builder (a kernel
         package is 300 MB of modules): every fault guest shares one unpacking."""
+        with self._lock:
+            return self._unpack_locked(debs)
+
+    def _unpack_locked(self, debs: dict[str, Path]) -> Path:
         key = tuple(sorted(debs.values()))
         if key not in self._unpacked:
             if self._scratch is None:
@@ -75,6 +83,10 @@ class TinyBuilder:
         return self._unpacked[key]
 
     def _suite(self, suite: str) -> tuple[Archive, dict[str, Package]]:
+        with self._lock:
+            return self._suite_locked(suite)
+
+    def _suite_locked(self, suite: str) -> tuple[Archive, dict[str, Package]]:
         if suite not in self._packages:
             archive = Archive(self.store.cache / "apt", suite, self.mirror)
             archive.update()
