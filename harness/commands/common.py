@@ -248,7 +248,7 @@ def prepare(setup: CellSetup, cells: Iterable[Cell], jobs: int) -> list[str]:
             busy.add(threading.get_ident())
         try:
             wanted[what]()
-        except HarnessError as e:
+        except (HarnessError, OSError) as e:  # OSError: the host's disk, as run_cell says
             outcome = "skipped" if isinstance(e, CellSkipped) else "errors"
             return f"{what[0]} {what[1]}: {e} (its cells will be {outcome})"
         finally:
