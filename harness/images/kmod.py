@@ -11,7 +11,7 @@ from __future__ import annotations
 import lzma
 import struct
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from harness.errors import ImageBuildError
@@ -64,17 +64,22 @@ def modinfo(elf: bytes) -> dict[str, str]:
     return info
 
 
-def load_order(wanted: Iterable[str], files: Mapping[str, Path]) -> list[str]:
+def load_order(
+    wanted: Iterable[str], files: Mapping[str, Path], builtin: Collection[str] = ()
+) -> list[str]:
     """`wanted` and everything they depend on, each after its dependencies.
 
     `files` maps every module name of the kernel to its file; only the modules on
-    the way are read.
+    the way are read. Names in `builtin` (modules.builtin: built into this kernel,
+    as rng-core is in bullseye's 5.10) need no loading, wanted or depended on.
+    Raises ImageBuildError for a module the package lacks or a dependency loop.
     """
     order: list[str] = []
     visiting: set[str] = set()
 
     def visit(name: str) -> None:
-        if name in order:
+        name = name.replace("-", "_")  # as module_name spells it; modinfo may not
+        if name in order or name in builtin:
             return
         if name not in files:
             raise ImageBuildError(f"kernel module {name} is not in the kernel package")

@@ -162,7 +162,7 @@ class TinyBuilder:
             for path in unpacked.rglob("modules.builtin")
             for line in path.read_text().split()
         }
-        order = kmod.load_order([m for m in recipe.modules if m not in builtin], modules)
+        order = kmod.load_order(recipe.modules, modules, builtin)
         busybox = _one(
             [p for p in (unpacked / "bin/busybox", unpacked / "usr/bin/busybox") if p.exists()],
             "busybox",
