@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,12 @@ from harness.errors import UsageError
 # results.jsonl, the PASS line, report.md or a shell comment; an escape would drive
 # the reader's terminal.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Beyond ASCII, Unicode's categories (UAX #44) of what is no visible character: Cc,
+# Cf (bidi overrides and isolates reorder what a reader of the grid, the PASS line or
+# cmdline.sh sees; zero-width marks hide text), Zl and Zp (U+2028/U+2029 end a line
+# for str.splitlines and many editors) and Cs: a lone surrogate is how Python holds a
+# path's bytes that are not UTF-8, which no UTF-8 report or cmdline.sh can be written with.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 # A name that becomes one path component (a profile, a run): no separator, no dot-dot.
 _PATH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -104,17 +111,22 @@ class Outcome(str, enum.Enum):
 
 
 def control_character(text: str) -> str:
-    """The first control character (C0, DEL, C1) in `text`, or ""."""
-    bad = _CONTROL.search(text)
-    return bad.group() if bad else ""
+    """The first control character in `text`, or "": C0, DEL, C1, and beyond ASCII any
+    character of Unicode category Cc, Cf, Zl, Zp or Cs (bidi overrides, zero-width
+    marks, U+2028, lone surrogates from a path that is not UTF-8)."""
+    if text.isascii():  # the usual name: one regex, not a loop per character
+        bad = _CONTROL.search(text)
+        return bad.group() if bad else ""
+    return next((c for c in text if unicodedata.category(c) in _INVISIBLE), "")
 
 
 def check_name(kind: str, text: str) -> str:
     """`text` unchanged, or UsageError naming `kind` when it holds a control character
-    (C0, DEL, C1)."""
-    bad = _CONTROL.search(text)
+    (`control_character`)."""
+    bad = control_character(text)
     if bad:
-        raise UsageError(f"{kind} {text!r}: control character {bad.group()!r} is not allowed")
+        # ascii(): the name's other invisible characters must not reach the terminal either
+        raise UsageError(f"{kind} {text!a}: control character {bad!a} is not allowed")
     return text
 
 

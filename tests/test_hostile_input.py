@@ -276,6 +276,28 @@ def test_control_characters_in_names_are_refused(harness: Harness, tmp_path: Pat
     assert "evil" in one_line_error(proc)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    ["\u2028", "\u2029", "\u202e", "\u2066", "\u200b", "\ufeff", "\x85", "\r", "\t", "\x1b",
+     os.fsdecode(b"\xff")],
+    ids=["U+2028", "U+2029", "RLO", "LRI", "ZWSP", "BOM", "NEL", "CR", "TAB", "ESC", "not-UTF-8"],
+)  # fmt: skip
+def test_invisible_characters_in_a_firmware_path_are_refused(
+    bad: str, harness: Harness, tmp_path: Path
+) -> None:
+    # A bidi override reorders the cell id where a reader sees it (PASS line, grid,
+    # cmdline.sh); a path's bytes that are not UTF-8 once ended in a traceback, exit 1,
+    # while writing cmdline.sh, with an overlay left behind.
+    code = tmp_path / f"x{bad}touch v11-injected{bad}CODE.fd"
+    for name in (code, code.with_name(code.name.replace("CODE", "VARS"))):
+        name.write_bytes(b"\0" * 4096)
+    out = tmp_path / "out"
+    line = one_line_error(harness("run", f"debian-12-tiny/{code}/virt/mmio", "--out", str(out)))
+    assert f"control character {bad!a} is not allowed" in line
+    assert line.isascii()  # the name's invisible characters are shown escaped
+    assert not out.exists() and not list(tmp_path.rglob("v11-injected"))
+
+
 def test_cmdline_sh_quotes_every_word(tmp_path: Path) -> None:
     echo = shutil.which("echo")
     assert echo
