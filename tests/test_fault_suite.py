@@ -163,6 +163,27 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_no_qemu(tiny: Image, tmp_pat
     assert not ours(str(out))
 
 
+def test_a_full_results_disk_stops_the_matrix_in_one_line(tiny: Image, tmp_path: Path) -> None:
+    """--results on a file system with no room for results.jsonl: the run stops with
+    the line naming the file; the reports it then cannot write are no second line
+    ahead of it (once "no partial reports: [Errno 28] ..." came first)."""
+    results = tmp_path / "full"
+    results.mkdir()
+    proc = in_mount_namespace(
+        f"mount -t tmpfs -o size=8k tmpfs {results}",
+        "matrix", "-k", "debian-12-tiny/none/virt/mmio", "--results", str(results),
+        "--db", str(tmp_path / "history.sqlite"),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    # (an image rebuilt on the way says so on stderr too: not an error line)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("harness matrix:")]
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith("harness matrix: cannot record a result in "), line
+    assert line.endswith("results.jsonl: No space left on device")
+    assert not ours(str(results))
+
+
 def test_a_nearly_full_disk_is_the_hosts_error_before_boot_and_during_it(
     catalog: object, tmp_path: Path
 ) -> None:

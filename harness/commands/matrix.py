@@ -76,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
     )
     from harness.commands.output import reader_proof
     from harness.commands.sharding import plan_cost
+    from harness.errors import HarnessError
     from harness.matrix.progress import Progress
     from harness.matrix.run import MatrixRunner
     from harness.matrix.rundir import RunDir, report_torn
@@ -126,6 +127,7 @@ def main(args: argparse.Namespace) -> int:
         progress.start(task)
 
     runner = MatrixRunner(run, setup, host, options, progress.finish, on_start)
+    stopped_by_error = False
     try:
         # a build may take minutes: Ctrl-C there also says how to resume
         for line in prepare(setup, [p.cell for p in plan.cells if not p.skip], jobs):
@@ -137,10 +139,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"\nharness matrix: to finish it: harness matrix --resume {run.path}",
               file=sys.stderr)  # fmt: skip
         raise
+    except HarnessError:
+        stopped_by_error = True
+        raise
     finally:
         progress.close()
         if cancel.is_set():
-            _write_partial_reports(run)
+            _write_partial_reports(run, say=not stopped_by_error)
     status = _report(run, plan, args.baseline, out)
     if args.shard:  # a night is the merged run: shards would be nights of a few cells
         print("history: a shard is recorded once merged (harness history import MERGED_RUN)",
@@ -183,15 +188,19 @@ def _as_recorded(args: argparse.Namespace, meta: dict[str, Any]) -> None:
     args.repeat = meta.get("repeat", args.repeat)
 
 
-def _write_partial_reports(run: RunDir) -> None:
-    """On Ctrl-C: the reports of what finished, marked incomplete, then the interrupt."""
+def _write_partial_reports(run: RunDir, say: bool) -> None:
+    """On Ctrl-C or an error that stops the run: the reports of what finished, marked
+    incomplete. Reports that cannot be written are said only when `say`: a run stopped
+    by an error has that error's one line (a full disk fails both, and the line naming
+    the cause must be the one line)."""
     from harness.errors import HarnessError
     from harness.report.write import write_reports
 
     try:
         write_reports(run)
     except (OSError, HarnessError) as e:  # a full disk may be why the run stopped
-        print(f"harness matrix: no partial reports: {e}", file=sys.stderr)
+        if say:
+            print(f"harness matrix: no partial reports: {e}", file=sys.stderr)
 
 
 def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
