@@ -72,6 +72,10 @@ BAD_LINES = {
         {**RECORD, "outcome": 'x"><script>alert(1)</script>'}
     ).encode(),
     "a newline in a cell": json.dumps({**RECORD, "cell": "a\nb/none/virt/pci"}).encode(),
+    # a bidi override reorders what `compare` prints; an escaped lone surrogate is
+    # no character any UTF-8 report can hold
+    "a bidi override in a cell": json.dumps({**RECORD, "cell": "a\u202eb/none/virt/pci"}).encode(),
+    "a lone surrogate in an image": json.dumps({**RECORD, "image": "a\udcff"}).encode(),
 }
 
 
