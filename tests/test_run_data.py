@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, Harness
 
 from harness.model import Image
@@ -49,6 +50,30 @@ def test_run_out_refuses_a_directory_it_did_not_make(harness: Harness, tmp_path:
     assert (out / "work" / "thesis.tex").read_text() == "years of work\n"
     assert (out / "console.log").read_text() == "my notes\n"
     assert sorted(p.name for p in out.iterdir()) == ["console.log", "work"]
+
+
+@pytest.mark.parametrize("planted", ["console.log", "cmdline.sh", ".harness-run"])
+def test_run_out_never_writes_through_a_symlink(
+    planted: str, harness: Harness, tmp_path: Path
+) -> None:
+    """An earlier run's --out with one of its files replaced by a symlink: the next
+    run once wrote the console log (or cmdline.sh) into the symlink's target, a file
+    outside --out, destroying it."""
+    out = tmp_path / "cell"
+    out.mkdir()
+    (out / ".harness-run").touch()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not the harness's\n")
+    (out / planted).unlink(missing_ok=True)
+    (out / planted).symlink_to(victim)
+    proc = harness("run", MMIO, "--quiet", "--out", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == (
+        f"harness run: --out {out}: {out / planted} is not a regular file harness run "
+        "wrote; give another --out (nothing in it was changed)"
+    )
+    assert victim.read_text() == "not the harness's\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted({".harness-run", planted})
 
 
 def test_a_second_run_keeps_what_keep_kept(tiny: Image, harness: Harness, tmp_path: Path) -> None:

@@ -134,8 +134,9 @@ OUT_MARK = ".harness-run"
 
 def claim_out(out: Path) -> Path:
     """`out`, made or checked fit for a cell's files; UsageError when it holds files
-    the harness did not make (a non-empty directory without OUT_MARK), or a work/
-    that --keep kept from an earlier run (a boot removes work/ when it ends)."""
+    the harness did not make (a non-empty directory without OUT_MARK), a work/
+    that --keep kept from an earlier run (a boot removes work/ when it ends), or
+    anything but regular files (a symlink would be written through)."""
     from harness.errors import UsageError
 
     try:
@@ -153,6 +154,14 @@ def claim_out(out: Path) -> Path:
             f"--out {out}: {out / 'work'} holds what --keep kept from an earlier run; "
             "give another --out, or remove it first"
         )
+    for name in sorted(present):
+        # a boot rewrites its files by name: through a symlink planted there (or a
+        # FIFO, a device) it would write, or hang, outside --out
+        if not (out / name).is_file() or (out / name).is_symlink():
+            raise UsageError(
+                f"--out {out}: {out / name} is not a regular file harness run wrote; "
+                "give another --out (nothing in it was changed)"
+            )
     (out / OUT_MARK).touch()
     return out
 
