@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,3 +101,27 @@ def qemu_processes(mentioning: str = "") -> list[str]:
         if mentioning in cmdline:
             ours.append(pid)
     return ours
+
+
+Expected = dict[str, tuple[str, str, str, str, str]]
+
+
+def misjudged(harness: Harness, folder: Path, expected: Expected) -> list[dict[str, object]]:
+    """Judges every log in `folder` with the real `harness classify --json` and returns
+    the verdicts that differ from `expected` (file name -> status, stage, reason, a text
+    the deciding line holds, proof). Every log must have its expectation."""
+    logs = sorted(folder.glob("*.log"))
+    assert {log.name for log in logs} == set(expected)
+    proc = harness("classify", "--json", *map(str, logs))
+    assert proc.returncode == 1, proc.stderr  # some of them fail
+    judged = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(judged) == len(logs)
+    wrong: list[dict[str, object]] = []
+    for got in judged:
+        status, stage, reason, text, proof = expected[Path(got["file"]).name]
+        same = (got["status"], got["stage"], got["reason"], got["proof"]) == (
+            status, stage, reason, proof,
+        )  # fmt: skip
+        if not same or text not in got["text"]:
+            wrong.append(got)
+    return wrong

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, Harness
+from conftest import FIXTURES, Harness, misjudged
 from test_watcher import Live
 
 from harness.console.watcher import HINT_QUIET_S, QUIET_S, SETTLE_S, Watcher
@@ -134,21 +134,7 @@ EXPECTED = {
 
 
 def test_every_kind_is_judged_right_by_classify(harness: Harness) -> None:
-    logs = sorted(KINDS.glob("*.log"))
-    assert {log.name for log in logs} == set(EXPECTED)
-    proc = harness("classify", "--json", *map(str, logs))
-    assert proc.returncode == 1, proc.stderr
-    judged = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(judged) == len(logs)
-    for got in judged:
-        status, stage, reason, text, proof = EXPECTED[Path(got["file"]).name]
-        assert (got["status"], got["stage"], got["reason"], got["proof"]) == (
-            status,
-            stage,
-            reason,
-            proof,
-        ), got
-        assert text in got["text"], got
+    assert not misjudged(harness, KINDS, EXPECTED)
 
 
 def test_the_dracut_hint_repeated_decides_at_the_repeat_not_at_could_not_boot() -> None:

@@ -5,10 +5,7 @@ live watcher (driven with a fake clock) decides it the same way."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from conftest import FIXTURES, Harness
+from conftest import FIXTURES, Harness, misjudged
 from test_watcher import Live
 
 from harness.console.watcher import HINT_QUIET_S, QUIET_S
@@ -206,21 +203,7 @@ EXPECTED = {
 
 
 def test_every_log_is_judged_right_by_classify(harness: Harness) -> None:
-    logs = sorted(MORE.glob("*.log"))
-    assert {log.name for log in logs} == set(EXPECTED)
-    proc = harness("classify", "--json", *map(str, logs))
-    assert proc.returncode == 1, proc.stderr
-    judged = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(judged) == len(logs)
-    for got in judged:
-        status, stage, reason, text, proof = EXPECTED[Path(got["file"]).name]
-        assert (got["status"], got["stage"], got["reason"], got["proof"]) == (
-            status,
-            stage,
-            reason,
-            proof,
-        ), got
-        assert text in got["text"], got
+    assert not misjudged(harness, MORE, EXPECTED)
 
 
 def crlf(name: str) -> bytes:

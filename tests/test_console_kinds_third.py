@@ -7,9 +7,8 @@ a live boot can show the same kind, the live watcher decides it the same way."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from conftest import FIXTURES, Harness
+from conftest import FIXTURES, Harness, misjudged
 from test_watcher import Live
 
 from harness.console import formats
@@ -218,21 +217,7 @@ EXPECTED = {
 
 
 def test_every_log_is_judged_right_by_classify(harness: Harness) -> None:
-    logs = sorted(THIRD.glob("*.log"))
-    assert {log.name for log in logs} == set(EXPECTED)
-    proc = harness("classify", "--json", *map(str, logs))
-    assert proc.returncode == 1, proc.stderr
-    judged = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(judged) == len(logs)
-    wrong = []
-    for got in judged:
-        status, stage, reason, text, proof = EXPECTED[Path(got["file"]).name]
-        want = (status, stage, reason, proof)
-        if (got["status"], got["stage"], got["reason"], got["proof"]) != want or (
-            text not in got["text"]
-        ):
-            wrong.append(got)
-    assert not wrong, wrong
+    assert not misjudged(harness, THIRD, EXPECTED)
 
 
 def crlf(name: str) -> bytes:
