@@ -275,27 +275,3 @@ def test_short_first_lines_are_no_firmware_sequence() -> None:
     again = "TinyFW 0.9: memory map ready\r\n[    1.5] Run /init as init process\r\n"
     verdict = live.guest(again * 2)
     assert verdict is not None and verdict.reason == "reset-loop"
-
-
-def test_our_own_log_counts_resets_as_the_live_boot_did(tmp_path: Path) -> None:
-    """Live, QEMU's resets decide a loop only after more than MAX_STUCK_RESETS boots
-    that got no further; re-judging our own log counts the same way, so a guest that
-    rebooted twice on its way and then logged in stays a pass. Someone else's log
-    keeps the stricter rule of kind 5."""
-    from harness.judge import judge_log
-    from harness.model import Cell, Image
-
-    boot = (
-        "UEFI firmware (version edk2)\r\n  Booting `Debian GNU/Linux'\r\n"
-        "EFI stub: Booting Linux Kernel...\r\n[    1.5] Run /init as init process\r\n"
-        "[    3.0] reboot: Restarting system\r\n"
-    )
-    up = "UEFI firmware (version edk2)\r\n[    1.5] Run /init as init process\r\n\r\nvm1 login: "
-    log = tmp_path / "console.log"
-    log.write_text(boot * 2 + up)
-    cell = Cell("img", "none", "virt", "pci")
-    image = Image("img", None, login=Login(None))
-    assert judge_log(log, cell, image).status == "pass"
-    assert judge_log(log).reason == "reset-loop"
-    log.write_text(boot * 4 + up)
-    assert judge_log(log, cell, image).reason == "reset-loop"

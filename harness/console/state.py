@@ -33,7 +33,6 @@ class WatcherState:
         self.resets = 0  # resets QEMU reported
         self._best_cycle = "none"  # the furthest stage a boot ended by a reset reached
         self._stuck = 0  # resets in a row whose boot got no further than an earlier one
-        self._reset_seen = False  # a boot already ended in a reset
         self.prompt_at: float | None = None  # when this boot showed its prompt (or ready)
         self.probe_devices = probe_devices  # type the device probe after login
         # What counts as up for an image without a login (an installer's first screen).

@@ -155,7 +155,10 @@ class Watcher(Conversation):
         if self.verdict is not None:
             return self.verdict
         self.resets += 1
-        if self._stuck_too_often():
+        cycle, best = STAGES.index(self._cycle), STAGES.index(self._best_cycle)
+        self._stuck = self._stuck + 1 if self.resets > 1 and cycle <= best else 0
+        self._best_cycle = STAGES[max(cycle, best)]
+        if self._stuck > MAX_STUCK_RESETS:
             why = f"QEMU reported reset {self.resets}; each boot stopped at {self._cycle}"
             return self._decide("fail", self.stage, "reset-loop", Line(0, why))
         self._start_over()
@@ -284,24 +287,11 @@ class Watcher(Conversation):
         self._restarts += 1
         self._looping = 0 if self._cycle == "login" else self._looping + 1
         ended = self._cycle
-        # Our own log (a re-judged run) counts its resets as the live boot counted
-        # QEMU's, so re-judging says what the live run said.
-        looping = self._stuck_too_often() if self.own_log else self._looping >= MAX_RESTARTS
         self._start_over()
-        if looping:
+        if self._looping >= MAX_RESTARTS:
             self._decide("fail", ended, "reset-loop", line)
             return True
         return False
-
-    def _stuck_too_often(self) -> bool:
-        """Counts a reset of the boot now ending as a live boot does: True when more
-        than MAX_STUCK_RESETS resets in a row ended boots that got no further than an
-        earlier boot."""
-        cycle, best = STAGES.index(self._cycle), STAGES.index(self._best_cycle)
-        self._stuck = self._stuck + 1 if self._reset_seen and cycle <= best else 0
-        self._best_cycle = STAGES[max(cycle, best)]
-        self._reset_seen = True
-        return self._stuck > MAX_STUCK_RESETS
 
     def _start_over(self) -> None:
         """What a reset clears: the boot's own progress, causes and prompts. The
