@@ -91,6 +91,12 @@ class Console(Protocol):
     def stderr(self) -> str: ...
 
 
+class Log(Protocol):
+    """Where the watch loop keeps the console's bytes: a ConsoleLog."""
+
+    def write(self, data: bytes) -> None: ...
+
+
 class ConsoleLog:
     """The console, byte for byte, up to a cap; a marker says where it was cut."""
 
@@ -239,17 +245,21 @@ def _watch(
     qmp: Qmp | None,  # None: no QMP of our own (libvirt owns QEMU's monitor)
     watcher: Watcher,
     boot_deadline: float,
-    log: ConsoleLog,
+    log: Log,
     show: Show | None,
     cancel: threading.Event | None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Verdict:
     """Feeds the console and QEMU's events to the watcher until it decides. The boot
-    deadline bounds the time to the prompt; from the prompt on, PROOF_S does."""
+    deadline (in `clock`'s seconds) bounds the time to the prompt; from the prompt on,
+    PROOF_S does. `clock` is the one time source of the loop, so a test can drive it
+    with a fake console and a fake clock (tests/fake_guest.py). Raises
+    KeyboardInterrupt once `cancel` is set, and what _qemu_ended and _on_event raise."""
     seen_output = False
     while True:
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
-        now = time.monotonic()
+        now = clock()
         prompt_at = watcher.prompt_at
         deadline = boot_deadline if prompt_at is None else prompt_at + PROOF_S
         if now >= deadline:
@@ -262,26 +272,26 @@ def _watch(
             log.write(data)
             if show is not None:
                 show(data)
-            verdict = watcher.feed(data, time.monotonic())
+            verdict = watcher.feed(data, clock())
             if verdict is not None:
                 return verdict
         for event in qmp.events() if qmp is not None else ():
-            verdict = _on_event(event, watcher)
+            verdict = _on_event(event, watcher, clock())
             if verdict is not None:
                 return verdict
-        step = watcher.tick(time.monotonic())
+        step = watcher.tick(clock())
         if isinstance(step, Reply):
             qemu.send(step.text)
         elif step is not None:
             return step
 
 
-def _on_event(event: Event, watcher: Watcher) -> Verdict | None:
+def _on_event(event: Event, watcher: Watcher, now: float) -> Verdict | None:
     """What a QMP event means for the boot (qapi/run-state.json, qapi/block-core.json):
     a RESET starts the guest again; a BLOCK_IO_ERROR (the drives are werror=stop) is the
     host's disk failing, an error, never the guest's timeout."""
     if event.name == "RESET":
-        return watcher.reset(time.monotonic())
+        return watcher.reset(now)
     if event.name == "BLOCK_IO_ERROR":
         data = event.data
         full = bool(data.get("nospace"))

@@ -1,4 +1,5 @@
-"""The watcher on recorded real boots and on the conversations a live boot has."""
+"""The watcher on recorded real boots, and on the conversations a live boot has as
+the real watch loop (boot._watch) holds them with a scripted guest (fake_guest.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import random
 
 import pytest
 from conftest import FIXTURES
+from fake_guest import ROOT, Step, watch
 
+from harness.boot import PROOF_S
 from harness.console import probe
-from harness.console.watcher import QUIET_S, RETRY_S, SETTLE_S, SHELL_PROOF, Reply, Verdict, Watcher
+from harness.console.watcher import QUIET_S, RETRY_S, SETTLE_S, SHELL_PROOF, Verdict, Watcher
 from harness.model import Login
 
-ROOT = Login("root", "")
 NO_LOGIN = Login(None, "")
 
 
@@ -24,31 +26,6 @@ def judge_saved(log: bytes, login: Login = ROOT) -> Verdict:
 
 def judge_log(name: str, login: Login = ROOT) -> Verdict:
     return judge_saved((FIXTURES / "consoles" / name).read_bytes(), login)
-
-
-class Live:
-    """Drives a watcher as boot.py does, with a fake clock."""
-
-    def __init__(self, login: Login = ROOT, probe_devices: bool = False):
-        self.now = 0.0
-        self.watcher = Watcher(login, start=0.0, probe_devices=probe_devices)
-        self.typed: list[str] = []
-
-    def guest(self, text: str | bytes) -> Verdict | None:
-        data = text.encode() if isinstance(text, str) else text
-        return self.watcher.feed(data, self.now)
-
-    def wait(self, seconds: float) -> Verdict | None:
-        """Lets time pass with the guest silent, ticking as the boot loop does."""
-        end = self.now + seconds
-        while self.now < end:
-            self.now = round(self.now + 0.1, 3)
-            step = self.watcher.tick(self.now)
-            if isinstance(step, Reply):
-                self.typed.append(step.text)
-            elif step is not None:
-                return step
-        return None
 
 
 def test_recorded_direct_boot_passes_at_login() -> None:
@@ -82,79 +59,85 @@ def test_recorded_mmio_only_guest_on_pci_is_root_not_found() -> None:
 
 
 def test_login_conversation_with_credentials() -> None:
-    live = Live()
-    live.guest("Welcome to Debian GNU/Linux 12 (bookworm)!\r\n\r\nhost login: ")
-    assert live.wait(QUIET_S + 0.2) is None
-    assert live.typed == ["root\r"]
-    live.guest("root\r\n\r\nroot@host:~# ")
-    assert live.wait(QUIET_S + 0.2) is None
-    assert live.typed[-1] == SHELL_PROOF + "\r"
-    live.guest("echo harness-shell-$((6*7))-ok\r\nharness-shell-42-ok\r\nroot@host:~# ")
-    verdict = live.wait(SETTLE_S + 0.2)
-    assert verdict is not None and (verdict.status, verdict.stage) == ("pass", "login")
+    verdict, guest = watch(
+        [
+            "Welcome to Debian GNU/Linux 12 (bookworm)!\r\n\r\nhost login: ",
+            QUIET_S + 0.2,
+            "root\r\n\r\nroot@host:~# ",
+            QUIET_S + 0.2,
+            "echo harness-shell-$((6*7))-ok\r\nharness-shell-42-ok\r\nroot@host:~# ",
+            SETTLE_S + 0.2,
+        ]
+    )
+    assert (verdict.status, verdict.stage) == ("pass", "login")
+    assert guest.typed == [(1, "root\r"), (3, SHELL_PROOF + "\r")]
+    assert guest.done == 5  # decided in the settle time after the proof
 
 
 def test_the_echo_of_the_proof_is_not_the_proof() -> None:
-    live = Live()
-    live.guest("host login: ")
-    live.wait(1)
-    live.guest("root\r\n# ")
-    live.wait(1)
-    live.guest("echo harness-shell-$((6*7))-ok\r\n")
-    assert live.wait(5) is None
+    script: list[Step] = ["host login: ", 1.0, "root\r\n# ", 1.0]
+    verdict, guest = watch([*script, "echo harness-shell-$((6*7))-ok\r\n", 5.0])
+    assert verdict.status != "pass" and guest.done == 6, verdict
 
 
 def test_panic_a_second_after_the_login_prompt_fails() -> None:
-    live = Live()
-    live.guest("Welcome to Debian!\r\nhost login: ")
-    live.wait(QUIET_S + 0.2)
-    verdict = live.guest(
-        "[   12.3] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\r\n"
+    verdict, guest = watch(
+        [
+            "Welcome to Debian!\r\nhost login: ",
+            QUIET_S + 0.2,
+            "[   12.3] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\r\n",
+        ]
     )
-    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "kernel-panic")
+    assert (verdict.status, verdict.reason) == ("fail", "kernel-panic")
+    assert guest.done == 3
 
 
 def test_oops_on_the_prompt_line_fails() -> None:
-    live = Live()
-    live.guest(
-        "host login: [   13.1] Unable to handle kernel paging request at virtual address 0000dead"
+    verdict, _ = watch(
+        [
+            "host login: [   13.1] Unable to handle kernel paging request at virtual address 0000dead",
+            QUIET_S + 0.2,
+        ]
     )
-    verdict = live.wait(QUIET_S + 0.2)
-    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "kernel-oops")
+    assert (verdict.status, verdict.reason) == ("fail", "kernel-oops")
 
 
 def test_login_word_inside_a_banner_is_not_a_prompt() -> None:
-    live = Live(NO_LOGIN)
-    live.guest("Please login: as root with the password from the docs\r\n")
-    assert live.wait(3) is None
-    assert live.typed == []
+    verdict, guest = watch(
+        ["Please login: as root with the password from the docs\r\n"], NO_LOGIN, timeout_s=10
+    )
+    assert (verdict.reason, guest.now) == ("timeout", 10)
+    assert guest.typed == []
 
 
 def test_without_credentials_the_prompt_must_come_back_after_enter() -> None:
-    live = Live(NO_LOGIN)
-    live.guest("Welcome to Fedora!\r\nlocalhost login: ")
-    assert live.wait(QUIET_S + 0.2) is None
-    assert live.typed == ["\r"]
-    live.guest("\r\nlocalhost login: ")
-    verdict = live.wait(QUIET_S + SETTLE_S + 0.5)
-    assert verdict is not None and verdict.status == "pass"
+    verdict, guest = watch(
+        [
+            "Welcome to Fedora!\r\nlocalhost login: ",
+            QUIET_S + 0.2,
+            "\r\nlocalhost login: ",
+            QUIET_S + SETTLE_S + 0.5,
+        ],
+        NO_LOGIN,
+    )
+    assert verdict.status == "pass" and guest.done == 3
+    assert guest.typed[0] == (1, "\r")
 
 
 def test_a_dead_guest_at_a_prompt_does_not_pass() -> None:
-    live = Live(NO_LOGIN)
-    live.guest("localhost login: ")
-    assert live.wait(3 * RETRY_S) is None
-    assert live.watcher.stopped("timeout").status == "fail"
+    verdict, guest = watch(["localhost login: "], NO_LOGIN)
+    assert (verdict.status, verdict.reason) == ("fail", "timeout")
+    # from the prompt (told by the quiet after it) on, the proof's own time bounds the
+    # boot, not the boot timeout
+    assert guest.now == pytest.approx(QUIET_S + PROOF_S)
 
 
 def test_random_bytes_never_pass() -> None:
     noise = random.Random(7)
-    live = Live()
+    script: list[Step] = []
     for _ in range(200):
-        live.guest(bytes(noise.randrange(256) for _ in range(200)))
-        if live.wait(0.6) is not None:
-            break
-    verdict = live.watcher.verdict or live.watcher.stopped("timeout")
+        script += [bytes(noise.randrange(256) for _ in range(200)), 0.6]
+    verdict, _ = watch(script)
     assert verdict.status != "pass"
 
 
@@ -168,45 +151,47 @@ def test_random_bytes_never_pass() -> None:
     ],
 )
 def test_failing_prompts_decide_when_the_guest_waits(tail: str, stage: str, reason: str) -> None:
-    live = Live()
-    verdict = live.guest(tail) or live.wait(QUIET_S + 0.2)
-    assert verdict is not None
+    verdict, guest = watch([tail, QUIET_S + 0.2])
     assert (verdict.status, verdict.stage, verdict.reason) == ("fail", stage, reason)
+    assert guest.done <= 2
 
 
 def test_a_shell_prompt_in_the_initramfs_is_an_emergency_shell() -> None:
-    live = Live()
-    live.guest("Run /init as init process\r\nsh: can't access tty; job control turned off\r\n/ # ")
-    verdict = live.wait(QUIET_S + 0.2)
-    assert verdict is not None and (verdict.stage, verdict.reason) == (
-        "initramfs",
-        "emergency-shell",
+    verdict, guest = watch(
+        [
+            "Run /init as init process\r\nsh: can't access tty; job control turned off\r\n/ # ",
+            QUIET_S + 0.2,
+        ]
     )
+    assert (verdict.stage, verdict.reason) == ("initramfs", "emergency-shell")
+    assert guest.done <= 2
 
 
-def probed_shell(root_line: str, login_first: bool) -> Verdict | None:
+def probed_shell(root_line: str, login_first: bool) -> Verdict:
     """A guest whose shell (after a login or without one) answers the probe with
     `root_line`, and whose console said nothing of the stage it is in (`quiet`)."""
-    live = Live(probe_devices=True)
-    if login_first:
-        live.guest("buildroot login: ")
-        live.wait(QUIET_S + 0.2)
-    live.guest("~ # ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("harness-shell-42-ok\r\n~ # ")
-    live.wait(0.3)
-    live.guest(
-        f"harness-probe-3-begin\r\nkernel 6.6.7-0-virt\r\n{root_line}\r\nharness-probe-3-end\r\n"
+    login: list[Step] = ["buildroot login: ", QUIET_S + 0.2] if login_first else []
+    verdict, guest = watch(
+        [
+            *login,
+            "~ # ",
+            QUIET_S + 0.2,
+            "harness-shell-42-ok\r\n~ # ",
+            0.3,
+            f"harness-probe-3-begin\r\nkernel 6.6.7-0-virt\r\n{root_line}\r\nharness-probe-3-end\r\n",
+            # the device checks, typed once the first line has ended (probe.WORKS)
+            0.3,
+            "harness-works-4-begin\r\nnet eth0 unchecked\r\nharness-works-4-end\r\n",
+            SETTLE_S + 0.2,
+        ],
+        probe_devices=True,
     )
-    # the device checks, typed once the first line has ended (probe.WORKS)
-    live.wait(0.3)
-    live.guest("harness-works-4-begin\r\nnet eth0 unchecked\r\nharness-works-4-end\r\n")
-    return live.wait(SETTLE_S + 0.2)
+    assert guest.done >= len(guest.script) - 3, "decided before the probe's answer"
+    return verdict
 
 
 def test_a_shell_with_no_login_on_the_initramfs_is_an_emergency_shell() -> None:
     verdict = probed_shell("root rootfs rootfs", login_first=False)
-    assert verdict is not None
     assert (verdict.status, verdict.stage, verdict.reason) == (
         "fail",
         "initramfs",
@@ -226,16 +211,17 @@ def test_a_shell_with_no_login_on_the_initramfs_is_an_emergency_shell() -> None:
 )
 def test_a_shell_on_a_real_root_or_behind_a_login_passes(root_line: str, login_first: bool) -> None:
     verdict = probed_shell(root_line, login_first)
-    assert verdict is not None and verdict.status == "pass", verdict
+    assert verdict.status == "pass", verdict
 
 
 def test_timeout_names_the_last_stage_and_the_soft_error_before_it() -> None:
-    live = Live()
-    live.guest('UEFI firmware (version 1)\r\nBdsDxe: failed to load Boot0001 "disk": Not Found\r\n')
-    live.wait(10)
-    verdict = live.watcher.stopped("timeout")
+    verdict, guest = watch(
+        ['UEFI firmware (version 1)\r\nBdsDxe: failed to load Boot0001 "disk": Not Found\r\n'],
+        timeout_s=10,
+    )
     assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "firmware", "timeout")
     assert verdict.text.startswith("BdsDxe: failed to load Boot0001")
+    assert guest.now == 10  # the boot timeout, to the poll
 
 
 @pytest.mark.parametrize(
@@ -283,50 +269,53 @@ def test_dracut_names_the_device_that_never_showed_up() -> None:
 
 
 def test_an_efi_stub_error_the_kernel_boots_past_is_no_failure() -> None:
-    live = Live()
-    live.guest(
-        "EFI stub: ERROR: FIRMWARE BUG: efi_loaded_image_t::image_base has bogus value\r\n"
-        "EFI stub: Exiting boot services...\r\n"
+    verdict, _ = watch(
+        [
+            "EFI stub: ERROR: FIRMWARE BUG: efi_loaded_image_t::image_base has bogus value\r\n"
+            "EFI stub: Exiting boot services...\r\n",
+            1.0,
+            "[    0.0] Booting Linux on physical CPU 0x0\r\nRun /init as init process\r\n",
+        ],
+        timeout_s=5,
     )
-    assert live.watcher.verdict is None
-    live.guest("[    0.0] Booting Linux on physical CPU 0x0\r\nRun /init as init process\r\n")
-    assert live.watcher.stopped("timeout").reason == "timeout"
+    assert (verdict.stage, verdict.reason) == ("initramfs", "timeout")
     # A fatal one (issue 14, kind 4) is the loader failing: decided at once.
     fatal = judge_saved(b"EFI stub: ERROR: Failed to relocate kernel\r\n")
     assert (fatal.status, fatal.stage, fatal.reason) == ("fail", "bootloader", "efi-stub-error")
 
 
 def test_a_soft_error_the_boot_got_past_is_not_the_reason() -> None:
-    live = Live()
-    live.guest(
-        "error: no such device: 1234.\r\nEFI stub: Booting Linux Kernel...\r\nEFI stub: Exiting boot services...\r\n"
+    verdict, _ = watch(
+        [
+            "error: no such device: 1234.\r\nEFI stub: Booting Linux Kernel...\r\n"
+            "EFI stub: Exiting boot services...\r\n"
+        ],
+        timeout_s=5,
     )
-    verdict = live.watcher.stopped("timeout")
     assert (verdict.stage, verdict.reason) == ("kernel", "timeout")
     assert verdict.text == "EFI stub: Exiting boot services..."
 
 
 def test_failure_is_decided_by_the_line_itself_not_by_a_later_timer() -> None:
-    live = Live()
-    verdict = live.guest(
-        "Begin: Waiting for root file system ... \r\nGave up waiting for root file system device.  Common problems:\r\n"
+    verdict, guest = watch(
+        [
+            "Begin: Waiting for root file system ... \r\n"
+            "Gave up waiting for root file system device.  Common problems:\r\n",
+            QUIET_S + 0.2,
+        ]
     )
-    assert verdict is not None and verdict.reason == "root-not-found"
+    assert verdict.reason == "root-not-found" and guest.now == 0
 
 
 def test_reason_split_over_two_lines_by_serial_wrapping() -> None:
-    live = Live()
-    verdict = live.guest("[    3.6] Kernel pan\r\nic - not syncing: VFS\r\n")
-    assert verdict is not None and verdict.reason == "kernel-panic"
+    verdict, guest = watch(["[    3.6] Kernel pan\r\nic - not syncing: VFS\r\n", 1.0])
+    assert verdict.reason == "kernel-panic" and guest.now == 0
 
 
 def test_a_reset_loop_fails() -> None:
-    live = Live()
     banner = "UEFI firmware (version 1)\r\nBooting Linux on physical CPU 0x0\r\n"
-    assert live.guest(banner) is None
-    live.guest(banner)
-    verdict = live.guest(banner)
-    assert verdict is not None and verdict.reason == "reset-loop"
+    verdict, guest = watch([banner, banner, banner, 1.0])
+    assert verdict.reason == "reset-loop" and guest.done == 3
 
 
 def test_saved_log_that_stops_mid_boot_is_incomplete_with_its_stage() -> None:
@@ -342,39 +331,39 @@ def test_saved_log_ending_at_a_login_prompt_passes() -> None:
 
 
 def test_a_refused_login_is_tried_again_then_fails() -> None:
-    live = Live()
-    live.guest("host login: ")
-    live.wait(QUIET_S + 0.2)
-    for _ in range(3):
-        live.guest("root\r\nLogin incorrect\r\n\r\nhost login: ")
-        verdict = live.wait(RETRY_S + 1)
-        if verdict is not None:
-            break
-    assert verdict is not None and (verdict.status, verdict.stage, verdict.reason) == (
-        "fail",
-        "login",
-        "login-failed",
-    )
+    refused: list[Step] = ["root\r\nLogin incorrect\r\n\r\nhost login: ", RETRY_S + 1]
+    verdict, guest = watch(["host login: ", QUIET_S + 0.2, *refused * 3])
+    assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "login", "login-failed")
     assert verdict.text == "Login incorrect"
-    assert live.typed == ["root\r"] * 3
+    assert guest.texts() == ["root\r"] * 3
 
 
 def test_a_password_set_late_lets_the_second_attempt_in() -> None:
-    live = Live(Login("ubuntu", "s3cret"))
-    live.guest("ubuntu login: ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("ubuntu\r\nPassword: ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("\r\nLogin incorrect\r\nubuntu login: ")
-    assert live.wait(RETRY_S + 1) is None
-    live.guest("ubuntu\r\nPassword: ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("\r\nubuntu@host:~$ ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("harness-shell-42-ok\r\nubuntu@host:~$ ")
-    verdict = live.wait(SETTLE_S + 0.2)
-    assert verdict is not None and verdict.status == "pass"
-    assert live.typed == ["ubuntu\r", "s3cret\r", "ubuntu\r", "s3cret\r", SHELL_PROOF + "\r"]
+    verdict, guest = watch(
+        [
+            "ubuntu login: ",
+            QUIET_S + 0.2,
+            "ubuntu\r\nPassword: ",
+            QUIET_S + 0.2,
+            "\r\nLogin incorrect\r\nubuntu login: ",
+            RETRY_S + 1,
+            "ubuntu\r\nPassword: ",
+            QUIET_S + 0.2,
+            "\r\nubuntu@host:~$ ",
+            QUIET_S + 0.2,
+            "harness-shell-42-ok\r\nubuntu@host:~$ ",
+            SETTLE_S + 0.2,
+        ],
+        Login("ubuntu", "s3cret"),
+    )
+    assert verdict.status == "pass" and guest.done == 11
+    assert guest.typed == [
+        (1, "ubuntu\r"),
+        (3, "s3cret\r"),
+        (5, "ubuntu\r"),
+        (7, "s3cret\r"),
+        (9, SHELL_PROOF + "\r"),
+    ]
 
 
 def test_saved_log_ending_after_someone_elses_refused_login_passes_at_the_prompt() -> None:
@@ -384,25 +373,27 @@ def test_saved_log_ending_after_someone_elses_refused_login_passes_at_the_prompt
 
 
 def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass() -> None:
-    live = Live(probe_devices=True)
-    live.guest("host login: ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("root\r\nroot@host:~# ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("harness-shell-42-ok\r\nroot@host:~# ")
-    assert live.wait(0.3) is None
-    assert live.typed[-1] == probe.SCRIPT + "\r"
-    live.guest(
-        "harness-probe-3-begin\r\nkernel 6.1.0-50-arm64\r\n"
-        "virtio virtio0 id=0x0002 driver=virtio_blk transport=virtio-mmio\r\n"
-        "virtio virtio1 id=0x0001 driver=virtio_net transport=virtio-pci\r\n"
-        'root /dev/vda2\r\nos ID=debian\r\nos VERSION_ID="12"\r\nharness-probe-3-end\r\nroot@host:~# '
+    verdict, guest = watch(
+        [
+            "host login: ",
+            QUIET_S + 0.2,
+            "root\r\nroot@host:~# ",
+            QUIET_S + 0.2,
+            "harness-shell-42-ok\r\nroot@host:~# ",
+            0.3,
+            "harness-probe-3-begin\r\nkernel 6.1.0-50-arm64\r\n"
+            "virtio virtio0 id=0x0002 driver=virtio_blk transport=virtio-mmio\r\n"
+            "virtio virtio1 id=0x0001 driver=virtio_net transport=virtio-pci\r\n"
+            'root /dev/vda2\r\nos ID=debian\r\nos VERSION_ID="12"\r\nharness-probe-3-end\r\nroot@host:~# ',
+            0.3,
+            "harness-works-4-begin\r\nnet eth0 10.0.2.15\r\nharness-works-4-end\r\n",
+            SETTLE_S + 0.2,
+        ],
+        probe_devices=True,
     )
-    assert live.wait(0.3) is None  # then the device checks, on a line of their own
-    assert live.typed[-1] == probe.WORKS + "\r"
-    live.guest("harness-works-4-begin\r\nnet eth0 10.0.2.15\r\nharness-works-4-end\r\n")
-    verdict = live.wait(SETTLE_S + 0.2)
-    assert verdict is not None and verdict.status == "pass" and verdict.findings is not None
+    # the probe after the proof, then the device checks on a line of their own
+    assert guest.typed[-2:] == [(5, probe.SCRIPT + "\r"), (7, probe.WORKS + "\r")]
+    assert verdict.status == "pass" and verdict.findings is not None and guest.done == 9
     found = verdict.findings
     assert (
         found.kernel == "6.1.0-50-arm64"
@@ -419,22 +410,21 @@ def test_after_login_the_device_probe_runs_and_its_findings_come_with_the_pass()
 
 
 def test_a_guest_that_never_answers_the_probe_still_passes_unprobed() -> None:
-    live = Live(probe_devices=True)
-    live.guest("/ # ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("harness-shell-42-ok\r\n/ # ")
-    verdict = live.wait(2 * RETRY_S + SETTLE_S + 1)
-    assert verdict is not None and verdict.status == "pass" and verdict.findings is None
+    verdict, _ = watch(
+        ["/ # ", QUIET_S + 0.2, "harness-shell-42-ok\r\n/ # ", 2 * RETRY_S + SETTLE_S + 1],
+        probe_devices=True,
+    )
+    assert verdict.status == "pass" and verdict.findings is None
 
 
 def test_a_prompt_that_cloud_init_wrote_over_is_still_answered() -> None:
-    live = Live()
-    live.guest(
-        "Welcome to Ubuntu 24.04 LTS!\r\n\r\nubuntu login: [   35.120000] cloud-init[812]: Cloud-init v. 24.1 finished at Tue. Up 35.10 seconds\r\n"
+    verdict, guest = watch(
+        [
+            "Welcome to Ubuntu 24.04 LTS!\r\n\r\nubuntu login: [   35.120000] cloud-init[812]: Cloud-init v. 24.1 finished at Tue. Up 35.10 seconds\r\n"
+        ]
     )
-    assert live.wait(QUIET_S + 0.2) is None
-    assert live.typed == ["root\r"]
-    assert live.watcher.stage == "login"
+    assert guest.typed[0] == (1, "root\r")
+    assert (verdict.stage, verdict.reason) == ("login", "timeout")
 
 
 @pytest.mark.parametrize(
@@ -446,16 +436,15 @@ def test_a_prompt_that_cloud_init_wrote_over_is_still_answered() -> None:
     ],
 )
 def test_a_prompt_that_systemd_status_wrote_over_is_still_answered(after: str) -> None:
-    live = Live()
-    live.guest(f"Welcome to Ubuntu 24.04 LTS!\r\n\r\nubuntu login: {after}\r\n")
-    assert live.wait(QUIET_S + 0.2) is None
-    assert live.typed == ["root\r"]
+    _, guest = watch([f"Welcome to Ubuntu 24.04 LTS!\r\n\r\nubuntu login: {after}\r\n"])
+    assert guest.typed[0] == (1, "root\r")
 
 
 def test_a_banner_sentence_with_login_in_it_is_not_an_overrun_prompt() -> None:
-    live = Live()
-    live.guest("Welcome to Debian!\r\nPlease login: as root, then run the tests.\r\n")
-    assert live.wait(3) is None and live.typed == []
+    verdict, guest = watch(
+        ["Welcome to Debian!\r\nPlease login: as root, then run the tests.\r\n"], timeout_s=10
+    )
+    assert verdict.reason == "timeout" and guest.typed == []
 
 
 def test_a_saved_log_that_ends_after_an_overrun_prompt_reached_login() -> None:
@@ -466,30 +455,37 @@ def test_a_saved_log_that_ends_after_an_overrun_prompt_reached_login() -> None:
 
 
 def test_the_settle_time_counts_from_the_proof_so_a_slow_probe_adds_no_wait() -> None:
-    live = Live(probe_devices=True)
-    live.guest("/ # ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("harness-shell-42-ok\r\n/ # ")
-    assert live.wait(SETTLE_S + 0.1) is None  # the probe is typed, its answer not back yet
-    live.guest(
-        "harness-probe-3-begin\r\nvirtio virtio0 id=0x0002 driver=virtio_blk "
-        "transport=virtio-mmio\r\nroot /dev/vda\r\nharness-probe-3-end\r\n/ # "
+    verdict, guest = watch(
+        [
+            "/ # ",
+            QUIET_S + 0.2,
+            "harness-shell-42-ok\r\n/ # ",
+            SETTLE_S + 0.1,  # the probe is typed, its answer not back yet
+            "harness-probe-3-begin\r\nvirtio virtio0 id=0x0002 driver=virtio_blk "
+            "transport=virtio-mmio\r\nroot /dev/vda\r\nharness-probe-3-end\r\n/ # ",
+            0.1,  # the device checks are typed next (probe.WORKS)
+            "harness-works-4-begin\r\nharness-works-4-end\r\n/ # ",
+            0.1,
+        ],
+        probe_devices=True,
     )
-    assert live.wait(0.1) is None  # the device checks are typed next (probe.WORKS)
-    live.guest("harness-works-4-begin\r\nharness-works-4-end\r\n/ # ")
     # The guest has been watched for more than SETTLE_S since its proof: no more wait.
-    verdict = live.wait(0.1)
-    assert verdict is not None and verdict.status == "pass" and verdict.findings is not None
+    assert verdict.status == "pass" and verdict.findings is not None
+    assert guest.done == 7 and guest.now <= QUIET_S + SETTLE_S + 0.5
 
 
 def test_a_quick_probe_still_waits_out_the_settle_time_after_the_proof() -> None:
-    live = Live(probe_devices=True)
-    live.guest("/ # ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("harness-shell-42-ok\r\n/ # ")
-    live.wait(0.1)
-    live.guest("harness-probe-3-begin\r\nroot /dev/vda\r\nharness-probe-3-end\r\n/ # ")
-    assert live.wait(0.2) is None
-    live.guest("Kernel panic - not syncing: Attempted to kill init!\r\n")
-    verdict = live.wait(0.1)
-    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "kernel-panic")
+    verdict, guest = watch(
+        [
+            "/ # ",
+            QUIET_S + 0.2,
+            "harness-shell-42-ok\r\n/ # ",
+            0.1,
+            "harness-probe-3-begin\r\nroot /dev/vda\r\nharness-probe-3-end\r\n/ # ",
+            0.2,
+            "Kernel panic - not syncing: Attempted to kill init!\r\n",
+            0.1,
+        ],
+        probe_devices=True,
+    )
+    assert (verdict.status, verdict.reason) == ("fail", "kernel-panic") and guest.done == 7
