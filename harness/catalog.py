@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -100,6 +101,9 @@ class Catalog:
         # --quiet or not: a silent 20 minutes looks like a hang.
         self.notice = notice or _to_stderr
         self.limits = DownloadLimits.from_env(env)
+        # Set by a command that is interrupted while builds run on worker threads
+        # (commands/common.prepare, the matrix runner): they stop (harness/cancel.py).
+        self.cancel = threading.Event()
         self.store = ImageStore(workspace.cache)
         self._builder: TinyBuilder | None = None
         self.recipes: dict[str, Recipe] = load_recipes(
@@ -115,6 +119,7 @@ class Catalog:
             offline=self.offline,
             progress=self.progress,
             limits=self.limits,
+            cancel=self.cancel,
         )
 
     @cached_property
@@ -232,6 +237,7 @@ class Catalog:
                 mirror,
                 self.offline,
                 self.notice,
+                self.cancel,
             )
         return resolve_host(name)
 
@@ -249,7 +255,9 @@ class Catalog:
             raise NotBuilt(f"cannot build {recipe.name} offline: building needs the Debian mirror")
         if self._builder is None:
             guest_files = self.workspace.images / "tiny"
-            self._builder = TinyBuilder(self.store, guest_files, self._mirror(), self.log)
+            self._builder = TinyBuilder(
+                self.store, guest_files, self._mirror(), self.log, self.cancel
+            )
         return self._builder.build(recipe, force, log)
 
     def listing(self) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import CellSkipped, ImageBuildError, UsageError
 from harness.images.debian import Archive
 from harness.images.store import ImageStore
@@ -86,23 +88,28 @@ def cached_build(name: str, cache: Path) -> QemuBuild | None:
     return None if record is None else _from_record(record)
 
 
-def qemu_build(name: str, suite: str, cache: Path, mirror: str | None, offline: bool) -> QemuBuild:
+def qemu_build(
+    name: str, suite: str, cache: Path, mirror: str | None, offline: bool, cancel: Cancel = None
+) -> QemuBuild:
     """The build from the cache, or made now (unless offline: CellSkipped).
 
-    Raises ImageBuildError when apt or the unpacked QEMU fails."""
+    Raises ImageBuildError when apt or the unpacked QEMU fails, Cancelled once
+    `cancel` is set (harness/cancel.py)."""
     found = cached_build(name, cache)
     if found is not None:
         return found
     if offline or mirror is None:
         raise CellSkipped(f"QEMU build {name} is not cached (offline)")
-    return build(name, suite, cache, mirror)
+    return build(name, suite, cache, mirror, cancel)
 
 
-def build(name: str, suite: str, cache: Path, mirror: str) -> QemuBuild:
+def build(name: str, suite: str, cache: Path, mirror: str, cancel: Cancel = None) -> QemuBuild:
     """Resolves the packages of `suite` now and makes the build unless the cache holds
-    one of exactly these package versions. About 37 MB of .debs for trixie."""
+    one of exactly these package versions. About 37 MB of .debs for trixie. Stops
+    (Cancelled, harness/cancel.py) between packages and in each tool once `cancel`
+    is set."""
     arch, multiarch, loader = host_arch()
-    archive = Archive(cache / f"apt-{arch}", suite, mirror, arch=arch)
+    archive = Archive(cache / f"apt-{arch}", suite, mirror, arch=arch, cancel=cancel)
     archive.update()
     debs = archive.download_with_dependencies(*PACKAGES)
     versions = sorted(f"{pkg.name}={pkg.version}" for pkg in debs)
@@ -117,14 +124,15 @@ def build(name: str, suite: str, cache: Path, mirror: str) -> QemuBuild:
     with store.building(name) as staging:
         root = staging / "root"
         for deb in debs.values():
-            _unpack(deb, root)
+            _unpack(deb, root, cancel)
         for sub in _PRUNE:
             shutil.rmtree(root / sub, ignore_errors=True)
         wrapper = staging / WRAPPER
         wrapper.parent.mkdir()
         wrapper.write_text(_wrapper_script(name, main.version, multiarch, loader))
         wrapper.chmod(0o555)
-        qemu_version = _version(wrapper)
+        qemu_version = _version(wrapper, cancel)
+        cancelling.check(cancel)
         store.publish(
             name,
             key,
@@ -144,10 +152,8 @@ def build(name: str, suite: str, cache: Path, mirror: str) -> QemuBuild:
     return found
 
 
-def _unpack(deb: Path, root: Path) -> None:
-    proc = subprocess.run(
-        ["dpkg-deb", "--extract", str(deb), str(root)], capture_output=True, text=True, check=False
-    )
+def _unpack(deb: Path, root: Path, cancel: Cancel) -> None:
+    proc = cancelling.run(["dpkg-deb", "--extract", str(deb), str(root)], cancel, text=True)
     if proc.returncode != 0:
         raise ImageBuildError(f"dpkg-deb could not unpack {deb.name}: {proc.stderr.strip()}")
 
@@ -167,12 +173,10 @@ def _wrapper_script(name: str, version: str, multiarch: str, loader: str) -> str
     )
 
 
-def _version(wrapper: Path) -> str:
+def _version(wrapper: Path, cancel: Cancel) -> str:
     """The build's own `--version` line: proves it starts with the tree's libraries."""
     try:
-        proc = subprocess.run(
-            [str(wrapper), "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
+        proc = cancelling.run([str(wrapper), "--version"], cancel, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ImageBuildError(f"{wrapper} does not start: {e}") from e
     words = proc.stdout.split()

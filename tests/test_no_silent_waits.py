@@ -99,7 +99,7 @@ def test_mmdebstrap_tells_its_progress_while_it_runs(tmp_path: Path) -> None:
         "echo 'I: downloading packages'; sleep 1.6; echo 'I: running maintainer scripts'; sleep 1.6"
     )
     status, last = _mmdebstrap(
-        ["sh", "-c", script], tmp_path / "out.log", "debian-12-full", 1320, told.append, every_s=1
+        ["sh", "-c", script], tmp_path / "out.log", "debian-12-full", 1320, told.append, None, 1
     )
     assert (status, last) == (0, "I: running maintainer scripts")
     assert told[0] == "debian-12-full: mmdebstrap 1 s of ~22 min: I: downloading packages"
@@ -110,7 +110,7 @@ def test_an_interrupted_mmdebstrap_is_stopped_with_everything_it_started(tmp_pat
     marker = f"sleep 7{os.getpid() % 1000}.5"  # names this test's processes
     program = (
         "import sys\nfrom pathlib import Path\nfrom harness.images.full import _mmdebstrap\n"
-        f"_mmdebstrap(['sh', '-c', '{marker} & {marker}; echo'], Path(sys.argv[1]), 'x', 60, print)\n"
+        f"_mmdebstrap(['sh', '-c', '{marker} & {marker}; echo'], Path(sys.argv[1]), 'x', 60, print, None)\n"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", program, str(tmp_path / "out.log")], cwd=ROOT,

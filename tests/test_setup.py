@@ -6,6 +6,7 @@ each cell with its own exception, while the other cells boot and record."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, Harness
-from http_server import Server
+from http_server import Served, Server
 
 from harness.commands.common import Memo, discover_host, load_plan, open_catalog, prepare
 from harness.errors import ImageBuildError
@@ -51,7 +52,7 @@ def test_independent_builds_overlap_and_each_waiting_cell_gets_its_own_error() -
         Cell(name, "none", "virt", t) for name in ("a", "b", "c", "broken") for t in ("mmio", "pci")
     ]
     clock = time.monotonic()
-    problems = prepare(setup, cells, jobs=4)
+    problems = prepare(setup, cells, jobs=4, cancel=threading.Event())
     took = time.monotonic() - clock
     assert sorted(started) == ["a", "b", "broken", "c"]  # each built once
     assert took < 1.2, f"four 0.5 s builds took {took:.1f} s: they did not overlap"
@@ -129,28 +130,25 @@ def test_setup_takes_the_values_it_needs_not_the_command_line() -> None:
 
 
 BUILD_ON_WORKERS = r"""
-import os, signal, subprocess, sys, time
+import os, subprocess, sys, threading
+from harness.cancel import wait
 from harness.commands.common import Memo, prepare
 from harness.model import Cell, Firmware, Image
 from harness.runner import CellSetup
 
-def build(name):  # a build that stops its own process group when interrupted, as full.py's
+cancel = threading.Event()
+
+def build(name):  # a build waiting for its child as the builders do (harness/cancel.py)
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    try:
-        # Said once the build can be stopped: one write, the threads do not interleave.
-        os.write(1, b"%d\n" % proc.pid)
-        while proc.poll() is None:
-            time.sleep(0.1)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait()
-        raise
+    # Said once the build can be stopped: one write, the threads do not interleave.
+    os.write(1, b"%d\n" % proc.pid)
+    wait(proc, cancel)
     return Image(name, disk=None)
 
 images = Memo(build)
 setup = CellSetup(lambda c: images.get(c.image), lambda c: Firmware("none"))
 try:
-    prepare(setup, [Cell(n, "none", "virt", "pci") for n in ("a", "b")], 2)
+    prepare(setup, [Cell(n, "none", "virt", "pci") for n in ("a", "b")], 2, cancel)
 except KeyboardInterrupt:
     sys.exit(130)
 """
@@ -177,3 +175,61 @@ def test_ctrl_c_while_preparing_stops_every_build_under_way(tmp_path: Path) -> N
         for pid in builds:  # only on failure: the processes this test started
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+DOWNLOAD_ON_A_WORKER = r"""
+import sys, threading
+from pathlib import Path
+from harness.commands.common import prepare
+from harness.images.digest import Digest
+from harness.images.download import Downloader
+from harness.model import Cell, Firmware, Image
+from harness.runner import CellSetup
+
+url, digest, cache = sys.argv[1:]
+cancel = threading.Event()
+
+def progress(name, done, total):
+    if done == 1 << 16:
+        print("downloading", flush=True)
+
+downloader = Downloader(Path(cache), progress=progress, cancel=cancel)
+
+def image(cell):
+    downloader.fetch(url, Digest.parse(digest))
+    return Image(cell.image, disk=None)
+
+try:
+    prepare(CellSetup(image, lambda c: Firmware("none")), [Cell("a", "none", "virt", "pci")], 1, cancel)
+except KeyboardInterrupt as e:
+    print("interrupted", type(e).__name__, flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_while_preparing_stops_a_download_under_way_within_a_second(
+    server: Server, tmp_path: Path
+) -> None:
+    body = os.urandom(8 << 20)  # 64 KiB every 0.1 s: 13 s, were it not stopped
+    server.files["/disk.img"] = Served(body, delay_s=0.1)
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    cache = tmp_path / "cache"
+    child = subprocess.Popen(
+        [sys.executable, "-c", DOWNLOAD_ON_A_WORKER, server.url("/disk.img"), digest, str(cache)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline() == "downloading\n"  # on the worker, mid-file
+        clock = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=20) == 130
+        took = time.monotonic() - clock
+        print(f"stopped {took:.2f} s after Ctrl-C")
+        assert child.stdout.read() == "interrupted KeyboardInterrupt\n"
+        assert took < 1.5, f"{took:.2f} s from Ctrl-C to the end of the download"
+        assert not (cache / "blobs").exists()  # only the resumable part is kept
+        assert sorted(p.suffix for p in (cache / "partial").iterdir()) == [".json", ".part"]
+    finally:
+        child.kill()
+        child.wait()

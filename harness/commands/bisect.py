@@ -85,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
     run = RunDir.create(args.results or catalog.workspace.results, "bisect", meta)
     run.mark_latest("latest-bisect")  # results/latest stays the newest matrix run
     options = BootOptions(timeout_s=args.timeout)
-    for line in prepare(setup, cells, len(cells)):  # every firmware build along the axis
+    # every firmware build along the axis
+    for line in prepare(setup, cells, len(cells), catalog.cancel):
         print(line, flush=True)
 
     def boot(cell: Cell) -> CellResult:

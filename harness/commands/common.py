@@ -225,12 +225,16 @@ def cell_setup(catalog: Catalog, host: Host) -> CellSetup:
     )
 
 
-def prepare(setup: CellSetup, cells: Iterable[Cell], jobs: int) -> list[str]:
+def prepare(
+    setup: CellSetup, cells: Iterable[Cell], jobs: int, cancel: threading.Event
+) -> list[str]:
     """Builds or fetches every image and firmware build `cells` need, `jobs` at a time,
     before anything boots: independent builds and downloads overlap, and the boots'
     durations are about booting. Returns one line per image or firmware that failed
     (its cells will each end in their own `error`, or `skip`); raises nothing a
-    setup raises."""
+    setup raises. `cancel` is the event the setup's builders watch (Catalog.cancel):
+    set when this thread is interrupted, so that they stop (harness/cancel.py) before
+    the interruption is raised again."""
     from concurrent.futures import ThreadPoolExecutor
 
     from harness.errors import CellSkipped, HarnessError
@@ -240,45 +244,26 @@ def prepare(setup: CellSetup, cells: Iterable[Cell], jobs: int) -> list[str]:
         wanted.setdefault(("image", cell.image), partial(setup.image, cell))
         wanted.setdefault(("firmware", cell.firmware), partial(setup.firmware, cell))
 
-    busy: set[int] = set()  # the threads building or fetching now
-    lock = threading.Lock()
-
     def attempt(what: tuple[str, str]) -> str:
-        with lock:
-            busy.add(threading.get_ident())
         try:
             wanted[what]()
         except (HarnessError, OSError) as e:  # OSError: the host's disk, as run_cell says
             outcome = "skipped" if isinstance(e, CellSkipped) else "errors"
             return f"{what[0]} {what[1]}: {e} (its cells will be {outcome})"
-        finally:
-            with lock:
-                busy.discard(threading.get_ident())
         return ""
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="prepare")
     try:
         lines = [line for line in pool.map(attempt, wanted) if line]
     except BaseException:
-        # Ctrl-C or SIGTERM reach the main thread only: each build under way gets the
-        # KeyboardInterrupt it would have had on the main thread, so it stops what it
-        # started (mmdebstrap's process group...) before the command ends.
-        with lock:
-            for ident in busy:
-                _interrupt(ident)
+        # Ctrl-C or SIGTERM reach the main thread only: the builds under way see the
+        # event and stop what they started (apt's, mmdebstrap's process groups...)
+        # before the command ends; the ones not started never start.
+        cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     return lines
-
-
-def _interrupt(thread_id: int) -> None:
-    """Raises KeyboardInterrupt in another thread of this process, at its next Python
-    instruction (CPython's PyThreadState_SetAsyncExc, the C API for this)."""
-    import ctypes
-
-    set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
-    set_async(ctypes.c_ulong(thread_id), ctypes.py_object(KeyboardInterrupt))
 
 
 def _build_host(catalog: Catalog, name: str) -> Host:
@@ -292,5 +277,5 @@ def _build_host(catalog: Catalog, name: str) -> Host:
         raise UsageError(f"QEMU build {name!r} is not host or one of: {', '.join(builds)}")
     mirror = None if catalog.offline else find_mirror(catalog.env)
     cache = catalog.workspace.cache
-    made = qemu_build(name, builds[name], cache, mirror, catalog.offline)
+    made = qemu_build(name, builds[name], cache, mirror, catalog.offline, catalog.cancel)
     return build_host(made, catalog.env, cache)

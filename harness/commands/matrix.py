@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
     )
     setup = cell_setup(catalog, host)
     jobs = args.jobs or default_jobs(host)
-    cancel = threading.Event()
+    cancel = catalog.cancel  # one event stops the boots and the builds on workers
     options = BootOptions(timeout_s=args.timeout, smp=args.smp, cancel=cancel, log_cap=args.log_cap)
     print(f"run {run.path} | profile {plan.profile} | {len(plan.cells)} cells | -j {jobs} | "
           f"{host.accel('auto')} | QEMU {host.qemu_version}", file=out, flush=True)  # fmt: skip
@@ -130,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
     stopped_by_error = False
     try:
         # a build may take minutes: Ctrl-C there also says how to resume
-        for line in prepare(setup, [p.cell for p in plan.cells if not p.skip], jobs):
+        for line in prepare(setup, [p.cell for p in plan.cells if not p.skip], jobs, cancel):
             print(line, file=out, flush=True)
         tasks = longest_first(runner.tasks(plan, args.repeat), lambda task: cost(task.planned))
         progress.total = len(tasks)

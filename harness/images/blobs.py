@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import InfraError
 from harness.images.digest import Digest
 
@@ -91,10 +92,11 @@ def forget(blob: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def unpack(blob: Path, compression: str) -> Path:
+def unpack(blob: Path, compression: str, cancel: Cancel = None) -> Path:
     """The decompressed file beside a verified blob (`<blob>.unpacked`), made once
     (atomically) and made again if it changed since. Raises InfraError when the
-    compression is unknown or the data is corrupt."""
+    compression is unknown or the data is corrupt, Cancelled once `cancel` is set
+    (looked at every CHUNK; no part of the file is left)."""
     if compression in ("", "none"):
         return blob
     import bz2
@@ -110,11 +112,16 @@ def unpack(blob: Path, compression: str) -> Path:
     partial = blob.with_name(f".{blob.name}.{os.getpid()}.unpacking")
     try:
         with openers[compression](blob, "rb") as source, partial.open("wb") as out:
-            shutil.copyfileobj(source, out, CHUNK)
+            while block := source.read(CHUNK):
+                cancelling.check(cancel)
+                out.write(block)
         partial.chmod(0o444)
         os.replace(partial, target)
         mark_checked(target)
     except (OSError, EOFError, lzma.LZMAError) as e:
         partial.unlink(missing_ok=True)
         raise InfraError(f"cannot decompress {blob}: {e}") from e
+    except BaseException:  # interrupted: no half-unpacked file stays
+        partial.unlink(missing_ok=True)
+        raise
     return target

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import ImageBuildError
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -131,14 +133,18 @@ def _read_lines(path: Path) -> list[str]:
 
 class Archive:
     """One Debian suite for one architecture (arm64: the guests' packages; the host's
-    own for QEMU builds), with apt state kept under `root`."""
+    own for QEMU builds), with apt state kept under `root`. Each apt call stops (its
+    process group with it) once `cancel` is set (harness/cancel.py)."""
 
-    def __init__(self, root: Path, suite: str, mirror: str, arch: str = "arm64"):
+    def __init__(
+        self, root: Path, suite: str, mirror: str, arch: str = "arm64", cancel: Cancel = None
+    ):
         self.root = root.resolve() / suite
         self.suite = suite
         self.mirror = mirror
         self.arch = arch
         self.debs = root.resolve() / "debs"
+        self.cancel = cancel
 
     def _apt_options(self) -> list[str]:
         opts = {
@@ -161,7 +167,7 @@ class Archive:
 
     def _apt(self, tool: str, *args: str, cwd: Path | None = None) -> str:
         argv = [tool, *self._apt_options(), *args]
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+        proc = cancelling.run(argv, self.cancel, text=True, cwd=cwd)
         check_child(tool, proc.returncode)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -249,17 +255,21 @@ def versioned_kernel(meta: Package) -> str | None:
     return match.group(1) if match else None
 
 
-def extract(deb: Path, dest: Path, want: Callable[[str], bool]) -> list[str]:
+def extract(deb: Path, dest: Path, want: Callable[[str], bool], cancel: Cancel) -> list[str]:
     """Extracts the members of `deb` whose path `want` accepts; returns their paths.
 
-    Raises ImageBuildError when dpkg-deb fails; an interruption (Ctrl-C reaches
-    dpkg-deb too, and its end is then no error of the file) stays KeyboardInterrupt."""
-    dpkg = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    Raises ImageBuildError when dpkg-deb fails; an interruption (Ctrl-C on this
+    thread, or `cancel` set, looked at before each member) stops dpkg-deb's process
+    group and stays KeyboardInterrupt."""
+    dpkg = subprocess.Popen(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, start_new_session=True
+    )
     assert dpkg.stdout is not None
     taken: list[str] = []
     try:
         with tarfile.open(fileobj=dpkg.stdout, mode="r|") as tar:
             for member in tar:
+                cancelling.check(cancel)
                 name = os.path.normpath(member.name).lstrip("./")
                 if member.isfile() and want(name):
                     source = tar.extractfile(member)
@@ -273,15 +283,16 @@ def extract(deb: Path, dest: Path, want: Callable[[str], bool]) -> list[str]:
     except BaseException as e:
         # Stopped here (an interruption, a bad archive): dpkg-deb is stopped too, and
         # the reason is this one, not dpkg-deb's end.
-        dpkg.kill()
-        dpkg.wait()
+        cancelling.stop_group(dpkg)
         if isinstance(e, tarfile.TarError):
             check_child("dpkg-deb", dpkg.returncode)
             raise ImageBuildError(f"dpkg-deb gave no valid archive for {deb}: {e}") from e
         raise
     finally:
         dpkg.stdout.close()
-    check_child("dpkg-deb", dpkg.wait())
+    returncode = cancelling.wait(dpkg, cancel)
+    assert returncode is not None  # no timeout
+    check_child("dpkg-deb", returncode)
     if dpkg.returncode != 0:
         raise ImageBuildError(f"dpkg-deb could not read {deb}")
     return taken

@@ -33,6 +33,8 @@ import requests
 import urllib3
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import CellSkipped, InfraError
 from harness.images.blobs import hash_file, mark_checked, trusted, unchanged
 from harness.images.digest import Digest
@@ -84,8 +86,13 @@ class Downloader:
         attempts: int = 4,
         backoff_s: float = 1.0,
         limits: DownloadLimits | None = None,
+        cancel: Cancel = None,
     ):
+        """`cancel` (harness/cancel.py): once set, a download stops at its next chunk,
+        its retry waits and its wait for another process's download of the URL end,
+        raising Cancelled; the partial file stays, to resume."""
         self.cache = cache
+        self.cancel = cancel
         self.limits = limits or DownloadLimits()
         self.offline = offline
         self.progress = progress or (lambda name, done, total: None)
@@ -195,6 +202,7 @@ class Downloader:
             retry=retry_if_exception_type(Transient),
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.backoff_s, max=30),
+            sleep=lambda seconds: cancelling.sleep(self.cancel, seconds),
             reraise=True,
         )
 
@@ -214,7 +222,7 @@ class Downloader:
         )
         try:
             if path := _local(url):
-                hasher = _copy(url, path, part, digest, bound)
+                hasher = _copy(url, path, part, digest, bound, self.cancel)
             else:
                 pace = Pace(self.limits)
                 for attempt in self._retrying():
@@ -283,6 +291,7 @@ class Downloader:
             size = have
             with part.open(mode) as out:
                 while chunk := _read(response, size):
+                    cancelling.check(self.cancel)
                     if size + len(chunk) > bound.size:
                         _discard(part)
                         raise DownloadError(f"{url}: more than {bound}: stopped and deleted")
@@ -320,7 +329,12 @@ class Downloader:
         locks = self.cache / "locks"
         locks.mkdir(parents=True, exist_ok=True)
         with open(locks / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            while True:  # polled: another process may hold it for a whole download
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    cancelling.sleep(self.cancel, cancelling.POLL_S)
             yield
 
 
@@ -353,23 +367,26 @@ def _local(url: str) -> Path | None:
     return Path(unquote(parts.path))
 
 
-def _copy(url: str, source: Path, part: Path, digest: Digest | None, bound: _Bound) -> Any:
+def _copy(
+    url: str, source: Path, part: Path, digest: Digest | None, bound: _Bound, cancel: Cancel
+) -> Any:
     """A local file into `part` through the digest, bounded like a download."""
     hasher = _hasher(digest)
     size = 0
     try:
         with source.open("rb") as f, part.open("wb") as out:
             while block := f.read(CHUNK):
+                cancelling.check(cancel)
                 size += len(block)
                 if size > bound.size:
                     raise DownloadError(f"{url}: more than {bound}: stopped and deleted")
                 out.write(block)
                 hasher.update(block)
-    except (OSError, DownloadError) as e:
+    except BaseException as e:  # a refused or interrupted copy leaves no part
         _discard(part)
-        if isinstance(e, DownloadError):
-            raise
-        raise DownloadError(f"{url}: {e.strerror or e}") from e
+        if isinstance(e, OSError):
+            raise DownloadError(f"{url}: {e.strerror or e}") from e
+        raise
     return hasher
 
 

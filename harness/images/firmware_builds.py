@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import CellSkipped, ImageBuildError, UsageError
 from harness.firmware import host_aavmf, read_descriptors, uboot
 from harness.images.debian import Archive, extract
@@ -61,9 +63,11 @@ def firmware_build(
     mirror: str | None,
     offline: bool,
     notice: Callable[[str], None] = print,
+    cancel: Cancel = None,
 ) -> Firmware:
     """The build, from the cache, or fetched now (unless offline: CellSkipped); a
-    fetch is told to `notice` first."""
+    fetch is told to `notice` first, and stops (Cancelled, harness/cancel.py) once
+    `cancel` is set."""
     store = ImageStore(cache / "firmware")
     record = store.record(name)
     if record is None:
@@ -73,7 +77,7 @@ def firmware_build(
             f"firmware {name} is not fetched yet: fetching Debian {build.suite}'s "
             f"{build.package} now"
         )
-        _fetch(name, build, store, cache, mirror)
+        _fetch(name, build, store, cache, mirror, cancel)
         record = store.record(name)
         assert record is not None
     base = Path(record["path"])
@@ -104,26 +108,31 @@ def _plain_build(unpacked: Path, deb: Path) -> tuple[Path, Path]:
     return paths
 
 
-def _fetch(name: str, build: FirmwareBuild, store: ImageStore, cache: Path, mirror: str) -> None:
-    archive = Archive(cache / "apt", build.suite, mirror)
+def _fetch(
+    name: str, build: FirmwareBuild, store: ImageStore, cache: Path, mirror: str, cancel: Cancel
+) -> None:
+    archive = Archive(cache / "apt", build.suite, mirror, cancel=cancel)
     archive.update()
     package = archive.packages(build.package)[build.package]
     deb = archive.download(package)
+    cancelling.check(cancel)
     with store.building(name) as staging:
         unpacked = staging / "x"
         if build.package == UBOOT_PACKAGE:
-            extract(deb, unpacked, lambda path: path == UBOOT_BINARY)
+            extract(deb, unpacked, lambda path: path == UBOOT_BINARY, cancel)
             if not (unpacked / UBOOT_BINARY).is_file():
                 raise ImageBuildError(f"{deb.name}: no {UBOOT_BINARY}")
             shutil.move(unpacked / UBOOT_BINARY, staging / "u-boot.bin")
             main = staging / "u-boot.bin"
         else:
-            extract(deb, unpacked, lambda path: path.startswith(("usr/share/AAVMF/", DESCRIPTORS)))
+            wanted = ("usr/share/AAVMF/", DESCRIPTORS)
+            extract(deb, unpacked, lambda path: path.startswith(wanted), cancel)
             code, template = _plain_build(unpacked, deb)
             shutil.move(code, staging / "AAVMF_CODE.fd")
             shutil.move(template, staging / "AAVMF_VARS.fd")
             main = staging / "AAVMF_CODE.fd"
         shutil.rmtree(unpacked)
+        cancelling.check(cancel)
         store.publish(
             name,
             package.version.replace(":", "_"),

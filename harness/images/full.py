@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import ImageBuildError
 from harness.images import disk, grub
 from harness.images.recipes import Recipe, base_record, duration, expected_build_s
@@ -69,7 +70,7 @@ def _hooks(recipe: Recipe, work: Path) -> list[str]:
 
 
 def full_image(
-    recipe: Recipe, mirror: str, grub_modules: Path, work: Path, out: Path, log: Any
+    recipe: Recipe, mirror: str, grub_modules: Path, work: Path, out: Path, log: Any, cancel: Cancel
 ) -> dict[str, Any]:
     check_host()
     rootfs = work / "rootfs"
@@ -83,7 +84,9 @@ def full_image(
     how = f"its maintainer scripts under emulation (~{duration(expected)})"
     log(f"{recipe.name}: mmdebstrap, {how}")
     started = time.monotonic()
-    returncode, last = _mmdebstrap(argv, work / "mmdebstrap.log", recipe.name, expected, log)
+    returncode, last = _mmdebstrap(
+        argv, work / "mmdebstrap.log", recipe.name, expected, log, cancel
+    )
     if returncode != 0:
         raise ImageBuildError(f"mmdebstrap failed for {recipe.name}: {last or '(no output)'}")
     log(f"{recipe.name}: root file system in {time.monotonic() - started:.0f}s")
@@ -103,10 +106,12 @@ def full_image(
         f"initrd /boot/{initrd.name}\n"
         "boot\n"
     )
-    grub.efi_binary(recipe, grub_modules, grub_cfg, esp / grub.BOOT_FILE, extra_modules="ext2")
+    grub.efi_binary(
+        recipe, grub_modules, grub_cfg, esp / grub.BOOT_FILE, cancel, extra_modules="ext2"
+    )
     return {
         **base_record(recipe, "full"),
-        **disk.assemble(esp, rootfs, work, out),
+        **disk.assemble(esp, rootfs, work, out, cancel),
         "initramfs_modules": list(recipe.modules) or "initramfs-tools default (MODULES=most)",
         "files": {"disk": "disk.raw", "kernel": "vmlinuz", "initrd": "initrd.img"},
         "disk_format": "raw",
@@ -116,40 +121,27 @@ def full_image(
 
 
 def _mmdebstrap(
-    argv: list[str], output: Path, name: str, expected_s: float, log: Any, every_s: float = 30
+    argv: list[str],
+    output: Path,
+    name: str,
+    expected_s: float,
+    log: Any,
+    cancel: Cancel,
+    every_s: float = 30,
 ) -> tuple[int, str]:
     """Runs mmdebstrap, telling `log` every `every_s` seconds how long it has run (of
     `expected_s`) and its last line; returns (exit status, last line). It runs in its
-    own process group, stopped as a whole (TERM, then KILL) if the harness is
-    interrupted: its chroot helpers and qemu-user processes go with it."""
+    own process group, stopped as a whole (TERM, then KILL: harness/cancel.py) if the
+    harness is interrupted or `cancel` is set: its chroot helpers and qemu-user
+    processes go with it."""
     started = time.monotonic()
     with output.open("w") as sink:
         proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        told = started
-        while proc.poll() is None:
-            time.sleep(0.5)
-            if time.monotonic() - told >= every_s:
-                told = time.monotonic()
-                ran = duration(told - started)
-                log(f"{name}: mmdebstrap {ran} of ~{duration(expected_s)}: {_last_line(output)}")
-    except BaseException:
-        _stop_group(proc)
-        raise
-    return proc.returncode, _last_line(output)
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    # the wait stops the group when interrupted or cancelled
+    while (returncode := cancelling.wait(proc, cancel, every_s)) is None:
+        ran = duration(time.monotonic() - started)
+        log(f"{name}: mmdebstrap {ran} of ~{duration(expected_s)}: {_last_line(output)}")
+    return returncode, _last_line(output)
 
 
 def _last_line(path: Path) -> str:

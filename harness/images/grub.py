@@ -3,9 +3,10 @@ from the guest release's own arm64-efi modules (grub-efi-arm64-bin)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import ImageBuildError
 from harness.images.recipes import Recipe
 
@@ -30,8 +31,15 @@ def config(recipe: Recipe, custom: Path | None) -> str:
 
 
 def efi_binary(
-    recipe: Recipe, modules: Path, grub_cfg: Path, out: Path, extra_modules: str = ""
+    recipe: Recipe,
+    modules: Path,
+    grub_cfg: Path,
+    out: Path,
+    cancel: Cancel,
+    extra_modules: str = "",
 ) -> None:
+    """GRUB's EFI binary for `recipe` at `out`; raises ImageBuildError when the grub
+    tool fails, Cancelled once `cancel` is set (harness/cancel.py)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if recipe.grub == "rescue":
         # A core image whose prefix names a directory that does not exist: GRUB cannot
@@ -45,6 +53,6 @@ def efi_binary(
             "--locales=", "--themes=", "--fonts=",
             f"boot/grub/grub.cfg={grub_cfg}",
         ]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    proc = cancelling.run(argv, cancel, text=True)
     if proc.returncode != 0:
         raise ImageBuildError(f"{argv[0]} failed: {proc.stderr.strip()}")

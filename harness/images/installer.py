@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harness.cancel import Cancel
 from harness.errors import ImageBuildError
 from harness.images.debian import extract
 from harness.images.digest import file_digest
@@ -16,13 +17,13 @@ from harness.images.recipes import Recipe, base_record
 _TEXT = "/text/debian-installer/arm64/"
 
 
-def installer_image(recipe: Recipe, deb: Path, out: Path) -> dict[str, Any]:
+def installer_image(recipe: Recipe, deb: Path, out: Path, cancel: Cancel) -> dict[str, Any]:
     unpacked = out / "work"
 
     def wanted(path: str) -> bool:
         return _TEXT in path and path.endswith(("/linux", "/initrd.gz"))
 
-    got = extract(deb, unpacked, wanted)
+    got = extract(deb, unpacked, wanted, cancel)
     if len(got) != 2:
         raise ImageBuildError(f"{deb.name}: no text-mode netboot kernel and initrd")
     for name in got:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import lzma
 import struct
-import subprocess
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import ImageBuildError
 
 _SUFFIXES = (".ko", ".ko.xz", ".ko.zst")
@@ -31,13 +32,13 @@ def is_module(path: str) -> bool:
     return path.endswith(_SUFFIXES) and "/modules/" in path
 
 
-def read_module(path: Path) -> bytes:
-    """The module's ELF bytes, decompressed."""
+def read_module(path: Path, cancel: Cancel) -> bytes:
+    """The module's ELF bytes, decompressed (zstd stops once `cancel` is set)."""
     data = path.read_bytes()
     if path.name.endswith(".xz"):
         return lzma.decompress(data)
     if path.name.endswith(".zst"):
-        proc = subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=False)
+        proc = cancelling.run(["zstd", "-dc"], cancel, input=data)
         if proc.returncode != 0:
             raise ImageBuildError(f"cannot decompress {path} (is zstd installed?)")
         return proc.stdout
@@ -65,7 +66,10 @@ def modinfo(elf: bytes) -> dict[str, str]:
 
 
 def load_order(
-    wanted: Iterable[str], files: Mapping[str, Path], builtin: Collection[str] = ()
+    wanted: Iterable[str],
+    files: Mapping[str, Path],
+    builtin: Collection[str] = (),
+    cancel: Cancel = None,
 ) -> list[str]:
     """`wanted` and everything they depend on, each after its dependencies.
 
@@ -86,7 +90,7 @@ def load_order(
         if name in visiting:
             raise ImageBuildError(f"kernel module dependency loop through {name}")
         visiting.add(name)
-        for dep in modinfo(read_module(files[name])).get("depends", "").split(","):
+        for dep in modinfo(read_module(files[name], cancel)).get("depends", "").split(","):
             if dep:
                 visit(dep)
         order.append(name)

@@ -142,7 +142,7 @@ def fetch(entry: RemoteImage, downloader: Downloader, verify: bool = True) -> Im
     disk = got.get("disk")
     return Image(
         name=entry.name,
-        disk=unpack(disk.path, entry.compression) if disk else None,
+        disk=unpack(disk.path, entry.compression, downloader.cancel) if disk else None,
         disk_format=entry.format,
         kernel=got["kernel"].path if "kernel" in got else None,
         initrd=got["initrd"].path if "initrd" in got else None,

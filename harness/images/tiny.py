@@ -21,6 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness import cancel as cancelling
+from harness.cancel import Cancel
 from harness.errors import ImageBuildError
 from harness.images import cpio, disk, grub, kmod
 from harness.images.debian import Archive, Package, extract, versioned_kernel
@@ -46,13 +48,17 @@ Log = Callable[[str], None]
 
 class TinyBuilder:
     """Builds recipes; one builder asks apt about each suite once, however many
-    images of that suite it builds."""
+    images of that suite it builds. A build stops (Cancelled, harness/cancel.py)
+    between its steps and in its waits once `cancel` is set."""
 
-    def __init__(self, store: ImageStore, guest_files: Path, mirror: str, log: Log):
+    def __init__(
+        self, store: ImageStore, guest_files: Path, mirror: str, log: Log, cancel: Cancel = None
+    ):
         self.store = store
         self.guest_files = guest_files
         self.mirror = mirror
         self.log = log
+        self.cancel = cancel
         self._packages: dict[str, tuple[Archive, dict[str, Package]]] = {}
         self._unpacked: dict[tuple[Path, ...], Path] = {}
         self._scratch: Path | None = None
@@ -78,7 +84,7 @@ class TinyBuilder:
             target = self._scratch / str(len(self._unpacked))
             target.mkdir()
             for deb in key:
-                extract(deb, target, _wanted)
+                extract(deb, target, _wanted, self.cancel)
             self._unpacked[key] = target
         return self._unpacked[key]
 
@@ -88,7 +94,7 @@ class TinyBuilder:
 
     def _suite_locked(self, suite: str) -> tuple[Archive, dict[str, Package]]:
         if suite not in self._packages:
-            archive = Archive(self.store.cache / "apt", suite, self.mirror)
+            archive = Archive(self.store.cache / "apt", suite, self.mirror, cancel=self.cancel)
             archive.update()
             found = archive.packages("linux-image-arm64", "busybox-static", "grub-efi-arm64-bin")
             meta = found["linux-image-arm64"]
@@ -122,16 +128,18 @@ class TinyBuilder:
             started = time.monotonic()
             log(f"{recipe.name}: fetching {', '.join(map(_label, packages.values()))}")
             debs = {role: archive.download(pkg) for role, pkg in packages.items()}
+            cancelling.check(self.cancel)
             log(f"{recipe.name}: assembling ({time.monotonic() - started:.0f} s so far)")
             if recipe.kind == "installer":
-                record = installer_image(recipe, debs["installer"], staging)
+                record = installer_image(recipe, debs["installer"], staging, self.cancel)
             elif recipe.kind == "full":
                 modules = self._unpack(debs) / "usr/lib/grub/arm64-efi"
                 work = staging / "work"
                 work.mkdir()
-                record = full_image(recipe, self.mirror, modules, work, staging, log)
+                record = full_image(recipe, self.mirror, modules, work, staging, log, self.cancel)
             else:
                 record = self._assemble(recipe, debs, staging / "work", staging)
+            cancelling.check(self.cancel)
             record.update(
                 key=key,
                 recipe_digest=recipe_digest(recipe, self.guest_files),
@@ -162,7 +170,8 @@ class TinyBuilder:
             for path in unpacked.rglob("modules.builtin")
             for line in path.read_text().split()
         }
-        order = kmod.load_order(recipe.modules, modules, builtin)
+        order = kmod.load_order(recipe.modules, modules, builtin, self.cancel)
+        cancelling.check(self.cancel)
         busybox = _one(
             [p for p in (unpacked / "bin/busybox", unpacked / "usr/bin/busybox") if p.exists()],
             "busybox",
@@ -175,7 +184,7 @@ class TinyBuilder:
         esp = self._esp(recipe, unpacked, out, work / "esp", fault)
         return {
             **base_record(recipe, "built"),
-            **disk.assemble(esp, rootfs, work, out),
+            **disk.assemble(esp, rootfs, work, out, self.cancel),
             "initramfs_modules": order,
             "files": {
                 "disk": "disk.raw",
@@ -201,7 +210,8 @@ class TinyBuilder:
             archive.file("hook", (fault / "initramfs-hook").read_bytes(), 0o644)
         archive.file("etc/initramfs-modules", "".join(f"{m}\n" for m in order).encode())
         for name in order:
-            archive.file(f"lib/modules/{name}.ko", kmod.read_module(modules[name]))
+            cancelling.check(self.cancel)
+            archive.file(f"lib/modules/{name}.ko", kmod.read_module(modules[name], self.cancel))
         return archive.gzipped()
 
     def _rootfs(self, recipe: Recipe, busybox: Path, root: Path, fault: Path | None) -> Path:
@@ -242,7 +252,7 @@ class TinyBuilder:
         grub_cfg = esp.parent / "grub.cfg"
         grub_cfg.write_text(grub.config(recipe, custom))
         modules = _one(unpacked.glob("usr/lib/grub/arm64-efi"), "GRUB arm64-efi modules")
-        grub.efi_binary(recipe, modules, grub_cfg, esp / grub.BOOT_FILE)
+        grub.efi_binary(recipe, modules, grub_cfg, esp / grub.BOOT_FILE, self.cancel)
         return esp
 
 
