@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.console import marks
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import (
     CellImpossible,
@@ -92,13 +93,16 @@ class Console(Protocol):
 
 
 class Log(Protocol):
-    """Where the watch loop keeps the console's bytes: a ConsoleLog."""
+    """Where the watch loop keeps the console's bytes and the harness's marks: a
+    ConsoleLog."""
 
     def write(self, data: bytes) -> None: ...
+    def mark(self, line: bytes) -> None: ...
 
 
 class ConsoleLog:
-    """The console, byte for byte, up to a cap; a marker says where it was cut."""
+    """The console, byte for byte, up to a cap; the harness's marks (marks.py) say
+    where it was cut and where QEMU reset the guest."""
 
     def __init__(self, path: Path, cap: int):
         self._file = path.open("wb")
@@ -111,8 +115,15 @@ class ConsoleLog:
         self._file.write(data[: self._room])
         self._room -= len(data)
         if self._room <= 0:
-            self._file.write(b"\n[harness: console log capped at %d bytes]\n" % self._cap)
+            self._file.write(marks.cap_mark(self._cap))
         self._file.flush()
+
+    def mark(self, line: bytes) -> None:
+        """A harness mark at this point of the console, outside the cap (a mark cut in
+        two would be none); nothing once the log was cut."""
+        if self._room > 0:
+            self._file.write(line)
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -276,7 +287,7 @@ def _watch(
             if verdict is not None:
                 return verdict
         for event in qmp.events() if qmp is not None else ():
-            verdict = _on_event(event, watcher, clock())
+            verdict = _on_event(event, watcher, clock(), log, show)
             if verdict is not None:
                 return verdict
         step = watcher.tick(clock())
@@ -286,12 +297,19 @@ def _watch(
             return step
 
 
-def _on_event(event: Event, watcher: Watcher, now: float) -> Verdict | None:
+def _on_event(
+    event: Event, watcher: Watcher, now: float, log: Log, show: Show | None
+) -> Verdict | None:
     """What a QMP event means for the boot (qapi/run-state.json, qapi/block-core.json):
-    a RESET starts the guest again; a BLOCK_IO_ERROR (the drives are werror=stop) is the
-    host's disk failing, an error, never the guest's timeout."""
+    a RESET starts the guest again, its mark goes into the log (and the live view) where
+    it happened, for re-judging to count; a BLOCK_IO_ERROR (the drives are werror=stop)
+    is the host's disk failing, an error, never the guest's timeout."""
     if event.name == "RESET":
-        return watcher.reset(now)
+        mark = marks.reset_mark(watcher.resets + 1)
+        log.mark(mark)
+        if show is not None:
+            show(mark)
+        return watcher.reset(now, marks.RESET_LINES)
     if event.name == "BLOCK_IO_ERROR":
         data = event.data
         full = bool(data.get("nospace"))

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.console import formats, probe
+from harness.console import formats, marks, probe
 from harness.console.watcher import Verdict, Watcher
 from harness.model import Cell, Image, Login
 
@@ -63,13 +63,24 @@ def judge_log(path: Path, cell: Cell | None = None, image: Image | None = None) 
     """A saved console log judged as its cell was live, read in chunks (memory stays
     bounded). With them, a log of our own run: the login conversation in it was the
     harness's. Without: a log of unknown origin (default login, no ready pattern, no
-    transport check; a login prompt reached is its pass). Raises OSError if `path`
-    cannot be read."""
-    watcher = watcher_for(image, own_log=True) if image is not None else Watcher(Login())
+    transport check; a login prompt reached is its pass). A log with the harness's
+    reset marks (marks.py) has its resets counted from them, as the live boot counted
+    QEMU's events (Watcher.reset); one without, from its console text. Raises OSError
+    if `path` cannot be read."""
+    from_qemu = marks.has_resets(path, CHUNK)
+    if image is not None:
+        watcher = watcher_for(image, own_log=True, resets_from_qemu=from_qemu)
+    else:
+        watcher = Watcher(Login(), resets_from_qemu=from_qemu)
     with path.open("rb") as log:
         # A log another tool saved (LAVA's log.yaml, capture timestamps) is unwrapped first.
-        for chunk in formats.console_bytes(iter(lambda: log.read(CHUNK), b"")):
-            if watcher.feed(chunk, 0.0) is not None:
+        chunks = formats.console_bytes(iter(lambda: log.read(CHUNK), b""))
+        for piece in marks.split_resets(chunks) if from_qemu else chunks:
+            if isinstance(piece, marks.Reset):
+                verdict = watcher.reset(0.0, marks.RESET_LINES)
+            else:
+                verdict = watcher.feed(piece, 0.0)
+            if verdict is not None:
                 break
     verdict = watcher.end_of_log()
     return judged(cell, image, verdict) if cell is not None and image is not None else verdict

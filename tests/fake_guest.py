@@ -75,6 +75,9 @@ class Kept:
     def write(self, data: bytes) -> None:
         self.data += data
 
+    def mark(self, line: bytes) -> None:
+        self.data += line
+
 
 def watch(
     script: Sequence[Step],

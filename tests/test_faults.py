@@ -92,6 +92,10 @@ SAVED = {
     # Reboots on its first boot, then logs in: one restart is no reset-loop.
     "quirk-reboot-once.log": ("pass", "login", "login", "harness-shell-42-ok"),
     "reset-loop.log": ("fail", "userspace", "reset-loop", "Booting Linux on physical CPU"),
+    # The same two guests booted with QEMU's resets marked in the log: counted from the
+    # marks, as live (the loop at QEMU's 4th reset, whose boot printed nothing).
+    "quirk-reboot-once-marked.log": ("pass", "login", "login", "harness-shell-42-ok"),
+    "fault-reboot-marked.log": ("fail", "userspace", "reset-loop", "QEMU reported reset 4"),
     "uefi-shell.log": ("fail", "firmware", "firmware-no-boot", "UEFI Interactive Shell v2.2"),
     "mmio-only-on-pci-root-not-found.log": (
         "fail",
@@ -203,3 +207,12 @@ def test_a_guest_that_reboots_once_passes_and_one_that_always_reboots_is_a_reset
     assert "timeout to the prompt: 180 s" in (run / "report.md").read_text()  # in force
     rejudged = harness("classify", str(run))  # the saved logs tell the same resets
     assert rejudged.stdout.strip().endswith(f"0 verdict(s) would change in {run}"), rejudged.stdout
+    # Each reset QEMU reported is marked where it happened, the loop's last one too.
+    mark = b"[harness: QEMU reported guest reset "
+    assert (run / loop["log"]).read_bytes().count(mark) == 4
+    # The guest that reboots once, made to reboot three times on its way: a pass live
+    # (MAX_STUCK_RESETS) and, from its marks, re-judged.
+    first, _, rest = (run / once["log"]).read_bytes().partition(mark + b"1]\n")
+    thrice = tmp_path / "thrice.log"
+    thrice.write_bytes(b"".join(first + mark + b"%d]\n" % n for n in (1, 2, 3)) + rest)
+    assert harness("classify", str(thrice)).stdout.startswith("PASS"), thrice

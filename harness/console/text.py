@@ -63,11 +63,24 @@ class ConsoleText:
         self._held = ""  # an unfinished escape sequence
         self._partial = ""
         self._number = 1
+        self._skipped = 0  # lines others put into the log, counted at the next line end
 
     @property
     def partial(self) -> Line:
         """The text after the last line end: where prompts wait for input."""
         return Line(self._number, self._partial)
+
+    def skip(self, lines: int) -> int:
+        """`lines` newlines that the log holds here but the console did not send (a
+        harness mark, marks.py, the first of them ending the line it cut): line
+        numbers stay the log's. A line the mark cut in two keeps its first number; the
+        lines after it count them. Returns the number of the line after the first."""
+        after = self._number + self._skipped + 1
+        if self._partial or self._held:
+            self._skipped += lines
+        else:
+            self._number += lines
+        return after
 
     def feed(self, data: bytes) -> Iterator[Line]:
         """The lines that `data` completes, in order."""
@@ -83,7 +96,8 @@ class ConsoleText:
             self._partial += text[start : end.start()]
             yield Line(self._number, self._partial)
             self._partial = ""
-            self._number += end.group().count("\n")
+            self._number += end.group().count("\n") + self._skipped
+            self._skipped = 0
             start = end.end()
         self._partial += text[start:]
         while len(self._partial) > MAX_LINE:

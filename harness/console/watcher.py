@@ -22,8 +22,9 @@ Rules, beyond the pattern table:
 - A reset: a restart banner of the table, or the log's earliest lines (firmware we
   have no row for) seen again after bootloader or kernel output, or a once-per-start
   banner (U-Boot's) seen again after other output; the MAX_RESTARTS-th is a
-  `reset-loop`. After a reset the verdict's stage is the new boot's (stage_times keep
-  the first times).
+  `reset-loop`. Live, QEMU's reset events count instead (`reset`), and so do their
+  marks in our own saved log (marks.py, judge.py). After a reset the verdict's stage
+  is the new boot's (stage_times keep the first times).
 - Causes: an emergency shell after a root-not-found hint (a device systemd or dracut
   timed out on) is `root-not-found`, decided on the cause line. A hint that decides
   when repeated (dracut's devexists hook) decides when the same device is listed
@@ -148,19 +149,22 @@ class Watcher(Conversation):
         """The guest proved it is up (a shell computed, or the ready pattern showed)."""
         return self._talk in (Talk.SHELL, Talk.PROBING, Talk.PROVEN)
 
-    def reset(self, now: float) -> Verdict | None:
-        """QEMU reported a guest reset (a QMP RESET event): a new boot begins, and the
-        login conversation with it. The same stage reached again with no progress more
-        than MAX_STUCK_RESETS times is a reset-loop, decided at that reset."""
+    def reset(self, now: float, log_lines: int = 0) -> Verdict | None:
+        """QEMU reported a guest reset (a QMP RESET event, live, or its mark in our
+        own saved log): a new boot begins, and the login conversation with it. The
+        same stage reached again with no progress more than MAX_STUCK_RESETS times is
+        a reset-loop, decided at that reset. `log_lines`: the lines the reset's mark
+        adds to the console log here (marks.py), so line numbers stay the log's."""
         if self.verdict is not None:
             return self.verdict
+        mark = self._text.skip(log_lines) if log_lines else 0  # the mark's own line
         self.resets += 1
         cycle, best = STAGES.index(self._cycle), STAGES.index(self._best_cycle)
         self._stuck = self._stuck + 1 if self.resets > 1 and cycle <= best else 0
         self._best_cycle = STAGES[max(cycle, best)]
         if self._stuck > MAX_STUCK_RESETS:
             why = f"QEMU reported reset {self.resets}; each boot stopped at {self._cycle}"
-            return self._decide("fail", self.stage, "reset-loop", Line(0, why))
+            return self._decide("fail", self.stage, "reset-loop", Line(mark, why))
         self._start_over()
         self.prompt_at, self._talk, self._previous = None, Talk.WAITING, ""
         self._last_output = self._acted_at = now
