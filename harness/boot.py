@@ -118,6 +118,11 @@ class ConsoleLog:
             self._file.write(marks.cap_mark(self._cap))
         self._file.flush()
 
+    @property
+    def full(self) -> bool:
+        """The cap is reached: nothing more is kept."""
+        return self._room <= 0
+
     def mark(self, line: bytes) -> None:
         """A harness mark at this point of the console, outside the cap (a mark cut in
         two would be none); nothing once the log was cut."""

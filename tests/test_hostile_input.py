@@ -374,3 +374,30 @@ def test_a_reader_that_goes_away_is_not_a_success(tmp_path: Path) -> None:
     child.stdout.close()
     assert child.wait(timeout=60) == 141
     assert child.stderr.read() == ""
+
+
+@pytest.mark.parametrize("cap", [None, "64K"])
+def test_merge_caps_a_huge_console_log_as_the_runner_does(
+    cap: str | None, harness: Harness, tmp_path: Path
+) -> None:
+    """A shard's 200 MB console.log (sparse: no disk used) is kept up to --log-cap (64
+    MiB by default), then the runner's mark; other files are copied whole."""
+    from harness.console.marks import cap_mark
+    from harness.model import DEFAULT_LOG_CAP
+
+    run = make_run(tmp_path / "run")
+    cell = run / "cells" / "debian-12-tiny_none_virt_pci"
+    cell.mkdir(parents=True)
+    with (cell / "console.log").open("wb") as log:
+        log.write(b"[    0.000000] Booting Linux on physical CPU 0x0\r\n")
+        log.truncate(200 << 20)
+    (cell / "qemu.stderr").write_bytes(b"x" * 100_000)
+    options = ("--log-cap", cap) if cap else ()
+    proc = harness("merge", str(run), "--results", str(tmp_path / "m"), *options, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    merged = (tmp_path / "m" / "latest" / "cells" / cell.name).resolve()
+    limit = 64 << 10 if cap else DEFAULT_LOG_CAP
+    kept = (merged / "console.log").read_bytes()
+    assert kept.startswith(b"[    0.000000] Booting Linux")
+    assert kept[limit:] == cap_mark(limit) and len(kept) == limit + len(cap_mark(limit))
+    assert (merged / "qemu.stderr").stat().st_size == 100_000

@@ -9,10 +9,14 @@ import shutil
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from harness.commands.common import add_log_cap_argument
 
 if TYPE_CHECKING:
     from harness.matrix.rundir import RunDir
+
+LOG = "console.log"  # a cell's console, capped as the runner caps it (--log-cap)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--results", type=Path, help="where the merged run goes (default: results/)"
     )
     parser.add_argument("--baseline", type=Path, metavar="RUN", help="compare with RUN")
+    add_log_cap_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -51,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
     results = args.results or Workspace.locate(os.environ).results
     merged = RunDir.create(results, f"{profiles.pop()}-merged", merged_meta)
     try:
-        status = _fill(merged, shards, records, cells, args.baseline)
+        status = _fill(merged, shards, records, cells, args.baseline, args.log_cap)
     except BaseException:
         shutil.rmtree(merged.path, ignore_errors=True)  # half a run is no run
         raise
@@ -65,6 +70,7 @@ def _fill(
     records: list[list[dict[str, Any]]],
     cells: list[str],
     baseline: Path | None,
+    log_cap: int,
 ) -> int:
     from harness.report.compare import table
     from harness.report.results import verdict_exit
@@ -73,7 +79,8 @@ def _fill(
     for shard, shard_records in zip(shards, records, strict=True):
         for record in shard_records:
             merged.append(record)
-        for skipped in copy_regular_tree(shard.path / "cells", merged.path / "cells"):
+        cells_dir = shard.path / "cells"
+        for skipped in copy_regular_tree(cells_dir, merged.path / "cells", log_cap):
             print(f"harness merge: {skipped}: not a regular file, not copied", file=sys.stderr)
     reports = write_reports(merged, baseline)
     print(
@@ -84,11 +91,12 @@ def _fill(
     return verdict_exit(reports.final, len(cells), reports.comparison)
 
 
-def copy_regular_tree(source: Path, target: Path) -> list[Path]:
+def copy_regular_tree(source: Path, target: Path, log_cap: int) -> list[Path]:
     """Copies the directories and regular files under `source` into `target`; a
     symlink (to a file or a directory), FIFO, socket or device is not followed, not
-    opened for long and not copied: a shard is data from elsewhere. Returns what was
-    left out."""
+    opened for long and not copied: a shard is data from elsewhere. A console.log
+    keeps at most `log_cap` bytes, cut with the runner's mark (boot.ConsoleLog).
+    Returns what was left out."""
     left_out: list[Path] = []
     if not source.is_dir() or source.is_symlink():
         return left_out
@@ -101,12 +109,12 @@ def copy_regular_tree(source: Path, target: Path) -> list[Path]:
                 subdirs.remove(name)
                 left_out.append(here / name)
         for name in files:
-            if not _copy_regular(here / name, into / name):
+            if not _copy_regular(here / name, into / name, log_cap if name == LOG else None):
                 left_out.append(here / name)
     return left_out
 
 
-def _copy_regular(source: Path, target: Path) -> bool:
+def _copy_regular(source: Path, target: Path, cap: int | None) -> bool:
     try:
         # O_NOFOLLOW: a symlink fails to open; O_NONBLOCK: a FIFO opens at once
         # (and is then seen by fstat) instead of waiting for a writer forever.
@@ -118,8 +126,25 @@ def _copy_regular(source: Path, target: Path) -> bool:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return False
-        with open(fd, "rb", closefd=False) as src, target.open("wb") as dst:
-            shutil.copyfileobj(src, dst)
+        with open(fd, "rb", closefd=False) as src:
+            if cap is None:
+                with target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            else:
+                _copy_capped(src, target, cap)
     finally:
         os.close(fd)
     return True
+
+
+def _copy_capped(source: BinaryIO, target: Path, cap: int) -> None:
+    """`source` into `target` as the runner keeps a console: its first `cap` bytes,
+    then the cap's mark if there was more; nothing past the cap is read."""
+    from harness.boot import ConsoleLog
+
+    log = ConsoleLog(target, cap)
+    try:
+        while not log.full and (chunk := source.read(min(1 << 20, cap + 1))):
+            log.write(chunk)
+    finally:
+        log.close()
