@@ -401,3 +401,30 @@ def test_merge_caps_a_huge_console_log_as_the_runner_does(
     assert kept.startswith(b"[    0.000000] Booting Linux")
     assert kept[limit:] == cap_mark(limit) and len(kept) == limit + len(cap_mark(limit))
     assert (merged / "qemu.stderr").stat().st_size == 100_000
+
+
+def test_resume_reads_its_own_results_line_by_line_past_the_whole_file_limit(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The run's own results.jsonl (under its lock) has no whole-file limit: 66 MiB of
+    records (a long history of resumes) resume, its torn last line set aside; a line
+    longer than a record can be is one line naming it. Read as data from elsewhere
+    (compare), the same file is refused by its size."""
+    from harness.matrix.rundata import MAX_RECORD_LINE, MAX_RESULTS
+
+    line = json.dumps({**RECORD, "detail": "x" * (600 << 10)}).encode()
+    count = MAX_RESULTS // len(line) + 2
+    run = make_run(tmp_path / "run", [line] * count)
+    with (run / "results.jsonl").open("ab") as jsonl:
+        jsonl.write(line[:1000])  # cut short by a crash
+    assert (run / "results.jsonl").stat().st_size > MAX_RESULTS
+    proc = harness("matrix", "--resume", str(run), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "its last line was cut short (1000 bytes" in proc.stderr
+    assert (run / "results.jsonl").read_bytes().count(b"\n") == count
+    line = one_line_error(harness("compare", str(run), str(run), timeout=60))
+    assert line.endswith("larger than 64 MiB: not run data")
+    too_long = json.dumps({**RECORD, "detail": "x" * MAX_RECORD_LINE}).encode()
+    run = make_run(tmp_path / "long", [json.dumps(RECORD).encode(), too_long])
+    line = one_line_error(harness("matrix", "--resume", str(run), timeout=60))
+    assert line.endswith(f"{run / 'results.jsonl'}:2: longer than 1 MiB: not a record")

@@ -23,6 +23,9 @@ MAX_META = 16 << 20
 # results.jsonl and results.json: a nightly writes a few MiB; far more is not a run
 # (e.g. `compare RUN /dev/zero`), and is refused before it fills the memory.
 MAX_RESULTS = 64 << 20
+# One line of a run's own results.jsonl (a record is a few KiB): read line by line,
+# the file itself may grow past MAX_RESULTS (many repeats, a long --resume history).
+MAX_RECORD_LINE = 1 << 20
 
 
 def read_bounded(path: Path, limit: int) -> bytes:

@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from harness.atomic import write_atomic
 from harness.errors import InfraError, UsageError
 from harness.matrix.rundata import (
     MAX_META,
+    MAX_RECORD_LINE,
     MAX_RESULTS,
     check,
     load_json,
@@ -139,16 +140,25 @@ class RunDir:
         path = self.path / RESULTS
         if not path.exists():
             return b""
-        data = read_bounded(path, MAX_RESULTS)
-        if not data or data.endswith(b"\n"):
+        # Only the end is read: a line is at most MAX_RECORD_LINE, whatever the file's size.
+        try:
+            with path.open("rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                start = f.seek(max(0, size - MAX_RECORD_LINE - 1))
+                tail = f.read()
+        except OSError as e:
+            raise UsageError(f"{path}: cannot read it: {e.strerror or e}") from e
+        if not tail or tail.endswith(b"\n"):
             return b""
-        keep = data.rfind(b"\n") + 1
+        cut = tail.rfind(b"\n") + 1
+        if not cut and start:
+            raise UsageError(f"{path}: its last line is longer than a record can be: not run data")
         with (self.path / TORN).open("ab") as torn:
-            torn.write(data[keep:] + b"\n")
+            torn.write(tail[cut:] + b"\n")
             torn.flush()
             os.fsync(torn.fileno())
-        os.truncate(path, keep)
-        return data[keep:]
+        os.truncate(path, start + cut)
+        return tail[cut:]
 
     def records(self) -> list[dict[str, Any]]:
         """Every complete line of results.jsonl, each checked against results.schema.json's
@@ -157,11 +167,9 @@ class RunDir:
         path = self.path / RESULTS
         if not path.exists():
             return []
-        data = read_bounded(path, MAX_RESULTS)
-        lines = data.split(b"\n")[:-1]  # the part after the last newline is torn or empty
         check_record = None
         records = []
-        for number, line in enumerate(lines, 1):
+        for number, line in self._lines(path):
             where = f"{path}:{number}"
             record = parse_json(line, where)
             if line not in self._checked:
@@ -170,6 +178,31 @@ class RunDir:
                 self._checked.add(line)
             records.append(record)
         return records
+
+    def _lines(self, path: Path) -> Iterator[tuple[int, bytes]]:
+        """The complete lines of results.jsonl, numbered from 1, without their
+        newlines (the part after the last newline is torn or empty). A run this
+        process holds the lock of is its own, written by the harness: read line by
+        line, each at most MAX_RECORD_LINE. Another run's is data from elsewhere: the
+        whole file at most MAX_RESULTS. UsageError beyond those or if unreadable."""
+        if self._lock is None:
+            yield from enumerate(read_bounded(path, MAX_RESULTS).split(b"\n")[:-1], 1)
+            return
+        try:
+            with path.open("rb") as f:
+                for number, line in enumerate(
+                    iter(lambda: f.readline(MAX_RECORD_LINE + 1), b""), 1
+                ):
+                    if not line.endswith(b"\n"):
+                        if len(line) > MAX_RECORD_LINE:
+                            raise UsageError(
+                                f"{path}:{number}: longer than {MAX_RECORD_LINE >> 20} MiB: "
+                                "not a record"
+                            )
+                        return
+                    yield number, line[:-1]
+        except OSError as e:
+            raise UsageError(f"{path}: cannot read it: {e.strerror or e}") from e
 
     def done(self) -> set[tuple[str, int]]:
         """(cell, repeat) pairs with a verdict; errors count as not done, so a
