@@ -428,3 +428,21 @@ def test_resume_reads_its_own_results_line_by_line_past_the_whole_file_limit(
     run = make_run(tmp_path / "long", [json.dumps(RECORD).encode(), too_long])
     line = one_line_error(harness("matrix", "--resume", str(run), timeout=60))
     assert line.endswith(f"{run / 'results.jsonl'}:2: longer than 1 MiB: not a record")
+
+
+def test_the_report_lists_no_k_among_the_options_that_changed_verdicts(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """-k picks the cells; only options that change verdicts are listed (--smp here).
+    An earlier results.json that still lists the keyword is read as before."""
+    from harness.report.pages import run_options
+
+    run = make_run(tmp_path / "run", smp=2)  # run with -k CELL
+    proc = harness("matrix", "--resume", str(run), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = (run / "report.html").read_text()
+    assert "Options that changed verdicts: --smp 2</p>" in page
+    assert json.loads((run / "results.json").read_text())["options"] == {"repeat": 1, "smp": 2}
+    assert run_options({"keyword": CELL, "timeout": 9}) == (
+        "--timeout 9 (instead of matrix.yaml's timeouts)",
+    )

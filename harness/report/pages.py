@@ -95,8 +95,6 @@ def run_options(options: dict[str, Any]) -> tuple[str, ...]:
         shown.append(f"--repeat {options['repeat']}")
     if options.get("smp", 1) > 1:
         shown.append(f"--smp {options['smp']}")
-    if options.get("keyword"):
-        shown.append(f"-k {options['keyword']!r}")
     return tuple(shown)
 
 

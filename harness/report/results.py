@@ -113,8 +113,9 @@ def results_document(
 
 
 # The command-line options of `harness matrix` that can change verdicts, as run.json
-# keeps them.
-OPTION_KEYS = ("timeout", "repeat", "smp", "keyword")
+# keeps them (--repeat makes `unstable`). Not -k (the run's keyword): it picks the
+# cells, it changes no verdict.
+OPTION_KEYS = ("timeout", "repeat", "smp")
 
 
 def run_options_of(meta: dict[str, Any]) -> dict[str, Any]:
