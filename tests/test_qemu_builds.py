@@ -5,6 +5,7 @@ and booting the tiny guest on a machine type the host's QEMU does not have."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,29 @@ def test_qemu_yaml_errors_are_one_line(tmp_path: Path, harness: Harness) -> None
     assert proc.stderr.strip().splitlines() == [
         "harness qemu: unknown QEMU build qemu-nope; builds: qemu-trixie"
     ]
+
+
+def test_a_second_build_asks_the_mirror_once_and_no_apt(
+    trixie: QemuBuild, harness: Harness, tmp_path: Path
+) -> None:
+    """Made (or found) by the fixture, the build was resolved from the mirror's index
+    as it still is: `qemu build` again takes it after one request for the InRelease,
+    without apt (an apt that fails is never run). Where the index differs (another
+    mirror here), apt resolves the packages again."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("apt-get", "apt-cache"):
+        (fake / tool).write_text("#!/bin/sh\necho 'E: the fake apt was asked' >&2\nexit 100\n")
+        (fake / tool).chmod(0o755)
+    env = {"PATH": f"{fake}:{os.environ['PATH']}"}
+    again = harness("qemu", "build", "qemu-trixie", env=env, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"qemu-trixie: QEMU {trixie.qemu_version} " in again.stdout
+    assert str(trixie.qemu) in again.stdout
+    mirror = tmp_path / "mirror"
+    (mirror / "dists" / "trixie").mkdir(parents=True)
+    (mirror / "dists" / "trixie" / "InRelease").write_text("another index\n")
+    env["HARNESS_DEBIAN_MIRROR"] = f"file://{mirror}"
+    other = harness("qemu", "build", "qemu-trixie", env=env, timeout=120)
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert "the fake apt was asked" in other.stderr

@@ -9,6 +9,7 @@ registry host name lives in this code.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -84,6 +85,35 @@ def probe_mirror(mirror: str, suites: Iterable[str], timeout_s: float = 3.0) -> 
         if status:
             return f"{mirror} has no dists/{suite}/InRelease nor Release ({status})"
     return ""
+
+
+# The most of an InRelease read to compare it (trixie's is 140 KB).
+MAX_INDEX = 4 << 20
+
+
+def index_digest(mirror: str, suite: str, timeout_s: float = 10.0) -> str | None:
+    """The sha256 of the mirror's dists/<suite>/InRelease as it is now (one request;
+    the signed index names every Packages file, so the same digest is the same
+    packages), or None when it cannot be had (no such file, no answer, too large)."""
+    import requests
+
+    url = f"{mirror}/dists/{suite}/InRelease"
+    digest = hashlib.sha256()
+    try:
+        if url.startswith("file:"):
+            with Path(urlsplit(url).path).open("rb") as f:
+                data = f.read(MAX_INDEX + 1)
+        else:
+            with requests.get(url, timeout=timeout_s, stream=True) as answer:
+                if not answer.ok:
+                    return None
+                data = answer.raw.read(MAX_INDEX + 1, decode_content=True)
+    except (OSError, requests.RequestException):
+        return None
+    if len(data) > MAX_INDEX:
+        return None
+    digest.update(data)
+    return digest.hexdigest()
 
 
 # How the resolver's failure reads through requests and urllib3.
@@ -193,6 +223,17 @@ class Archive:
                 f"deb [arch={self.arch} signed-by={KEYRING}] {self.mirror} {self.suite} main\n"
             )
             self._apt("apt-get", "update", "-q")
+
+    def index_digest(self) -> str | None:
+        """The sha256 of the InRelease the last `update` got (what apt resolves
+        from), or None if there is none."""
+        found = sorted((self.root / "lists").glob(f"*_dists_{self.suite}_InRelease"))
+        if len(found) != 1:
+            return None
+        try:
+            return hashlib.sha256(found[0].read_bytes()).hexdigest()
+        except OSError:
+            return None
 
     def packages(self, *names: str) -> dict[str, Package]:
         """The candidate versions of `names`, in one apt-cache call (each costs the
