@@ -18,9 +18,11 @@ it wrote itself): a host whose libvirt someone configured is never changed.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ BINDING = "pip install libvirt-python (builds against libvirt-dev with pkg-confi
 START = "python -m harness.libvirt_host (as root; `make setup` runs it)"
 # The daemons' own pid files (libvirt's src/remote/libvirtd.conf, src/logging/).
 PID_FILES = {"virtlogd": Path("/run/virtlogd.pid"), "libvirtd": Path("/run/libvirtd.pid")}
+# libvirtd answers a connection in milliseconds; a stopped (SIGSTOP) or hung one never
+# does, and libvirt's client waits for it without a timeout of its own.
+ANSWER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Daemon:
     version: str = ""
     why: str = ""
     fix: str = ""
+    hung: bool = False  # running, but it did not answer within ANSWER_S
 
     @property
     def usable(self) -> bool:
@@ -73,30 +79,63 @@ def version_text(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
-def probe(target: str) -> Daemon:
-    """Connects to `target` once and says whether libvirt cells can run there."""
+def probe(target: str, answer_s: float = ANSWER_S) -> Daemon:
+    """Connects to `target` once and says whether libvirt cells can run there. A
+    daemon that does not answer within `answer_s` seconds is `hung` (its connection
+    is left to a daemon thread, closed if it ever answers): never waits longer."""
     libvirt = binding()
     if libvirt is None:
         return Daemon(target, why="the libvirt Python binding is not installed", fix=BINDING)
+    answers: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def connect() -> None:
+        try:
+            conn = libvirt.open(target)
+            try:
+                answers.put(("version", version_text(conn.getLibVersion())))
+            finally:
+                conn.close()
+        except libvirt.libvirtError as e:
+            answers.put(("error", str(e.get_error_message())))
+
+    threading.Thread(target=connect, name="libvirt-probe", daemon=True).start()
     try:
-        conn = libvirt.open(target)
-    except libvirt.libvirtError as e:
-        fix = START if shutil.which("libvirtd") else INSTALL
-        if target != DEFAULT_URI:  # starting the system daemon would not help this URI
-            fix = f"check ${URI_ENV} ({target}), or unset it for {DEFAULT_URI}"
-        return Daemon(target, why=f"no libvirt at {target}: {e.get_error_message()}", fix=fix)
+        kind, text = answers.get(timeout=answer_s)
+    except queue.Empty:
+        return _hung(target, answer_s)
+    if kind == "version":
+        return Daemon(target, version=text)
+    fix = START if shutil.which("libvirtd") else INSTALL
+    if target != DEFAULT_URI:  # starting the system daemon would not help this URI
+        fix = f"check ${URI_ENV} ({target}), or unset it for {DEFAULT_URI}"
+    return Daemon(target, why=f"no libvirt at {target}: {text}", fix=fix)
+
+
+def _hung(target: str, answer_s: float) -> Daemon:
+    """A daemon that accepted the connection but never answered: stopped or hung."""
+    why = f"the libvirt daemon at {target} does not answer within {answer_s:g} s (stopped or hung)"
+    if target != DEFAULT_URI:
+        return Daemon(target, why=why, fix=f"check the daemon behind ${URI_ENV}", hung=True)
+    pid = _pid("libvirtd")
+    if pid is None:
+        return Daemon(target, why=why, fix="restart libvirtd", hung=True)
+    why = f"libvirtd (pid {pid}) at {target} does not answer within {answer_s:g} s"
+    fix = f"kill -CONT {pid} if it was stopped, else restart it: kill {pid}; {START}"
+    return Daemon(target, why=why, fix=fix, hung=True)
+
+
+def _pid(name: str) -> int | None:
+    """The pid of daemon `name` from its pid file, if that process exists."""
     try:
-        return Daemon(target, version=version_text(conn.getLibVersion()))
-    finally:
-        conn.close()
+        pid = int(PID_FILES[name].read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
 def _running(name: str) -> bool:
-    try:
-        os.kill(int(PID_FILES[name].read_text().strip()), 0)
-    except (OSError, ValueError):
-        return False
-    return True
+    return _pid(name) is not None
 
 
 def start(target: str, wait_s: float = 15.0) -> Daemon:
@@ -104,8 +143,8 @@ def start(target: str, wait_s: float = 15.0) -> Daemon:
     system service would) unless they are running, then waits up to `wait_s` seconds
     for `target` to answer. Returns what probe() then says; never raises."""
     found = probe(target)
-    if found.usable or binding() is None:
-        return found
+    if found.usable or found.hung or binding() is None:
+        return found  # a hung daemon is running: starting another would not help
     if os.geteuid() != 0:
         return Daemon(target, why=f"{found.why}; only root starts the system daemon", fix=START)
     missing = [d for d in PID_FILES if shutil.which(d) is None]
@@ -128,12 +167,12 @@ def start(target: str, wait_s: float = 15.0) -> Daemon:
 
 def main() -> int:
     """`python -m harness.libvirt_host`: start the daemon if it can be; exit 0 when
-    libvirt is usable, 1 with the reason and the fix on one line each when not."""
+    libvirt is usable, 1 with the reason and the fix on one line when not."""
     found = start(uri(os.environ))
     if found.usable:
         print(f"libvirt {found.version} at {found.uri}")
         return 0
-    print(f"libvirt not usable: {found.why}\n  fix: {found.fix}", file=sys.stderr)
+    print(f"libvirt not usable: {found.why} (fix: {found.fix})", file=sys.stderr)
     return 1
 
 

@@ -309,3 +309,40 @@ def test_a_libvirt_cell_boots_with_the_cpus_asked_for_and_refuses_qemu_args(
     argv = json.loads((tmp_path / "result.json").read_text())["qemu"]["argv"]
     assert argv[argv.index("-smp") + 1].startswith("2,"), argv
     assert ET.parse(tmp_path / "domain.xml").getroot().findtext("vcpu") == "2"
+
+
+def test_a_stopped_daemon_is_one_line_and_a_skip_not_a_hang(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    """A libvirt daemon that is running but stopped (SIGSTOP) accepts the connection
+    and never answers; libvirt's client would wait for ever. `make setup`'s start
+    gives up after ANSWER_S with one line naming the daemon, a libvirt cell is a skip
+    with that reason. The daemon here is a process of the test's own, listening on
+    the socket $HARNESS_LIBVIRT_URI names, then stopped: the system's is not touched."""
+    from harness.libvirt_host import ANSWER_S
+
+    sock = tmp_path / "libvirt-sock"
+    listen = f"import socket, time; s = socket.socket(socket.AF_UNIX); s.bind({str(sock)!r}); "
+    listen += "s.listen(16); print('ready', flush=True); time.sleep(600)"
+    daemon = subprocess.Popen([sys.executable, "-c", listen], stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout is not None and daemon.stdout.readline() == "ready\n"
+        os.kill(daemon.pid, signal.SIGSTOP)
+        env = {"HARNESS_LIBVIRT_URI": f"qemu+unix:///system?socket={sock}"}
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.libvirt_host"],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=60,
+        )  # fmt: skip
+        assert time.monotonic() - started < ANSWER_S + 20
+        assert proc.returncode == 1
+        (line,) = proc.stderr.splitlines()
+        assert f"at {env['HARNESS_LIBVIRT_URI']} does not answer within 10 s" in line, line
+        assert "(fix: check the daemon behind $HARNESS_LIBVIRT_URI)" in line
+        cell = "debian-12-tiny/none/virt/libvirt-pci"
+        run = harness("run", cell, "--quiet", "--out", str(tmp_path / "out"), env=env, timeout=60)
+        assert run.stdout.startswith(f"SKIP {cell}"), run.stdout + run.stderr
+        assert "does not answer within 10 s (stopped or hung)" in run.stderr
+    finally:
+        daemon.kill()
+        daemon.wait()
