@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.errors import UsageError
+from harness.firmware import code_file_problem
 from harness.host import Host
 from harness.model import HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT, NO_FIRMWARE, Cell
 
@@ -16,11 +17,14 @@ DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOO
 
 def axis_problem(axis: str, value: str, choices: Collection[str]) -> str:
     """Why `value` is not a valid image, firmware or transport ("" when it is): one
-    line naming it and listing `choices` (a firmware may also be a CODE file)."""
+    line naming it and listing `choices` (a firmware may also be a CODE file, with
+    its VARS template beside it: firmware.code_file_problem)."""
     if axis == "transport":
         choices = TRANSPORTS
-    if value in choices or (axis == "firmware" and Path(value).is_file()):
+    if value in choices:
         return ""
+    if axis == "firmware" and Path(value).is_file():
+        return code_file_problem(value)
     listed = ", ".join(choices) + (", or a firmware CODE file" if axis == "firmware" else "")
     return f"{axis} {value!r} is not one of: {listed}"
 

@@ -114,6 +114,25 @@ def host_uboot(paths: Iterable[Path] = UBOOT_PATHS) -> Firmware:
     )
 
 
+def vars_template(code: Path) -> Path:
+    """The VARS template that goes with CODE image `code`: the file beside it whose
+    name has VARS for CODE (vars for code), as AAVMF_CODE.fd and AAVMF_VARS.fd."""
+    return code.with_name(code.name.replace("CODE", "VARS").replace("code", "vars"))
+
+
+def code_file_problem(name: str) -> str:
+    """Why firmware `name`, a path to a CODE image, cannot boot a cell ("" when it
+    can): a file with its VARS template beside it (vars_template). Read by the cell
+    and matrix checks before anything boots, and by resolve()."""
+    code = Path(name)
+    template = vars_template(code)
+    if not code.is_file():
+        return f"firmware {name}: no such file"
+    if template == code or not template.is_file():
+        return f"firmware {name}: no VARS template beside it ({template.name})"
+    return ""
+
+
 def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmware:
     """`none`, `aavmf`, `aavmf-noacpi` (the same build, QEMU's ACPI tables off), `uboot`
     or a path to a CODE image (its VARS template beside it). Raises InfraError when the
@@ -131,14 +150,13 @@ def resolve(name: str, descriptors: Iterable[Descriptor], machine: str) -> Firmw
             )
         code, template = found.code, found.vars_template
     else:
-        code = Path(name)
-        template = code.with_name(code.name.replace("CODE", "VARS").replace("code", "vars"))
+        code, template = Path(name), vars_template(Path(name))
         if not code.is_file():
             raise UsageError(
                 f"firmware {name!r} is neither none, aavmf, aavmf-noacpi, uboot nor a file"
             )
-        if template == code or not template.is_file():
-            raise UsageError(f"firmware {name}: no VARS template beside it ({template.name})")
+        if problem := code_file_problem(name):
+            raise UsageError(problem)
     for path in (code, template):
         if not path.is_file():
             raise InfraError(f"firmware file {path} is missing: apt-get install qemu-efi-aarch64")

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from conftest import Harness
 
 from harness.cells import check_cell
 from harness.errors import UsageError
@@ -49,3 +52,29 @@ def test_each_bad_part_is_named_with_the_valid_choices() -> None:
 
 def test_a_good_cell_passes_the_check() -> None:
     check_cell(Cell.parse("debian-12-tiny/none/virt-2.6/mmio"), ["debian-12-tiny"], HOST)
+
+
+def test_a_code_file_without_its_vars_template_is_refused_before_anything_boots(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # It used to pass the check (a file) and fail at boot as a UsageError, which
+    # stopped a whole matrix after its first boots; it is now the cell's bad input.
+    code = tmp_path / "MY_CODE.fd"
+    code.write_bytes(bytes(1 << 16))
+    with pytest.raises(UsageError, match=r"no VARS template beside it \(MY_VARS.fd\)"):
+        check_cell(Cell("debian-12-tiny", str(code), "virt", "pci"), ["debian-12-tiny"], HOST)
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        "profiles:\n  p:\n"
+        "    matrix: {image: debian-12-tiny, firmware: none, machine: virt, transport: pci}\n"
+        f"    include: [{{image: debian-12-tiny, firmware: {code}, machine: virt, transport: pci}}]\n"
+    )
+    results = tmp_path / "r"
+    proc = harness("matrix", "--matrix", str(matrix), "--profile", "p", "--results", str(results))
+    assert proc.returncode == 2 and not results.exists(), proc.stdout + proc.stderr
+    assert proc.stderr == (
+        f"harness matrix: {matrix}:4: profiles.p.include[0].firmware: "
+        f"firmware {code}: no VARS template beside it (MY_VARS.fd)\n"
+    )
+    (tmp_path / "MY_VARS.fd").write_bytes(bytes(1 << 16))
+    check_cell(Cell("debian-12-tiny", str(code), "virt", "pci"), ["debian-12-tiny"], HOST)
