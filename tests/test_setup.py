@@ -23,7 +23,9 @@ from conftest import ROOT, Harness
 from http_server import Served, Server
 
 from harness.commands.common import Memo, discover_host, load_plan, open_catalog, prepare
+from harness.commands.sharding import plan_cost
 from harness.errors import ImageBuildError
+from harness.matrix.shard import costs
 from harness.model import Cell, Firmware, Image
 from harness.runner import CellSetup
 
@@ -119,7 +121,7 @@ def test_an_image_or_firmware_that_cannot_be_had_is_its_cells_error_while_others
     assert os.path.islink(cache / "built")
 
 
-def test_setup_takes_the_values_it_needs_not_the_command_line() -> None:
+def test_setup_takes_the_values_it_needs_not_the_command_line(tmp_path: Path) -> None:
     catalog = open_catalog(offline=True, verify=False, log=lambda _: None)
     assert catalog.offline and not catalog.verify
     host = discover_host(None, catalog)
@@ -127,6 +129,9 @@ def test_setup_takes_the_values_it_needs_not_the_command_line() -> None:
     # -k matches words inside the id, as pytest's does: libvirt-pci and pcie-port too
     assert plan.cells and all("pci" in p.cell.transport for p in plan.cells)
     assert all(p.cell.firmware != "aavmf" for p in plan.cells)
+    # what each cell costs (--durations, --db): values too, estimates with no history
+    cost = plan_cost(None, tmp_path / "history.sqlite", tmp_path, "list")
+    assert [cost(p) for p in plan.cells] == [costs({})(p) for p in plan.cells]
 
 
 BUILD_ON_WORKERS = r"""

@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
         from harness.commands.sharding import plan_cost
         from harness.matrix.shard import load_of, shard
 
-        cost = plan_cost(args, catalog.workspace.results, "list")
+        cost = plan_cost(args.durations, args.db, catalog.workspace.results, "list")
         plan = shard(plan, args.shard, cost)
         print(f"shard {args.shard}: about {load_of(plan.cells, cost):.0f} s of boots")
     runnable = 0

@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
         _as_recorded(args, run.meta())
     plan = load_plan(catalog, host, args.profile, args.matrix, args.keyword)
     results = run.path.parent if args.resume else args.results or workspace.results
-    cost = plan_cost(args, results, "matrix")
+    cost = plan_cost(args.durations, args.db, results, "matrix")
     if args.shard and not args.resume:  # a resumed run keeps the cells it planned
         plan = shard(plan, args.shard, cost)
     if args.resume:

@@ -36,19 +36,20 @@ def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def plan_cost(args: argparse.Namespace, results: Path, say: str) -> Cost:
-    """Seconds each cell is expected to take: recorded (--durations, else the
-    history) where known, else estimated. A bad --durations is the user's error
-    (UsageError); an unreadable history is one line on stderr and estimates."""
+def plan_cost(durations: Path | None, db: Path | None, results: Path, say: str) -> Cost:
+    """Seconds each cell is expected to take: recorded (`durations`, a run or its
+    results.json, else the history `db`, None: the default beside `results`) where
+    known, else estimated. A bad `durations` is the user's error (UsageError); an
+    unreadable history is one line on stderr, naming command `say`, and estimates."""
     from harness.errors import UsageError
     from harness.history.db import history_path
     from harness.matrix.shard import costs, recorded_durations
 
-    history = history_path(args.db, os.environ, results)
+    history = history_path(db, os.environ, results)
     try:
-        return costs(recorded_durations(args.durations, history))
+        return costs(recorded_durations(durations, history))
     except UsageError as e:
-        if args.durations is not None:
+        if durations is not None:
             raise
         print(f"harness {say}: {e}; estimating instead", file=sys.stderr)
         return costs({})
