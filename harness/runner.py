@@ -60,12 +60,13 @@ def run_cell(
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     clock = time.monotonic()
     digests = ["", ""]
+    qemu = [host]  # the cell's QEMU build, once known: what an error result names
 
     def error(reason: str, detail: str, stage: str = "none") -> CellResult:
         return CellResult(
             cell, Outcome.ERROR, stage, reason, detail=detail, started_at=started,
-            host=host.facts(), duration_s=time.monotonic() - clock, image_digest=digests[0],
-            firmware_digest=digests[1], log_path=_log_path(out),
+            host=qemu[0].facts(), duration_s=time.monotonic() - clock,
+            image_digest=digests[0], firmware_digest=digests[1], log_path=_log_path(out),
         )  # fmt: skip
 
     try:
@@ -79,14 +80,14 @@ def run_cell(
         impossible = why_impossible(image, firmware)
         if impossible:
             raise CellImpossible(f"cell {cell}: {impossible}")
-        built = setup.host(cell) if setup.host is not None else host  # its QEMU build
+        built = qemu[0] = setup.host(cell) if setup.host is not None else host
         launch = boot if launcher(cell.transport) == "qemu" else libvirt_boot.boot
         finished = launch(cell, image, firmware, built, out, options, show, say)
         result = _from_boot(cell, finished, built, out, image, firmware, started)
     except QemuLaunchError as e:
-        qemu = {"binary": host.qemu, "version": host.qemu_version, "argv": e.argv}
+        launched = {"binary": qemu[0].qemu, "version": qemu[0].qemu_version, "argv": e.argv}
         result = dataclasses.replace(
-            error(e.reason, str(e), e.stage), qemu={**qemu, "exit": e.exit_status}
+            error(e.reason, str(e), e.stage), qemu={**launched, "exit": e.exit_status}
         )
     except InfraError as e:
         result = error(e.reason, str(e), e.stage)

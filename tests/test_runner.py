@@ -101,6 +101,23 @@ def test_a_qemu_failing_at_launch_is_one_line_with_argv_and_exit_status(
     assert "\n" not in gone.detail
 
 
+def test_a_qemu_build_failing_at_launch_is_recorded_as_that_build(
+    tiny: Image, host: Host, tmp_path: Path
+) -> None:
+    failing = tmp_path / "qemu-system-aarch64"
+    failing.write_text("#!/bin/sh\necho 'qemu: cannot start' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    build = dataclasses.replace(host, qemu=str(failing), qemu_version="10.0.9")
+    setup = dataclasses.replace(setup_of(tiny), host=lambda cell: build)
+    cell = dataclasses.replace(CELL, qemu="qemu-test")
+    result = run_cell(cell, setup, host, tmp_path / "out", BootOptions(), None, quiet)
+    assert (result.status, result.reason) == (Outcome.ERROR, "qemu-failed")
+    # the build that failed, not the host's QEMU the command started with
+    assert result.qemu["binary"] == result.qemu["argv"][0] == str(failing)
+    assert result.to_json()["qemu_version"] == "10.0.9"
+    assert result.host == build.facts()
+
+
 def test_bisect_stops_on_an_error_without_raising() -> None:
     cells = [Cell("tiny", "none", f"virt-{n}.0", "pci") for n in range(2, 9)]
 
