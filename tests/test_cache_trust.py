@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import lzma
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 import yaml
 from conftest import Harness
 from http_server import Served, Server
+
+from harness.images.blobs import mark_checked, unchanged
 
 PAYLOAD = os.urandom(1 << 20) + b"end"
 PACKED = lzma.compress(PAYLOAD, preset=0)
@@ -131,3 +134,30 @@ def test_file_urls_are_a_local_mirror(env: dict[str, str], harness: Harness) -> 
     missing = harness("images", "fetch", "test-local-missing", env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stdout.strip().endswith("gone.img: No such file or directory")
+
+
+def test_records_written_by_several_threads_at_once_are_whole(tmp_path: Path) -> None:
+    # Cells set up in parallel may mark one blob at once; the record had its own
+    # writer with one temporary name per process, and threads renamed it from under
+    # each other (FileNotFoundError). It is now the one atomic writer (harness/atomic.py).
+    blob = tmp_path / "cache" / "blobs" / "sha256" / ("0" * 64)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"blob")
+    failed: list[BaseException] = []
+
+    def mark() -> None:
+        for _ in range(200):
+            try:
+                mark_checked(blob)
+            except OSError as e:
+                failed.append(e)
+
+    threads = [threading.Thread(target=mark) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failed, failed[:2]
+    assert unchanged(blob)
+    checked = tmp_path / "cache" / "checked" / "sha256"
+    assert [p.name for p in checked.iterdir()] == [f"{'0' * 64}.json"]  # no temporary left

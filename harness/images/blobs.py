@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import cancel as cancelling
+from harness.atomic import write_atomic
 from harness.cancel import Cancel
 from harness.errors import InfraError
 from harness.images.digest import Digest
@@ -45,9 +46,7 @@ def mark_checked(path: Path) -> None:
     """Records `path` (already verified and read-only) as it is now."""
     record = _record(path)
     record.parent.mkdir(parents=True, exist_ok=True)
-    partial = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(_stamp(path)))
-    os.replace(partial, record)
+    write_atomic(record, json.dumps(_stamp(path)))
 
 
 def unchanged(path: Path) -> bool:
