@@ -96,25 +96,25 @@ class Device:
 
 # As libvirt 9.0 writes a port per device (chassis N) on the root bus; the device
 # then sits alone at address 0 behind it. QEMU's pcie-root-port(docs/pcie.txt).
-_ROOT_PORT = "pcie-root-port,id={id}-port,chassis={port},bus=pcie.0"
+ROOT_PORT = "pcie-root-port,id={id}-port,chassis={port},bus=pcie.0"
 
 
 VIRTIO_BLK = Device(
     "disk", "virtio-blk", 2, "block",
     {"mmio": ("virtio-blk-device,drive={backend}",), "pci": ("virtio-blk-pci,drive={backend}",),
-     "pcie-port": (_ROOT_PORT, "virtio-blk-pci,drive={backend},bus={id}-port,addr=0")},
+     "pcie-port": (ROOT_PORT, "virtio-blk-pci,drive={backend},bus={id}-port,addr=0")},
     libvirt="disk", libvirt_bus="virtio", guest_names="vd",
 )  # fmt: skip
 VIRTIO_NET = Device(
     "net", "virtio-net", 1, "net",
     {"mmio": ("virtio-net-device,netdev={backend}",), "pci": ("virtio-net-pci,netdev={backend}",),
-     "pcie-port": (_ROOT_PORT, "virtio-net-pci,netdev={backend},bus={id}-port,addr=0")},
+     "pcie-port": (ROOT_PORT, "virtio-net-pci,netdev={backend},bus={id}-port,addr=0")},
     backend=("-netdev", "user,id={backend}"), libvirt="interface",
 )  # fmt: skip
 VIRTIO_RNG = Device(
     "rng", "virtio-rng", 4, "rng",
     {"mmio": ("virtio-rng-device,rng={backend}",), "pci": ("virtio-rng-pci,rng={backend}",),
-     "pcie-port": (_ROOT_PORT, "virtio-rng-pci,rng={backend},bus={id}-port,addr=0")},
+     "pcie-port": (ROOT_PORT, "virtio-rng-pci,rng={backend},bus={id}-port,addr=0")},
     backend=("-object", "rng-random,id={backend},filename=/dev/urandom"), libvirt="rng",
 )  # fmt: skip
 

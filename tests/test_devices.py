@@ -12,7 +12,15 @@ from importlib import resources
 from pathlib import Path
 
 from harness.console import probe
-from harness.devices import DEVICES, TRANSPORT_NAMES, VIRTIO_NET, VIRTIO_RNG, Device
+from harness.devices import (
+    DEVICES,
+    QEMU_TRANSPORTS,
+    ROOT_PORT,
+    TRANSPORT_NAMES,
+    VIRTIO_NET,
+    VIRTIO_RNG,
+    Device,
+)
 from harness.export.libvirt import domain_xml
 from harness.model import Cell, Firmware, Image, Outcome
 from harness.qemu_argv import BootFiles, qemu_argv
@@ -23,6 +31,10 @@ VIRTIO_SCSI = Device(
     {
         "mmio": ("virtio-scsi-device,id={id}", "scsi-hd,bus={id}.0,drive={backend}"),
         "pci": ("virtio-scsi-pci,id={id}", "scsi-hd,bus={id}.0,drive={backend}"),
+        "pcie-port": (
+            ROOT_PORT, "virtio-scsi-pci,id={id},bus={id}-port,addr=0",
+            "scsi-hd,bus={id}.0,drive={backend}",
+        ),
     },
     libvirt="disk", libvirt_bus="scsi", libvirt_controller="virtio-scsi", guest_names="sd",
 )  # fmt: skip
@@ -84,15 +96,24 @@ def test_virtio_scsi_is_one_row_and_qemu_accepts_it(tmp_path: Path) -> None:
     seed.write_bytes(bytes(1 << 20))
     qemu = shutil.which("qemu-system-aarch64")
     assert qemu is not None
-    for transport in VIRTIO_SCSI.qemu:  # the transports this row has
+    assert tuple(VIRTIO_SCSI.qemu) == QEMU_TRANSPORTS  # every cell the harness boots itself
+    for transport in QEMU_TRANSPORTS:
         files = BootFiles(disk=disk, kernel=Path("/dev/null"), extra_disks=(seed,))
         args = qemu_argv(Cell("img", "none", "virt", transport), qemu, "tcg", files, devices=SCSI)
         devices = [args[i + 1] for i, a in enumerate(args) if a == "-device"]
-        bus = "virtio-scsi-pci" if transport == "pci" else "virtio-scsi-device"
-        assert devices[:4] == [
-            f"{bus},id=virtio-scsi0", "scsi-hd,bus=virtio-scsi0.0,drive=disk0",
-            f"{bus},id=virtio-scsi1", "scsi-hd,bus=virtio-scsi1.0,drive=disk1",
-        ]  # fmt: skip
+        hd = "scsi-hd,bus=virtio-scsi{n}.0,drive=disk{n}"
+        expected = {
+            "mmio": ["virtio-scsi-device,id=virtio-scsi{n}", hd],
+            "pci": ["virtio-scsi-pci,id=virtio-scsi{n}", hd],
+            "pcie-port": [
+                "pcie-root-port,id=virtio-scsi{n}-port,chassis={port},bus=pcie.0",
+                "virtio-scsi-pci,id=virtio-scsi{n},bus=virtio-scsi{n}-port,addr=0", hd,
+            ],
+        }[transport]  # fmt: skip
+        each = len(expected)
+        assert devices[: 2 * each] == [
+            value.format(n=n, port=n + 1) for n in (0, 1) for value in expected
+        ]
         # QEMU refuses a bad -device at once; paused (-S), a good command line stays up.
         qemu_run = subprocess.Popen(
             [*args, "-S"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
