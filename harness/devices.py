@@ -1,9 +1,10 @@
 """The one table of what a transport and a device mean: the QEMU device models per
 transport, the libvirt element, and what the in-guest probe reads back from sysfs.
 The QEMU command line (qemu_argv.py), the probe's check (console/probe.py), the
-libvirt export (export/libvirt.py), `harness run --transport` and the schemas'
-transport enums all read it; adding a device is one row here (plus, for a libvirt
-element the export does not know yet, its builder there).
+libvirt export (export/libvirt.py), the matrix and `harness run --transport` read it,
+and tests/test_devices.py checks that the schemas' transport enums list its rows;
+adding a device is one row here (plus, for a libvirt element the export does not
+know yet, its builder there).
 
 Sources: QEMU's device names (`qemu-system-aarch64 -device help`); virtio device IDs
 from the virtio 1.2 specification, section 5 ("Device Types"); the sysfs driver
@@ -151,7 +152,8 @@ def mmio_twin(name: str) -> str:
 
 
 def launcher(name: str) -> str:
-    """Who starts a cell on transport `name`: "qemu" or "libvirt"."""
+    """Who starts a cell on transport `name`: "qemu" (the harness itself), "libvirt"
+    or "virt-install" (both through libvirt, harness/libvirt_boot.py)."""
     return next((t.launcher for t in TRANSPORTS if t.name == name), "qemu")
 
 

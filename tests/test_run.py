@@ -179,6 +179,20 @@ def test_ctrl_c_stops_qemu_and_leaves_nothing_behind(tiny: Image, tmp_path: Path
     assert (result["status"], result["reason"]) == ("error", "interrupted")
 
 
+@pytest.mark.parametrize("transport", ["libvirt-pci", "virt-install", "virt-install-mmio"])
+def test_qemu_args_are_refused_for_every_cell_libvirt_starts(
+    transport: str, harness: Harness, tmp_path: Path
+) -> None:
+    # virt-install cells took them and booted without them, as if they had been applied
+    cell = f"debian-12-tiny/none/virt/{transport}"
+    proc = harness("run", cell, "--qemu-arg", "-no-reboot", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and not (tmp_path / "out").exists()
+    assert proc.stderr == (
+        f"harness run: --qemu-arg: {cell} is booted by libvirt, whose QEMU command line "
+        "the harness does not write; use a direct transport\n"
+    )
+
+
 def test_qemu_that_fails_to_start_is_an_error_with_its_message(
     tiny: Image, harness: Harness, tmp_path: Path
 ) -> None:

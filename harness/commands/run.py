@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("name a CELL (IMAGE/FIRMWARE/MACHINE/TRANSPORT) or give --kernel/--disk")
     from harness.devices import launcher
 
-    if args.qemu_arg and launcher(cell.transport) == "libvirt":
+    if args.qemu_arg and launcher(cell.transport) != "qemu":
         # libvirt writes that command line, not the harness: refused rather than
         # silently left out of a result that would look as if it had been applied.
         raise UsageError(
