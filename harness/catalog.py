@@ -25,14 +25,7 @@ from harness.images.limits import DownloadLimits
 from harness.images.recipes import Recipe, duration, expected_build_s, load_recipes
 from harness.images.store import ImageStore
 from harness.images.tiny import TinyBuilder, recipe_digest
-from harness.model import (
-    HOST_FIRMWARE,
-    HOST_FIRMWARE_NO_ACPI,
-    HOST_UBOOT,
-    NO_FIRMWARE,
-    Firmware,
-    Image,
-)
+from harness.model import BUILTIN_FIRMWARE, Firmware, Image
 
 if TYPE_CHECKING:
     # Downloads (requests, jsonschema, the catalog file) are loaded when first used:
@@ -143,13 +136,9 @@ class Catalog:
         return _Names(self)
 
     def firmware_names(self) -> list[str]:
-        return [
-            NO_FIRMWARE,
-            HOST_FIRMWARE,
-            HOST_FIRMWARE_NO_ACPI,
-            HOST_UBOOT,
-            *sorted(self.firmware_builds),
-        ]
+        """The firmware words a cell may use here: the built-in ones, then the
+        builds of images/firmware.yaml (a CODE file's path is not listed)."""
+        return [*BUILTIN_FIRMWARE, *sorted(self.firmware_builds)]
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

@@ -10,9 +10,7 @@ from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.errors import UsageError
 from harness.firmware import code_file_problem
 from harness.host import Host
-from harness.model import HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT, NO_FIRMWARE, Cell
-
-DEFAULT_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT)
+from harness.model import BUILTIN_FIRMWARE, Cell
 
 
 def axis_problem(axis: str, value: str, choices: Collection[str]) -> str:
@@ -30,7 +28,7 @@ def axis_problem(axis: str, value: str, choices: Collection[str]) -> str:
 
 
 def check_cell(
-    cell: Cell, images: Collection[str], host: Host, firmware: Iterable[str] = DEFAULT_FIRMWARE
+    cell: Cell, images: Collection[str], host: Host, firmware: Iterable[str] = BUILTIN_FIRMWARE
 ) -> None:
     """Raises UsageError naming every part of `cell` that does not exist here."""
     problems = [

@@ -39,6 +39,8 @@ HOST_QEMU = "host"  # the QEMU build that is the host's own
 # The same AAVMF with QEMU's ACPI tables off (-machine ...,acpi=off): the guest gets the
 # device tree, so a grid tells "UEFI" from "ACPI" apart.
 HOST_FIRMWARE_NO_ACPI = "aavmf-noacpi"
+# Every firmware word a cell may use without images/firmware.yaml or a file.
+BUILTIN_FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT)
 
 
 class Outcome(str, enum.Enum):
