@@ -201,8 +201,9 @@ class Memo(Generic[K, V]):
 
 
 def cell_setup(catalog: Catalog, host: Host) -> CellSetup:
-    """Images and firmware resolved once each (harness.runner.CellSetup); a failure is
-    remembered and becomes the `error` of every cell that needs it."""
+    """Images, firmware and QEMU builds resolved once each (harness.runner.CellSetup);
+    a failure is remembered and becomes the `error` (a CellSkipped: the `skip`, e.g.
+    an image not built while offline) of every cell that needs it."""
     from harness.firmware import read_descriptors, resolve
     from harness.model import HOST_QEMU
     from harness.runner import CellSetup
