@@ -87,7 +87,9 @@ def run_cell(
     except QemuLaunchError as e:
         launched = {"binary": qemu[0].qemu, "version": qemu[0].qemu_version, "argv": e.argv}
         result = dataclasses.replace(
-            error(e.reason, str(e), e.stage), qemu={**launched, "exit": e.exit_status}
+            error(e.reason, str(e), e.stage),
+            qemu={**launched, "exit": e.exit_status},
+            accel=qemu[0].accel(options.accel),  # what QEMU was started with (-accel)
         )
     except InfraError as e:
         result = error(e.reason, str(e), e.stage)

@@ -116,6 +116,11 @@ def test_a_qemu_build_failing_at_launch_is_recorded_as_that_build(
     assert result.qemu["binary"] == result.qemu["argv"][0] == str(failing)
     assert result.to_json()["qemu_version"] == "10.0.9"
     assert result.host == build.facts()
+    assert (
+        result.accel
+        == build.accel("auto")
+        == result.qemu["argv"][result.qemu["argv"].index("-accel") + 1]
+    )
 
 
 def test_bisect_stops_on_an_error_without_raising() -> None:
