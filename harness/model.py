@@ -102,6 +102,11 @@ class Outcome(str, enum.Enum):
         return self in (Outcome.FAIL, Outcome.XPASS)
 
     @property
+    def booted(self) -> bool:
+        """The guest ran and was judged: neither the host's failure nor a skip."""
+        return not self.is_host and self is not Outcome.SKIP
+
+    @property
     def met(self) -> bool:
         """Nothing to act on: good, or skipped (`harness matrix` exits 0 on these)."""
         return self.is_good or self is Outcome.SKIP

@@ -236,6 +236,17 @@ def test_a_matrix_of_skips_only_is_exit_2_and_leaves_latest(
     assert (results / "latest").resolve() == earlier
 
 
+def test_a_merge_of_skips_only_is_exit_2_as_the_matrix_is(harness: Harness, tmp_path: Path) -> None:
+    skip = {**RECORD, "status": "skip", "outcome": "skip", "stage": "none",
+            "reason": "skip", "detail": "machine type virt-1.0 is not in this QEMU"}  # fmt: skip
+    run = make_run(tmp_path / "run", [json.dumps(skip).encode()])
+    line = one_line_error(harness("merge", str(run), "--results", str(tmp_path / "m")))
+    assert line == (
+        f"harness merge: nothing booted: all 1 cells were skipped "
+        f"(e.g. {CELL}: machine type virt-1.0 is not in this QEMU)"
+    )
+
+
 def test_list_counts_only_cells_that_will_boot(harness: Harness) -> None:
     proc = harness("list", "--profile", "debate", "--offline")
     assert proc.returncode == 0, proc.stderr

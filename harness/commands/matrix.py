@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from harness.cli import EXIT_ERROR
 from harness.commands.common import (
     add_download_arguments,
     add_log_cap_argument,
@@ -220,7 +219,7 @@ def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
 def _report(run: RunDir, plan: Plan, baseline: Path | None, out: TextIO) -> int:
     from harness.report.compare import table
     from harness.report.grid import build_grid, problems, render_text
-    from harness.report.results import verdict_exit
+    from harness.report.results import nothing_booted, verdict_exit
     from harness.report.write import write_reports
 
     reports = write_reports(run, baseline)
@@ -239,13 +238,7 @@ def _report(run: RunDir, plan: Plan, baseline: Path | None, out: TextIO) -> int:
     print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json{flaky}",
           file=out)  # fmt: skip
     out.flush()
-    if reports.final and all(r["status"] == "skip" for r in reports.final):
-        # CI must not go green on a run that booted nothing.
-        first = reports.final[0]
-        print(
-            f"harness matrix: nothing booted: all {len(reports.final)} cells were skipped "
-            f"(e.g. {first['cell']}: {first.get('detail') or first['reason']})",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+    why = nothing_booted(reports.final)
+    if why is not None:  # CI must not go green on a run that booted nothing
+        print(f"harness matrix: {why}", file=sys.stderr)
     return verdict_exit(reports.final, len(plan.cells), reports.comparison)

@@ -73,7 +73,7 @@ def _fill(
     log_cap: int,
 ) -> int:
     from harness.report.compare import table
-    from harness.report.results import verdict_exit
+    from harness.report.results import nothing_booted, verdict_exit
     from harness.report.write import write_reports
 
     for shard, shard_records in zip(shards, records, strict=True):
@@ -88,6 +88,9 @@ def _fill(
     )
     if reports.comparison is not None and reports.baseline is not None:
         print(table(reports.comparison, reports.baseline, reports.final))
+    why = nothing_booted(reports.final)
+    if why is not None:
+        print(f"harness merge: {why}", file=sys.stderr)
     return verdict_exit(reports.final, len(cells), reports.comparison)
 
 

@@ -23,11 +23,8 @@ from harness.cells import axis_problem
 from harness.devices import TRANSPORT_NAMES as TRANSPORTS
 from harness.host import machine_sort_key
 from harness.model import (
-    HOST_FIRMWARE,
-    HOST_FIRMWARE_NO_ACPI,
+    BUILTIN_FIRMWARE,
     HOST_QEMU,
-    HOST_UBOOT,
-    NO_FIRMWARE,
     Cell,
     Login,
     control_character,
@@ -257,7 +254,7 @@ def expand(
     profile: str,
     images: Sequence[str],
     machines: Sequence[str],
-    firmware: Sequence[str] = (NO_FIRMWARE, HOST_FIRMWARE, HOST_FIRMWARE_NO_ACPI, HOST_UBOOT),
+    firmware: Sequence[str] = BUILTIN_FIRMWARE,
     qemu: QemuMachines | None = None,
 ) -> Plan:
     """The planned cells of `profile`. `machines` are the host QEMU's; `qemu` maps

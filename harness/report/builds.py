@@ -15,8 +15,6 @@ from typing import Any
 from harness.host import machine_sort_key
 from harness.model import HOST_QEMU, Outcome
 
-RAN = ("pass", "xpass", "fail", "xfail", "unstable")
-
 
 def qemu_version(record: dict[str, Any]) -> str:
     """The cell's QEMU version: results.json's `qemu_version`, or a raw record's
@@ -34,7 +32,7 @@ def build_differences(final: Iterable[dict[str, Any]]) -> list[str]:
     way it went by the builds' QEMU versions."""
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in final:
-        if record["machine"] != "virt" and record["outcome"] in RAN:
+        if record["machine"] != "virt" and Outcome(record["outcome"]).booted:
             key = (record["image"], record["firmware"], record["machine"], record["transport"])
             groups[key].append(record)
     lines = []

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.matrix.rundir import RunDir
-from harness.model import Cell
+from harness.model import Cell, Outcome
 from harness.report.junit import console_tail
-from harness.report.results import repeats_by_cell
+from harness.report.results import combined, repeats_by_cell
 
 TAIL = 120
 
@@ -20,7 +20,11 @@ TAIL = 120
 def unstable_cells(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Cell -> its repeats (last try of each), for the cells whose outcomes differ."""
     by_cell = repeats_by_cell(records)
-    return {c: rs for c, rs in by_cell.items() if len({r["outcome"] for r in rs}) > 1}
+    return {
+        c: rs
+        for c, rs in by_cell.items()
+        if combined([r["outcome"] for r in rs]) == Outcome.UNSTABLE
+    }
 
 
 def write_flaky(run: RunDir, path: Path) -> int:

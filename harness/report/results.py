@@ -60,13 +60,24 @@ def final_records(
     return final
 
 
+def nothing_booted(final: list[dict[str, Any]]) -> str | None:
+    """Why a run that booted nothing must not go green (every cell a skip), or None."""
+    if not final or any(r["status"] != "skip" for r in final):
+        return None
+    first = final[0]
+    return (
+        f"nothing booted: all {len(final)} cells were skipped "
+        f"(e.g. {first['cell']}: {first.get('detail') or first['reason']})"
+    )
+
+
 def verdict_exit(
     final: list[dict[str, Any]], planned: int, comparison: dict[str, str] | None = None
 ) -> int:
     """0 every cell met its expectation, 1 some did not (or, with a `comparison`
-    from report/compare.py, some regressed), 2 errors or missing cells."""
+    from report/compare.py, some regressed), 2 errors, missing cells or nothing booted."""
     outcomes = {Outcome(r["outcome"]) for r in final}
-    if Outcome.ERROR in outcomes or len(final) < planned:
+    if Outcome.ERROR in outcomes or len(final) < planned or nothing_booted(final):
         return 2
     if comparison and REGRESSION in comparison.values():
         return 1
