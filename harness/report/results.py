@@ -62,7 +62,7 @@ def final_records(
 
 def nothing_booted(final: list[dict[str, Any]]) -> str | None:
     """Why a run that booted nothing must not go green (every cell a skip), or None."""
-    if not final or any(r["status"] != "skip" for r in final):
+    if not final or any(Outcome(r["outcome"]) is not Outcome.SKIP for r in final):
         return None
     first = final[0]
     return (
