@@ -64,6 +64,9 @@ class BootOptions:
     # With `interactive`: told the verdict and the boot's seconds just before the
     # console is handed over, so the user reads the verdict first.
     before_handover: Callable[[Verdict, float], None] | None = None
+    # Called once, from the booting thread, when the watcher first sees the login
+    # prompt (or ready pattern): the scheduler's boot slot is free from then on.
+    at_prompt: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,10 @@ def boot(
             qmp.launched()
             start = time.monotonic()
             watcher = watcher_for(image, login, start, resets_from_qemu=True)
-            verdict = _watch(qemu, qmp, watcher, start + timeout, log, show, options.cancel)
+            verdict = _watch(
+                qemu, qmp, watcher, start + timeout, log, show, options.cancel,
+                at_prompt=options.at_prompt,
+            )  # fmt: skip
             verdict = judged(cell, image, verdict)
             duration = time.monotonic() - start
             if verdict.status == "fail":
@@ -265,18 +271,23 @@ def _watch(
     show: Show | None,
     cancel: threading.Event | None,
     clock: Callable[[], float] = time.monotonic,
+    at_prompt: Callable[[], None] | None = None,
 ) -> Verdict:
     """Feeds the console and QEMU's events to the watcher until it decides. The boot
     deadline (in `clock`'s seconds) bounds the time to the prompt; from the prompt on,
     PROOF_S does. `clock` is the one time source of the loop, so a test can drive it
-    with a fake console and a fake clock (tests/fake_guest.py). Raises
-    KeyboardInterrupt once `cancel` is set, and what _qemu_ended and _on_event raise."""
+    with a fake console and a fake clock (tests/fake_guest.py). `at_prompt` is called
+    once, the first time the watcher has seen the prompt. Raises KeyboardInterrupt
+    once `cancel` is set, and what _qemu_ended and _on_event raise."""
     seen_output = False
     while True:
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
         now = clock()
         prompt_at = watcher.prompt_at
+        if prompt_at is not None and at_prompt is not None:
+            at_prompt()
+            at_prompt = None
         deadline = boot_deadline if prompt_at is None else prompt_at + PROOF_S
         if now >= deadline:
             return watcher.stopped("timeout")

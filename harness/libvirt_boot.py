@@ -283,7 +283,10 @@ def boot(
             (out / "domain.live.xml").write_text(console.live_xml)
             say(shlex.join(console.argv))
             watcher = watcher_for(image, login, start)
-            verdict = _watch(console, None, watcher, start + timeout, log, show, options.cancel)
+            verdict = _watch(
+                console, None, watcher, start + timeout, log, show, options.cancel,
+                at_prompt=options.at_prompt,
+            )  # fmt: skip
             verdict = judged(cell, image, verdict)
             duration = time.monotonic() - start
             if verdict.status == "fail":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_a_task_that_raises_does_not_lose_the_others_results() -> None:
     started: list[str] = []
     recorded: list[tuple[str, str]] = []
 
-    def work(name: str) -> str:
+    def work(name: str, _release: Callable[[], None]) -> str:
         started.append(name)
         if name == "boom":
             time.sleep(0.2)

@@ -57,11 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _guests_in_memory(host: Host, guest_mib: int) -> int:
+    return max(1, (host.memory_mib - 1024) // (guest_mib + 256))
+
+
 def default_jobs(host: Host, guest_mib: int = 1024) -> int:
     """One guest per core (a TCG vCPU keeps a core busy), as many as memory holds
     with 1 GiB left for the host."""
-    by_memory = max(1, (host.memory_mib - 1024) // (guest_mib + 256))
-    return max(1, min(host.cpus, by_memory))
+    return max(1, min(host.cpus, _guests_in_memory(host, guest_mib)))
+
+
+def workers_for(host: Host, jobs: int, guest_mib: int = 1024) -> int:
+    """Guests at once in all: `jobs` booting, and as many again past their login
+    prompt (logging in, probing, shutting down: mostly waiting on a quiet guest),
+    as memory holds (1 GiB left for the host)."""
+    return max(jobs, min(2 * jobs, _guests_in_memory(host, guest_mib)))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -133,7 +143,7 @@ def main(args: argparse.Namespace) -> int:
             print(line, file=out, flush=True)
         tasks = longest_first(runner.tasks(plan, args.repeat), lambda task: cost(task.planned))
         progress.total = len(tasks)
-        runner.execute(tasks, jobs, cancel, progress.tick)
+        runner.execute(tasks, jobs, cancel, progress.tick, workers_for(host, jobs))
     except KeyboardInterrupt:
         print(f"\nharness matrix: to finish it: harness matrix --resume {run.path}",
               file=sys.stderr)  # fmt: skip

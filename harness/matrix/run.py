@@ -20,7 +20,7 @@ from harness.matrix.expand import Expectation, Plan, Planned
 from harness.matrix.rundir import RunDir
 from harness.model import CellResult, Outcome
 from harness.runner import CellSetup, run_cell
-from harness.scheduler import ThreadScheduler
+from harness.scheduler import Release, ThreadScheduler
 
 
 def outcome(status: Outcome, stage: str, reason: str, expect: Expectation | None) -> Outcome:
@@ -82,19 +82,34 @@ class MatrixRunner:
         ]
 
     def execute(
-        self, tasks: list[Task], jobs: int, cancel: threading.Event, tick: Callable[[], None]
+        self,
+        tasks: list[Task],
+        jobs: int,
+        cancel: threading.Event,
+        tick: Callable[[], None],
+        workers: int | None = None,
     ) -> None:
+        """Boots `tasks`, `jobs` at once up to their login prompt and `workers` at
+        once in all (scheduler.py), each record appended as its boot ends."""
         for task in (t for t in tasks if t.planned.skip):
             self._finish(task, skipped(task))
         runnable = [t for t in tasks if not t.planned.skip]
-        scheduler: ThreadScheduler[Task, dict[str, object]] = ThreadScheduler(jobs, cancel, tick)
+        scheduler: ThreadScheduler[Task, dict[str, object]] = ThreadScheduler(
+            jobs, cancel, tick, workers
+        )
         scheduler.run(runnable, self._boot, self._finish)
 
-    def _boot(self, task: Task) -> dict[str, object]:
+    def _boot(self, task: Task, booted: Release) -> dict[str, object]:
+        """The task's record. `booted` is called at the login prompt: the guest no
+        longer needs a core of its own. (A retry after an `error` past the prompt
+        boots again without a slot: a host fault, rare.)"""
         self.on_start(task)
         planned = task.planned
         options = dataclasses.replace(
-            self.options, timeout_s=self.options.timeout_s or planned.timeout_s, accel=planned.accel
+            self.options,
+            timeout_s=self.options.timeout_s or planned.timeout_s,
+            accel=planned.accel,
+            at_prompt=booted,
         )
         setup = self.setup
         if planned.login is not None:
