@@ -264,3 +264,14 @@ def build_machines(
         made = cached_build(name, cache)
         found[name] = None if made is None else build_host(made, env, cache).machines
     return found
+
+
+def build_aliases(builds: Mapping[str, str], env: Mapping[str, str], cache: Path) -> dict[str, str]:
+    """What each made build's plain `virt` is an alias of (its `-machine help`, asked
+    once and remembered as build_host does); a build not made yet is left out."""
+    found: dict[str, str] = {}
+    for name in builds:
+        made = cached_build(name, cache)
+        if made is not None:
+            found[name] = build_host(made, env, cache).virt_alias
+    return found

@@ -20,13 +20,13 @@ from harness.model import Image
 MATRIX = """\
 profiles:
   four:
-    matrix: {image: debian-12-tiny, firmware: none, machine: [virt, virt-7.2], transport: [mmio, pci]}
+    matrix: {image: debian-12-tiny, firmware: none, machine: [virt, virt-7.1], transport: [mmio, pci]}
 """
 A, B, C, D = (
     "debian-12-tiny/none/virt/mmio",
     "debian-12-tiny/none/virt/pci",
-    "debian-12-tiny/none/virt-7.2/mmio",
-    "debian-12-tiny/none/virt-7.2/pci",
+    "debian-12-tiny/none/virt-7.1/mmio",
+    "debian-12-tiny/none/virt-7.1/pci",
 )
 # Round robin would put A and C (190 s) against B and D (20 s); by time: A, C first,
 # then D (lower id) into the lighter shard, then B into the tie's first: 110 s / 100 s.
@@ -97,7 +97,7 @@ def test_inside_a_run_the_longest_cells_start_first(
     tiny: Image, harness: Harness, tmp_path: Path
 ) -> None:
     matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(MATRIX.replace("[virt, virt-7.2]", "virt"))
+    matrix.write_text(MATRIX.replace("[virt, virt-7.1]", "virt"))
     run = planted_run(tmp_path / "before", {A: 3.0, B: 40.0})
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "matrix", "--matrix", str(matrix), "--profile", "four",

@@ -138,7 +138,8 @@ def load_plan(
     cell is a mistake, not a success."""
     from harness.matrix.expand import expand
     from harness.matrix.select import keyword_filter
-    from harness.qemu_builds import build_machines, load_qemu_builds
+    from harness.model import HOST_QEMU
+    from harness.qemu_builds import build_aliases, build_machines, load_qemu_builds
     from harness.yamlfile import load
 
     path = matrix or catalog.workspace.root / "matrix.yaml"
@@ -149,6 +150,8 @@ def load_plan(
         data, root, path, profile, catalog.names(), host.machines,
         catalog.firmware_names(), qemu,
     )  # fmt: skip
+    aliases = build_aliases(builds, catalog.env, catalog.workspace.cache)
+    plan = dataclasses.replace(plan, virt_aliases={**aliases, HOST_QEMU: host.virt_alias})
     from harness.errors import UsageError
 
     if not plan.cells:

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from harness.commands.common import discover_host, load_plan, open_catalog
+    from harness.matrix.sameboot import same_boots
 
     catalog = open_catalog(args.offline, not args.no_verify)
     host = discover_host(args.qemu, catalog)
@@ -27,10 +28,14 @@ def main(args: argparse.Namespace) -> int:
 
         cost = plan_cost(args.durations, args.db, catalog.workspace.results, "list")
         plan = shard(plan, args.shard, cost)
-        print(f"shard {args.shard}: about {load_of(plan.cells, cost):.0f} s of boots")
+        together = same_boots(plan.cells, plan.virt_aliases)
+        print(f"shard {args.shard}: about {load_of(plan.cells, cost, together):.0f} s of boots")
     runnable = 0
+    booted_as = same_boots(plan.cells, plan.virt_aliases)
     for planned in plan.cells:
         notes = []
+        if planned.cell.id in booted_as:
+            notes.append(f"same boot as {booted_as[planned.cell.id]}")
         if planned.skip:
             notes.append(f"skip: {planned.skip}")
         if offline := catalog.unavailable_offline(planned.cell.image):

@@ -142,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
         for line in prepare(setup, [p.cell for p in plan.cells if not p.skip], jobs, cancel):
             print(line, file=out, flush=True)
         tasks = longest_first(runner.tasks(plan, args.repeat), lambda task: cost(task.planned))
-        progress.total = len(tasks)
+        progress.total = sum(1 + len(task.twins) for task in tasks)
         runner.execute(tasks, jobs, cancel, progress.tick, workers_for(host, jobs))
     except KeyboardInterrupt:
         print(f"\nharness matrix: to finish it: harness matrix --resume {run.path}",

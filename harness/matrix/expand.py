@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict, cast
 
@@ -113,6 +113,9 @@ class Planned:
 class Plan:
     profile: str
     cells: tuple[Planned, ...]
+    # QEMU build -> the versioned type its `virt` is an alias of (matrix/sameboot.py);
+    # empty: no cell is recorded from another's boot.
+    virt_aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Context:

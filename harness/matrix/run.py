@@ -18,6 +18,7 @@ from harness.boot import BootOptions
 from harness.host import Host
 from harness.matrix.expand import Expectation, Plan, Planned
 from harness.matrix.rundir import RunDir
+from harness.matrix.sameboot import same_boots, twins_of
 from harness.model import CellResult, Outcome
 from harness.runner import CellSetup, run_cell
 from harness.scheduler import Release, ThreadScheduler
@@ -36,6 +37,9 @@ def outcome(status: Outcome, stage: str, reason: str, expect: Expectation | None
 class Task:
     planned: Planned
     repeat: int
+    # Cells recorded from this task's boot (matrix/sameboot.py), each judged
+    # against its own expectation.
+    twins: tuple[Planned, ...] = ()
 
 
 def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, object]:
@@ -47,6 +51,14 @@ def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, object
         "repeat": task.repeat,
         "expect": dataclasses.asdict(expect) if expect else None,
     }
+
+
+def twin_record(result: CellResult, task: Task, twin: Planned, attempts: int) -> dict[str, object]:
+    """The record of `twin` from the boot of `task`: the same verdict and files,
+    under the twin's name, with its own expectation, `same_boot_as` the booted cell."""
+    as_twin = dataclasses.replace(result, cell=twin.cell)
+    record = record_of(as_twin, Task(twin, task.repeat), attempts)
+    return {**record, "same_boot_as": task.planned.cell.id}
 
 
 def skipped(task: Task) -> dict[str, object]:
@@ -73,13 +85,23 @@ class MatrixRunner:
         self.on_start = on_start
 
     def tasks(self, plan: Plan, repeat: int) -> list[Task]:
+        """One task per cell and repeat with no verdict yet; a `virt` cell that is
+        its versioned twin's boot rides on that twin's task (a resumed run whose twin
+        has its verdict already boots the `virt` cell alone)."""
         done = self.run.done()
-        return [
-            Task(planned, k)
-            for planned in plan.cells
-            for k in range(repeat)
-            if (planned.cell.id, k) not in done
-        ]
+        pairs = same_boots(plan.cells, plan.virt_aliases)
+        twins = twins_of(pairs)
+        by_id = {planned.cell.id: planned for planned in plan.cells}
+        tasks = []
+        for planned in plan.cells:
+            if planned.cell.id in pairs:
+                continue  # with the cell it is booted as
+            group = [planned, *(by_id[twin] for twin in twins.get(planned.cell.id, ()))]
+            for k in range(repeat):
+                left = [p for p in group if (p.cell.id, k) not in done]
+                if left:
+                    tasks.append(Task(left[0], k, tuple(left[1:])))
+        return tasks
 
     def execute(
         self,
@@ -94,15 +116,15 @@ class MatrixRunner:
         for task in (t for t in tasks if t.planned.skip):
             self._finish(task, skipped(task))
         runnable = [t for t in tasks if not t.planned.skip]
-        scheduler: ThreadScheduler[Task, dict[str, object]] = ThreadScheduler(
+        scheduler: ThreadScheduler[Task, list[dict[str, object]]] = ThreadScheduler(
             jobs, cancel, tick, workers
         )
-        scheduler.run(runnable, self._boot, self._finish)
+        scheduler.run(runnable, self._boot, self._finish_all)
 
-    def _boot(self, task: Task, booted: Release) -> dict[str, object]:
-        """The task's record. `booted` is called at the login prompt: the guest no
-        longer needs a core of its own. (A retry after an `error` past the prompt
-        boots again without a slot: a host fault, rare.)"""
+    def _boot(self, task: Task, booted: Release) -> list[dict[str, object]]:
+        """The task's records: its cell's, then its twins'. `booted` is called at the
+        login prompt: the guest no longer needs a core of its own. (A retry after an
+        `error` past the prompt boots again without a slot: a host fault, rare.)"""
         self.on_start(task)
         planned = task.planned
         options = dataclasses.replace(
@@ -127,7 +149,12 @@ class MatrixRunner:
             # a combination this image cannot do is the cell's `skip` (runner.py)
             result = run_cell(planned.cell, setup, self.host, out, options, None, quiet)
             if not result.status.is_host or attempts > planned.retries:
-                return record_of(result, task, attempts)
+                twins = [twin_record(result, task, twin, attempts) for twin in task.twins]
+                return [record_of(result, task, attempts), *twins]
+
+    def _finish_all(self, task: Task, records: list[dict[str, object]]) -> None:
+        for record in records:
+            self._finish(task, record)
 
     def _finish(self, task: Task, record: dict[str, object]) -> None:
         self.run.append(record)

@@ -77,22 +77,37 @@ def parse_shard(spec: str) -> tuple[int, int]:
     return k, n
 
 
-def cut(cells: Sequence[Planned], n: int, cost: Cost) -> list[list[Planned]]:
-    """The cells in `n` shards of near-equal total cost, each in the plan's order."""
+def cut(
+    cells: Sequence[Planned], n: int, cost: Cost, together: Mapping[str, str] | None = None
+) -> list[list[Planned]]:
+    """The cells in `n` shards of near-equal total cost, each in the plan's order.
+
+    `together` maps a cell id to the id of the cell whose boot it is recorded from
+    (matrix/sameboot.py): such a cell costs nothing and goes into that cell's shard."""
+    together = together or {}
+    index = {planned.cell.id: i for i, planned in enumerate(cells)}
     loads = [0.0] * n
-    shards: list[list[int]] = [[] for _ in range(n)]
-    order = sorted(range(len(cells)), key=lambda i: (-cost(cells[i]), cells[i].cell.id))
-    for i in order:
+    shard_of: dict[int, int] = {}
+    booted = [i for i, p in enumerate(cells) if together.get(p.cell.id) not in index]
+    for i in sorted(booted, key=lambda i: (-cost(cells[i]), cells[i].cell.id)):
         lightest = min(range(n), key=lambda s: (loads[s], s))
         loads[lightest] += cost(cells[i])
-        shards[lightest].append(i)
-    return [[cells[i] for i in sorted(shard)] for shard in shards]
+        shard_of[i] = lightest
+    for i, planned in enumerate(cells):
+        if i not in shard_of:
+            shard_of[i] = shard_of[index[together[planned.cell.id]]]
+    return [[cells[i] for i in range(len(cells)) if shard_of[i] == s] for s in range(n)]
 
 
 def shard(plan: Plan, spec: str, cost: Cost) -> Plan:
-    """The K-th of N shards of `plan` (spec "K/N"), cut by `cost`."""
+    """The K-th of N shards of `plan` (spec "K/N"), cut by `cost`; a `virt` cell
+    recorded from its versioned twin's boot (matrix/sameboot.py) is in its twin's
+    shard."""
+    from harness.matrix.sameboot import same_boots
+
     k, n = parse_shard(spec)
-    return dataclasses.replace(plan, cells=tuple(cut(plan.cells, n, cost)[k - 1]))
+    pairs = same_boots(plan.cells, plan.virt_aliases)
+    return dataclasses.replace(plan, cells=tuple(cut(plan.cells, n, cost, pairs)[k - 1]))
 
 
 def recorded_durations(durations: Path | None, history: Path, nights: int = 30) -> dict[str, float]:
@@ -131,5 +146,9 @@ def spread(loads: Sequence[float]) -> float:
     return max(loads) / mean - 1 if mean else 0.0
 
 
-def load_of(cells: Sequence[Planned], cost: Cost) -> float:
-    return sum(cost(p) for p in cells)
+def load_of(
+    cells: Sequence[Planned], cost: Cost, together: Mapping[str, str] | None = None
+) -> float:
+    """Seconds of boots in `cells`; a cell recorded from another's boot (`together`,
+    as for `cut`) costs nothing."""
+    return sum(cost(p) for p in cells if p.cell.id not in (together or {}))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.model import Outcome
+from harness.model import Cell, Outcome
 from harness.report.builds import build_differences
 from harness.report.grid import Grid, build_grid, reason_line
 
@@ -98,6 +98,14 @@ def run_options(options: dict[str, Any]) -> tuple[str, ...]:
     return tuple(shown)
 
 
+def same_boot_machine(record: dict[str, Any]) -> str:
+    """The machine type of the cell this one was recorded from (results.json's
+    same_boot_as, matrix/sameboot.py), e.g. virt-7.2 for a virt cell; "" when it
+    booted itself."""
+    booted = record.get("same_boot_as")
+    return Cell.parse(str(booted)).machine if booted else ""
+
+
 @dataclass(frozen=True)
 class CellView:
     """What a report shows of one cell, whatever it is drawn in."""
@@ -107,6 +115,7 @@ class CellView:
     seen: str  # transports the guest reported, and acpi or dt
     chose: str  # libvirt cells: what libvirt put the devices behind
     resets: int  # guest resets QEMU reported (a first-boot reboot, say)
+    same_boot: str  # the machine type whose boot this cell's verdict is (virt's alias)
     log: str
     label: str  # the comparison with a baseline, when it is news
     title: str
@@ -124,6 +133,7 @@ def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
         seen=seen_in_guest(record),
         chose=libvirt_chose(record),
         resets=int(record.get("resets") or 0),
+        same_boot=same_boot_machine(record),
         log=record.get("log") or "",
         label="" if label == "still-passing" else label,
         title=f"{record['cell']}: {record.get('detail') or outcome}",
@@ -143,6 +153,8 @@ def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None)
         text += f"<small>libvirt chose: {html.escape(cell.chose)}</small>"
     if cell.resets:
         text += f"<small>{_resets(cell.resets)}</small>"
+    if cell.same_boot:
+        text += f"<small>same boot as {html.escape(cell.same_boot)}</small>"
     if cell.log:
         text = f'<a href="{html.escape(cell.log)}">{text}</a>'
     if cell.label:
@@ -268,6 +280,7 @@ def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -
     text += f" (seen {cell.seen})" if cell.seen else ""
     text += f" (libvirt chose {cell.chose})" if cell.chose else ""
     text += f" ({_resets(cell.resets)})" if cell.resets else ""
+    text += f" (same boot as {cell.same_boot})" if cell.same_boot else ""
     text = f"[{text}]({cell.log})" if cell.log else text
     return text + (f" **{cell.label}**" if cell.label else "")
 

@@ -139,6 +139,7 @@ _CELL_KEYS = (
     "stage", "reason", "detail", "deciding_line", "stage_times", "duration_s",
     "started_at", "attempts", "repeats", "repeat_reasons", "expect", "guest", "image_verified",
     "firmware_version", "proof", "resets", "timeout_s", "qemu_build", "qemu_version",
+    "same_boot_as",
 )  # fmt: skip
 
 
@@ -147,8 +148,10 @@ def _digests(final: list[dict[str, Any]], key: str, digest: str) -> dict[str, st
 
 
 def _relative_log(run: RunDir, record: dict[str, Any]) -> str:
-    """The console log's path inside the run directory, so reports link to it."""
-    cell_dir = run.cell_dir(Cell.parse(record["cell"]), record.get("repeat", 0))
+    """The console log's path inside the run directory, so reports link to it (a
+    cell recorded from another's boot: that boot's log)."""
+    booted = record.get("same_boot_as") or record["cell"]
+    cell_dir = run.cell_dir(Cell.parse(booted), record.get("repeat", 0))
     log = cell_dir / "console.log"
     return str(log.relative_to(run.path)) if log.exists() else ""
 
