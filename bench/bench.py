@@ -12,6 +12,11 @@
   shards        the nightly profile cut into 4 shards: the slowest shard's time
                 above the mean, by recorded durations (--durations RUN or the
                 history) where known, else estimates; computed, not booted   goal <=15%
+  nightly       a fixed sample of the nightly profile (--nightly-sample K/N of its
+                tiny-guest cells on none/aavmf/uboot) booted by the harness at
+                --revision (a temporary git worktree) and by this tree, one after
+                the other: wall times and every verdict that differs (bench/nightly.py)
+                                                        goal >=25% less, 0 differ
 
 Run it on an idle machine: `make bench` (or bench/bench.py [--quick]).
 """
@@ -29,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import nightly  # bench/nightly.py, beside this script
 import pexpect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,10 +270,23 @@ def main() -> None:
         "--durations", type=Path, metavar="RUN", help="recorded durations for the shard spread"
     )
     parser.add_argument("--overhead-only", action="store_true", help="only the overhead")
+    parser.add_argument(
+        "--nightly-only", action="store_true", help="only the nightly sample, before and after"
+    )
+    parser.add_argument(
+        "--revision", default=nightly.BEFORE, help="the harness to compare the nightly with"
+    )
+    parser.add_argument("--nightly-sample", default="1/12", metavar="K/N")
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="-j of the nightly sample")
     options = parser.parse_args()
     rounds = 1 if options.quick else 3
     import signal
 
+    if options.nightly_only:
+        figures = nightly.nightly(options.revision, options.nightly_sample, options.jobs)
+        print(json.dumps(figures, indent=2))
+        print(nightly.line(figures))
+        return
     sh = shards(4, options.durations)
     if options.shards_only:
         print(json.dumps(sh, indent=2))
@@ -286,6 +305,7 @@ def main() -> None:
         "overhead": overhead(5 if rounds > 1 else 1),
         "parallel": parallel(),
         "shards": sh,
+        "nightly": nightly.nightly(options.revision, options.nightly_sample, options.jobs),
     }
     print(json.dumps(figures, indent=2))
     o, p, f, s = (
@@ -315,6 +335,7 @@ def main() -> None:
           f"{w['images_rebuilt']} images rebuilt by `images build` ({w['build_check_bytes']} bytes: "
           "apt revalidating its indexes)   goal 0")  # fmt: skip
     print(_shard_line(sh))
+    print(nightly.line(figures["nightly"]))
 
 
 def _shard_line(sh: dict[str, float]) -> str:
