@@ -278,12 +278,17 @@ def main() -> None:
     )
     parser.add_argument("--nightly-sample", default="1/12", metavar="K/N")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="-j of the nightly sample")
+    parser.add_argument(
+        "--nightly-rounds", type=int, default=1, help="runs of each, alternating (median)"
+    )
     options = parser.parse_args()
     rounds = 1 if options.quick else 3
     import signal
 
     if options.nightly_only:
-        figures = nightly.nightly(options.revision, options.nightly_sample, options.jobs)
+        figures = nightly.nightly(
+            options.revision, options.nightly_sample, options.jobs, options.nightly_rounds
+        )
         print(json.dumps(figures, indent=2))
         print(nightly.line(figures))
         return
@@ -305,7 +310,9 @@ def main() -> None:
         "overhead": overhead(5 if rounds > 1 else 1),
         "parallel": parallel(),
         "shards": sh,
-        "nightly": nightly.nightly(options.revision, options.nightly_sample, options.jobs),
+        "nightly": nightly.nightly(
+            options.revision, options.nightly_sample, options.jobs, options.nightly_rounds
+        ),
     }
     print(json.dumps(figures, indent=2))
     o, p, f, s = (

@@ -112,9 +112,15 @@ def boot_all(tree: Path, matrix: Path, results: Path, jobs: int) -> dict[str, An
             "load_before": load, "load_after": os.getloadavg()[0]}  # fmt: skip
 
 
-def nightly(revision: str = BEFORE, part: str = "1/12", jobs: int = 2) -> dict[str, Any]:
+def nightly(
+    revision: str = BEFORE, part: str = "1/12", jobs: int = 2, rounds: int = 1
+) -> dict[str, Any]:
     """The sample `part` ("K/N") of the nightly booted by the harness at `revision`
-    and by this tree; wall times, their saving and every verdict that differs."""
+    and by this tree, alternating `rounds` times (a change in the machine's load hits
+    both alike); median wall times, the saving and every verdict that differs from
+    the first run at `revision`."""
+    import statistics
+
     from harness.catalog import Catalog, Workspace
     from harness.commands.common import load_plan
     from harness.host import discover
@@ -124,28 +130,35 @@ def nightly(revision: str = BEFORE, part: str = "1/12", jobs: int = 2) -> dict[s
     catalog = Catalog(Workspace.locate(os.environ), os.environ, lambda _: None)
     plan = load_plan(catalog, discover(None, os.environ), "nightly", None, None)
     cells = sample(plan.cells, plan.virt_aliases, k, n)
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with (
         tempfile.TemporaryDirectory(prefix="bench-nightly-runs-") as tmp,
         checkout(revision) as before_tree,
     ):
         matrix = Path(tmp) / "matrix.yaml"
         matrix.write_text(matrix_text(yaml.safe_load((ROOT / "matrix.yaml").read_text()), cells))
-        before = boot_all(before_tree, matrix, Path(tmp) / "before", jobs)
-        after = boot_all(ROOT, matrix, Path(tmp) / "after", jobs)
+        for r in range(rounds):
+            for name, tree in (("before", before_tree), ("after", ROOT)):
+                runs[name].append(boot_all(tree, matrix, Path(tmp) / f"{name}-{r}", jobs))
+    reference = runs["before"][0]["verdicts"]
+    differ = sorted({d for run in [*runs["before"][1:], *runs["after"]]
+                     for d in differences(reference, run["verdicts"])})  # fmt: skip
+    before, after = (statistics.median(x["seconds"] for x in runs[name]) for name in runs)
     return {
         "revision": revision, "sample": part, "cells": len(cells), "jobs": jobs,
-        "before": {k: v for k, v in before.items() if k != "verdicts"},
-        "after": {k: v for k, v in after.items() if k != "verdicts"},
-        "saving_pct": 100 * (1 - after["seconds"] / before["seconds"]),
-        "differ": differences(before["verdicts"], after["verdicts"]),
+        "rounds": rounds, "before_s": before, "after_s": after,
+        "saving_pct": 100 * (1 - after / before),
+        "runs": {name: [{key: v for key, v in x.items() if key != "verdicts"} for x in runs[name]]
+                 for name in runs},
+        "differ": differ,
     }  # fmt: skip
 
 
 def line(figures: Mapping[str, Any]) -> str:
-    b, a = figures["before"], figures["after"]
-    differ = figures["differ"]
-    return (f"nightly sample      {figures['cells']} cells ({figures['sample']}), -j {figures['jobs']}: "
-            f"{a['seconds']:.0f} s ({a['boots']} boots) vs {b['seconds']:.0f} s ({b['boots']} boots) "
-            f"at {figures['revision']}: {figures['saving_pct']:.0f}% less; load "
-            f"{b['load_before']:.1f}/{a['load_before']:.1f}; {len(differ)} verdicts differ   "
-            "goal >=25% less, 0 differ")  # fmt: skip
+    b, a = figures["runs"]["before"][0], figures["runs"]["after"][0]
+    loads = [x["load_before"] for name in ("before", "after") for x in figures["runs"][name]]
+    return (f"nightly sample      {figures['cells']} cells ({figures['sample']}), -j {figures['jobs']}, "
+            f"median of {figures['rounds']}: {figures['after_s']:.0f} s ({a['boots']} boots) vs "
+            f"{figures['before_s']:.0f} s ({b['boots']} boots) at {figures['revision']}: "
+            f"{figures['saving_pct']:.0f}% less; load average {min(loads):.1f}-{max(loads):.1f}; "
+            f"{len(figures['differ'])} verdicts differ   goal >=25% less, 0 differ")  # fmt: skip
