@@ -142,3 +142,22 @@ def test_a_cancelled_run_starts_nothing() -> None:
     cancel.set()
     done: Callable[[str, str], None] = lambda t, r: None  # noqa: E731
     ThreadScheduler[str, str](2, cancel, workers=4).run(["a", "b"], _never, done)
+
+
+def test_the_watch_loop_gives_the_slot_back_once_when_the_prompt_shows() -> None:
+    """boot._watch on a scripted guest and its fake clock: `at_prompt` comes once,
+    right after the login prompt, not during the boot nor again after the login."""
+    from fake_guest import ROOT as LOGIN
+    from fake_guest import Guest, Kept
+
+    from harness.boot import POLL_S, _watch
+    from harness.console.watcher import QUIET_S, Watcher
+
+    guest = Guest(["Booting Linux on physical CPU 0x0\r\n", 3.0, "host login: ", QUIET_S + 0.2,
+                   "root\r\n# ", 5.0])  # fmt: skip
+    called: list[float] = []
+    _watch(guest, None, Watcher(LOGIN, start=0.0), 300.0, Kept(), None, None,
+           clock=guest.clock, at_prompt=lambda: called.append(guest.now))  # fmt: skip
+    assert len(called) == 1
+    # the prompt is one once quiet for QUIET_S; the loop calls on its next turn
+    assert 3.0 + QUIET_S <= called[0] <= 3.0 + QUIET_S + POLL_S
