@@ -233,6 +233,10 @@ def boot(
                     options.before_handover(verdict, duration)
                 say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
                 qemu.interact()
+            elif not options.keep:
+                # Judged, and its overlay and VARS copy go: a clean exit would only
+                # flush those (and log the signal), so no grace period is waited for.
+                qemu.kill()
     finally:
         qmp.close()
         log.close()
