@@ -31,7 +31,6 @@ from harness.errors import (
     UsageError,
 )
 from harness.host import Host
-from harness.images.seed import write_seed
 from harness.judge import judged, watcher_for
 from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image, Login, why_impossible
 from harness.qemu_argv import BootFiles, qemu_argv
@@ -152,6 +151,9 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
         make_overlay(image.disk, image.disk_format, disk)
     login, extra = image.login, tuple[Path, ...]()
     if image.cloud_init:
+        # pycdlib, for the seed ISO, only where there is one: every other boot skips it
+        from harness.images.seed import write_seed
+
         # The seed sits beside the log, not in work/, so cmdline.sh can use it again.
         password = secrets.token_hex(8)
         seed = work.parent / "seed.iso"
@@ -239,6 +241,10 @@ def boot(
                     options.before_handover(verdict, duration)
                 say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
                 qemu.interact()
+            elif not options.keep:
+                # Judged, and its overlay and VARS copy go: a clean exit would only
+                # flush those (and log the signal), so no grace period is waited for.
+                qemu.kill()
     finally:
         qmp.close()
         log.close()

@@ -4,7 +4,8 @@ QEMU runs on a pseudo-terminal (pexpect), in a session and process group of its 
 so a Ctrl-C at the user's terminal reaches the harness, not QEMU, and stopping the
 group stops everything QEMU started. PR_SET_PDEATHSIG makes the kernel kill QEMU if
 the harness itself is killed (kill -9 leaves no orphan). `__exit__` is the one place a
-QEMU is stopped: SIGTERM, a grace period, SIGKILL, then reaped.
+QEMU is stopped: SIGTERM, a grace period, SIGKILL, then reaped (`kill` stops it at
+once, when nothing QEMU would still write on a clean exit is kept).
 """
 
 from __future__ import annotations
@@ -127,12 +128,24 @@ class QemuProcess:
         except OSError:
             return ""
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """Stops QEMU with SIGKILL, no grace period, and reaps it: for a guest
+        already judged whose disk overlay and VARS copy are thrown away (a clean
+        exit only flushes those, and prints that it was signalled)."""
+        self.stop(clean=False)
+
+    def stop(self, clean: bool = True) -> None:
+        """SIGTERM, `grace_s` for QEMU to exit cleanly (it flushes its disks), then
+        SIGKILL (at once unless `clean`); reaped either way. A second call finds it
+        reaped and does nothing."""
         child = self._child
         if child is None:
             return
         try:
-            if child.isalive():
+            if child.isalive() and not clean:
+                self._signal_group(signal.SIGKILL)
+                child.wait()
+            elif child.isalive():
                 self._signal_group(signal.SIGTERM)
                 deadline = time.monotonic() + self.grace_s
                 while child.isalive() and time.monotonic() < deadline:
@@ -141,6 +154,10 @@ class QemuProcess:
                     self._signal_group(signal.SIGKILL)
                     child.wait()
         finally:
+            if not child.isalive():
+                # Reaped already: ptyprocess's pause for the kernel to update the
+                # status after closing the terminal (0.1 s) has nothing to wait for.
+                child.ptyproc.delayafterclose = 0
             child.close(force=True)
 
     def _signal_group(self, signum: int) -> None:

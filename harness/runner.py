@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import libvirt_boot
 from harness.atomic import write_atomic
 from harness.boot import Boot, BootOptions, Show, boot
 from harness.devices import launcher
@@ -81,7 +80,12 @@ def run_cell(
         if impossible:
             raise CellImpossible(f"cell {cell}: {impossible}")
         built = qemu[0] = setup.host(cell) if setup.host is not None else host
-        launch = boot if launcher(cell.transport) == "qemu" else libvirt_boot.boot
+        if launcher(cell.transport) == "qemu":
+            launch = boot
+        else:  # imported only for libvirt cells: it costs every `harness run` otherwise
+            from harness import libvirt_boot
+
+            launch = libvirt_boot.boot
         finished = launch(cell, image, firmware, built, out, options, show, say)
         result = _from_boot(cell, finished, built, out, image, firmware, started)
     except QemuLaunchError as e:

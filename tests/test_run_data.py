@@ -82,6 +82,10 @@ def test_a_second_run_keeps_what_keep_kept(tiny: Image, harness: Harness, tmp_pa
     assert first.returncode == 0, first.stdout + first.stderr
     kept = out / "work" / "disk.qcow2"
     assert kept.is_file()
+    # kept, so QEMU was let exit cleanly (SIGTERM): the overlay it flushed is whole
+    assert "terminating on signal 15" in (out / "qemu.stderr").read_text()
+    check = subprocess.run(["qemu-img", "check", "-q", str(kept)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
     log = (out / "console.log").read_bytes()  # --log-cap takes its help's units
     assert log.endswith(b"[harness: console log capped at 1024 bytes]\n") and len(log) < 1100
     second = harness("run", PCI, "--quiet", "--out", str(out))
@@ -91,6 +95,8 @@ def test_a_second_run_keeps_what_keep_kept(tiny: Image, harness: Harness, tmp_pa
     # a run that kept nothing may be run again into its own --out
     again = tmp_path / "again"
     assert harness("run", MMIO, "--quiet", "--out", str(again)).returncode == 0
+    # nothing kept: the judged guest's QEMU is killed at once, with no grace period
+    assert "terminating on signal" not in (again / "qemu.stderr").read_text()
     assert harness("run", MMIO, "--quiet", "--out", str(again)).returncode == 0
 
 

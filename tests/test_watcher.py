@@ -11,6 +11,7 @@ from fake_guest import ROOT, Step, watch
 
 from harness.boot import PROOF_S
 from harness.console import probe
+from harness.console.conversation import ANSWER_QUIET_S
 from harness.console.watcher import QUIET_S, RETRY_S, SETTLE_S, SHELL_PROOF, Verdict, Watcher
 from harness.model import Login
 
@@ -127,9 +128,9 @@ def test_without_credentials_the_prompt_must_come_back_after_enter() -> None:
 def test_a_dead_guest_at_a_prompt_does_not_pass() -> None:
     verdict, guest = watch(["localhost login: "], NO_LOGIN)
     assert (verdict.status, verdict.reason) == ("fail", "timeout")
-    # from the prompt (told by the quiet after it) on, the proof's own time bounds the
-    # boot, not the boot timeout
-    assert guest.now == pytest.approx(QUIET_S + PROOF_S)
+    # from the prompt (told by the short quiet after it, when Enter is pressed) on, the
+    # proof's own time bounds the boot, not the boot timeout
+    assert guest.now == pytest.approx(ANSWER_QUIET_S + PROOF_S)
 
 
 def test_random_bytes_never_pass() -> None:

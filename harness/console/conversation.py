@@ -14,11 +14,23 @@ from harness.console.verdict import Reply, Talk, Verdict
 from harness.model import STAGES
 
 RETRY_S = 8.0
+# Quiet before a login, password or shell prompt is answered (watcher.py's QUIET_S,
+# longer, is the quiet before a prompt decides anything). An answer decides nothing:
+# typed too soon (more boot output followed the prompt) it waits in the guest's
+# terminal for whoever reads next, every line after it is judged as before, and an
+# answer that went unread is typed again after RETRY_S.
+ANSWER_QUIET_S = 0.2
+# "Where is the cursor?" (ECMA-48 DSR 6). busybox's line editor sends it right after
+# its prompt, once it has the terminal in its own mode and is about to read
+# (libbb/lineedit.c read_line_input, ask_terminal): output ending in it is a shell
+# provably waiting for a line, answered without a quiet spell.
+TERMINAL_QUERY = b"\x1b[6n"
 MAX_ATTEMPTS = 3
 ENTER = "\r"  # what a terminal's Enter key sends
 SHELL_PROOF = "echo harness-shell-$((6*7))-ok"
 SHELL_PROVEN = re.compile(r"(?:^|\s)harness-shell-42-ok\s*$")
 _PROMPT_KINDS = (Kind.FAIL_PROMPT, Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
+_ANSWERED = (Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT, Kind.SHELL_PROMPT)
 
 
 class Conversation(WatcherState):
@@ -26,6 +38,41 @@ class Conversation(WatcherState):
     and end_of_log call it)."""
 
     # --- the end of the output: prompts and the login conversation -----------------
+    def _answer_early(self, now: float) -> Verdict | Reply | None:
+        """Before QUIET_S: the answer to a login, password or shell prompt that ends
+        the output, once the guest waits at it (ANSWER_QUIET_S of quiet, or a line
+        editor's terminal query after a shell prompt). Anything that would decide
+        (a failing prompt, an emergency shell, a failure on the last line) waits for
+        QUIET_S as before."""
+        quiet = now - self._last_output
+        if self._acted_at == self._last_output or self._guest_end is not None:
+            return None
+        tail = self._text.partial
+        if self.ready or not tail.text.strip() or self.table.first(Kind.FAIL, tail.text):
+            return None
+        text = tail.text.rstrip() + " "
+        found = [p for kind in _PROMPT_KINDS if (p := self.table.first(kind, text))]
+        if len(found) != 1 or found[0].kind not in _ANSWERED:
+            return None
+        prompt = found[0]
+        if prompt.kind is Kind.SHELL_PROMPT and self.stage == "initramfs":
+            return None  # an emergency shell: decided after QUIET_S
+        asked = self._asked and prompt.kind is Kind.SHELL_PROMPT
+        if not (asked or quiet >= ANSWER_QUIET_S):
+            return None
+        self._acted_at = self._last_output
+        return self._at_end_of_output(now, live=True)
+
+    def _back_after_probe(self) -> bool:
+        """The shell showed its prompt again after the device checks' end: it ran the
+        probe's two lines after the proof and waits, every line between judged."""
+        tail = self._text.partial
+        return (
+            self._probed is not None
+            and tail.number > self._probed.number
+            and self.table.first(Kind.SHELL_PROMPT, tail.text.rstrip() + " ") is not None
+        )
+
     def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
         partial, last_line = self._text.partial, self._guest_end or self._last_line
         if self._guest_end is not None:  # what follows is the host's terminal

@@ -25,49 +25,57 @@ BEGIN, END = "harness-probe-3-begin", "harness-probe-3-end"
 # the second's echo with the first's output.
 WORKS_BEGIN, WORKS_END = "harness-works-4-begin", "harness-works-4-end"
 # Whether the devices work, read-only on the guest's disk, each bounded in time:
-# - disk: block 1 of the root device through its driver (1024 bytes), and the ext
-#   superblock's magic at byte 1080 (53ef, ext2/3/4's s_magic);
+# - disk: block 1 of the root device through its driver (1024 bytes, counted as od's
+#   words), and the ext superblock's magic at byte 1080 in it (53ef, ext2/3/4's
+#   s_magic; -v: od must not fold the superblock's runs of zeros);
 # - net: each virtio NIC's IPv4 address, or else a lease from QEMU's user network
 #   (slirp's DHCP gives 10.0.2.15) through busybox udhcpc, its script /bin/true so
 #   nothing is configured; "unchecked" where the guest has no udhcpc;
 # - rng: the hw_random core's current source and 16 bytes read from /dev/hwrng.
 # A guest without dd, od or timeout (a fault guest's older build) leaves it unchecked.
+# Each NIC's check runs in the background while the disk and the rng are read (its
+# DHCP exchange is mostly waiting); each check prints its line with one echo, so
+# lines never mix, and the parse does not depend on their order. Every process is a
+# fork and exec that costs the guest's one emulated CPU dearly: shell builtins (read,
+# ${x##*/}) do what cut, awk and basename did.
 WORKS = " ".join([
     r"""(exec 2>/dev/null; echo harness-works-$((2+2))-begin;""",
-    r"""echo "works-from $(cut -d' ' -f1 /proc/uptime)";""",
-    r"""r=$(awk '$2=="/"{print $1}' /proc/mounts|tail -n1);""",
-    r"""command -v od >/dev/null&&[ -b "$r" ]&&echo "disk-read""",
-    r"""$(dd if="$r" bs=1024 skip=1 count=1|wc -c)""",
-    r"""$(dd if="$r" bs=1 skip=1080 count=2|od -An -tx1|tr -d ' \n')";""",
+    r"""read -r u _ </proc/uptime; echo "works-from $u";""",
     r"""for n in /sys/bus/virtio/devices/*/net/*; do [ -e "$n" ]||continue; i=${n##*/};""",
-    r"""a=$(ip -o -f inet addr show "$i"|awk '{sub("/.*","",$4);print $4}'|head -n1);""",
+    r"""(set -- $(ip -o -f inet addr show "$i"); a=${4%%/*};""",
     r"""if [ -z "$a" ]&&command -v udhcpc >/dev/null; then ip link set "$i" up;""",
     r"""a=$(udhcpc -i "$i" -fnq -t3 -T1 -s /bin/true 2>&1|""",
     r"""sed -n 's/.*lease of \([0-9.]*\) obtained.*/\1/p');""",
-    r"""a=${a:-none}; fi; echo "net $i ${a:-unchecked}"; done;""",
-    r"""echo "rng $(cat /sys/class/misc/hw_random/rng_current||echo none)""",
-    r"""$(if command -v timeout >/dev/null; then""",
-    r"""[ -c /dev/hwrng ]&&timeout 2 dd if=/dev/hwrng bs=16 count=1|wc -c;""",
-    r"""else echo unchecked; fi)";""",
-    r"""echo "works-to $(cut -d' ' -f1 /proc/uptime)";""",
+    r"""a=${a:-none}; fi; echo "net $i ${a:-unchecked}")& done;""",
+    r"""r=; while read -r d m _; do [ "$m" = / ]&&r=$d; done </proc/mounts;""",
+    r"""command -v od >/dev/null&&[ -b "$r" ]&&{ set -- $(dd if="$r" bs=1024 skip=1 count=1|""",
+    r"""od -An -tx1 -v); echo "disk-read $# ${57}${58}"; };""",
+    r"""c=none; read -r c </sys/class/misc/hw_random/rng_current;""",
+    r"""if command -v timeout >/dev/null; then""",
+    r"""s=$([ -c /dev/hwrng ]&&timeout 2 dd if=/dev/hwrng bs=16 count=1|wc -c);""",
+    r"""else s=unchecked; fi; echo "rng $c $s";""",
+    r"""wait; read -r u _ </proc/uptime; echo "works-to $u";""",
     r"""echo harness-works-$((2+2))-end)""",
 ])  # fmt: skip
-# POSIX sh and busybox ash alike; one line, so no shell prompt interleaves.
+# POSIX sh and busybox ash alike; one line, so no shell prompt interleaves. Builtins
+# where they do (read, ${d##*/}): each process is costly under TCG (see WORKS).
 SCRIPT = (
     "echo harness-probe-$((1+2))-begin; "
-    'echo "kernel $(uname -r)"; '
+    'read -r k </proc/sys/kernel/osrelease; echo "kernel $k"; '
     "for d in /sys/bus/virtio/devices/*; do "
-    '[ -e "$d" ] || continue; '
-    'echo "virtio $(basename "$d") id=$(cat "$d/device") '
-    'driver=$(basename "$(readlink "$d/driver")") '
-    'transport=$(basename "$(readlink "$d/../driver")")"; '
+    '[ -e "$d" ] || continue; read -r i <"$d/device"; '
+    'v=$(readlink "$d/driver"); p=$(readlink "$d/../driver"); '
+    'echo "virtio ${d##*/} id=$i driver=${v##*/} transport=${p##*/}"; '
     "done; "
     # arm64 unflattens the device tree only when ACPI is off (setup_arch), so at
     # most one of the two is there: what the kernel described the machine from.
-    "echo tables $([ -d /sys/firmware/acpi/tables ] && echo acpi; "
-    "[ -d /proc/device-tree ] || [ -d /sys/firmware/devicetree/base ] && echo dt); "
-    'echo "root $(awk \'$2 == "/" {print $1, $3}\' /proc/mounts | tail -n 1)"; '
-    "grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release 2>/dev/null | sed 's/^/os /'; "
+    "t=; [ -d /sys/firmware/acpi/tables ] && t=acpi; "
+    '[ -d /proc/device-tree ] || [ -d /sys/firmware/devicetree/base ] && t="$t dt"; '
+    "echo tables $t; "
+    'r=; while read -r d m f _; do [ "$m" = / ] && r="$d $f"; done </proc/mounts; '
+    'echo "root $r"; '
+    '[ -r /etc/os-release ] && while IFS= read -r l || [ -n "$l" ]; do case $l in '
+    'ID=*|VERSION_ID=*|PRETTY_NAME=*) echo "os $l";; esac; done </etc/os-release; '
     "echo harness-probe-$((1+2))-end"
 )
 _WORK_WORDS = (["disk-read"], ["net"], ["rng"], ["works-from"], ["works-to"])

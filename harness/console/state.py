@@ -78,6 +78,8 @@ class WatcherState:
         self._said_at = start
         self._proven_at = 0.0
         self._proof = Line(0, "")  # the line that proved the guest up
+        self._asked = False  # the output so far ends in a terminal query (a line editor's)
+        self._probed: Line | None = None  # the device checks' end marker, once seen
         self._overrun: tuple[Pattern, Line] | None = None  # a prompt others wrote after
 
     # --- outcomes ----------------------------------------------------------------

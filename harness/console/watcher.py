@@ -9,11 +9,16 @@ Rules, beyond the pattern table:
 - A failure line decides at once, wherever it appears, also after a login prompt and
   during the login conversation.
 - Prompts count only at the end of the output: live, when the guest has been quiet
-  for QUIET_S; in a saved log, at its end.
+  for QUIET_S; in a saved log, at its end. Live, a login, password or shell prompt is
+  answered sooner, once the guest waits at it (conversation.py's ANSWER_QUIET_S, or at
+  once after the terminal query a line editor sends when it starts reading): an answer
+  decides nothing, and every line after it is judged as before.
 - Live, a login prompt alone is not a pass. With credentials the watcher logs in and
   has the shell compute something (a shell, not an echo, prints the result); without,
   it presses Enter and needs the prompt to come back. Either way the guest must stay
-  free of failures for SETTLE_S after that proof.
+  free of failures for SETTLE_S after that proof, or, with the device probe, until
+  its shell has run the probe's two lines and shown its prompt again (the guest
+  worked on after the proof, and every line it printed meanwhile was judged).
 - In a saved log, reaching a login prompt is the pass (proof "prompt"): whatever
   conversation someone else had after it does not undo it; a failure line still does.
   Its end is the console going quiet: the last non-blank line, less the `%` or `$` a
@@ -42,7 +47,7 @@ from __future__ import annotations
 import re
 
 from harness.console import probe
-from harness.console.conversation import ENTER, SHELL_PROVEN, Conversation
+from harness.console.conversation import ENTER, SHELL_PROVEN, TERMINAL_QUERY, Conversation
 from harness.console.conversation import RETRY_S as RETRY_S
 from harness.console.conversation import SHELL_PROOF as SHELL_PROOF
 from harness.console.patterns import Kind, Pattern, hook_device, root_device
@@ -81,6 +86,7 @@ class Watcher(Conversation):
     def feed(self, data: bytes, now: float) -> Verdict | None:
         if self.verdict is None and data:
             self._last_output = now
+            self._asked = data.endswith(TERMINAL_QUERY)
             for line in self._text.feed(data):
                 self._judge_line(line, now)
                 if self.verdict is not None:
@@ -101,11 +107,11 @@ class Watcher(Conversation):
                 return None  # the probe's output is on its way (lines are still judged)
             self._talk, self._proven_at = Talk.PROVEN, now  # proven, though not probed
         if self._talk is Talk.PROVEN:
-            if now - self._proven_at >= SETTLE_S:
+            if now - self._proven_at >= SETTLE_S or self._back_after_probe():
                 return self._decide("pass", "login", "login", self._proof)
             return None
         if now - self._last_output < QUIET_S:
-            return None
+            return self._answer_early(now)
         if self._acted_at == self._last_output and now - self._said_at < RETRY_S:
             return None
         self._acted_at = self._last_output
@@ -167,6 +173,7 @@ class Watcher(Conversation):
             return self._decide("fail", self.stage, "reset-loop", Line(mark, why))
         self._start_over()
         self.prompt_at, self._talk, self._previous = None, Talk.WAITING, ""
+        self._probed, self._asked = None, False
         self._last_output = self._acted_at = now
         return None
 
@@ -367,6 +374,7 @@ class Watcher(Conversation):
             self._probe_lines = None
             if self._talk is Talk.PROBING:
                 self._talk = Talk.PROVEN
+                self._probed = line
         elif probe.END in text and self._probe_lines is not None:
             self.findings = probe.parse(self._probe_lines)
             self._probe_lines = None
