@@ -59,6 +59,10 @@ class Guest:
     def texts(self) -> list[str]:
         return [text for _, text in self.typed]
 
+    def texts_by(self, step: int) -> list[str]:
+        """What was typed up to the end of script step `step` (0-based)."""
+        return [text for at, text in self.typed if at <= step]
+
     def exit_status(self, wait_s: float = 2.0) -> str:
         return self._status
 

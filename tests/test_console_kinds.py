@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, Harness, misjudged
-from test_watcher import Live
+from fake_guest import Guest, watch
 
 from harness.console.watcher import HINT_QUIET_S, QUIET_S, SETTLE_S, Watcher
 from harness.model import Login
@@ -150,10 +150,13 @@ def test_live_the_dracut_hint_decides_after_a_quiet_spell_or_at_the_timeout(
     wait: float | None,
 ) -> None:
     text = (KINDS / "8-dracut-devexists-then-silence.log").read_bytes()
-    live = Live()
-    assert live.guest(text.replace(b"\n", b"\r\n")) is None
-    verdict = live.wait(wait) if wait is not None else live.watcher.stopped("timeout")
-    assert verdict is not None
+    text = text.replace(b"\n", b"\r\n")
+    if wait is not None:
+        verdict, guest = watch([text, wait])
+        assert guest.done == 1 and guest.now > 0  # decided in the quiet spell
+    else:  # a boot timeout shorter than the hint's quiet spell
+        verdict, guest = watch([text], timeout_s=1.0)
+        assert guest.now == pytest.approx(1.0)
     assert (verdict.status, verdict.stage, verdict.reason) == (
         "fail",
         "initramfs",
@@ -164,49 +167,52 @@ def test_live_the_dracut_hint_decides_after_a_quiet_spell_or_at_the_timeout(
 
 def test_live_an_initqueue_timeout_without_a_device_stays_a_hint() -> None:
     text = (KINDS / "8-dracut-initqueue-timeout-without-device.log").read_bytes()
-    live = Live()
-    live.guest(text.replace(b"\n", b"\r\n"))
-    assert live.wait(3 * HINT_QUIET_S) is None
-    assert live.watcher.stopped("timeout").reason == "timeout"
+    verdict, guest = watch([text.replace(b"\n", b"\r\n")], timeout_s=3 * HINT_QUIET_S)
+    assert (verdict.reason, guest.now) == ("timeout", pytest.approx(3 * HINT_QUIET_S))
 
 
 def test_live_an_unknown_firmware_that_starts_over_three_times_is_a_reset_loop() -> None:
     text = (KINDS / "5-unknown-firmware-reset-loop.log").read_bytes()
-    live = Live()
-    verdict = live.guest(text.replace(b"\n", b"\r\n"))
-    assert verdict is not None and (verdict.status, verdict.reason) == ("fail", "reset-loop")
+    verdict, guest = watch([text.replace(b"\n", b"\r\n")])
+    assert (verdict.status, verdict.reason) == ("fail", "reset-loop")
+    assert (guest.done, guest.now) == (1, 0)  # decided as the text came
 
 
 def test_live_one_reset_of_an_unknown_firmware_then_login_passes() -> None:
     text = (KINDS / "5-unknown-firmware-resets-once-then-login.log").read_bytes()
-    live = Live()
-    assert live.guest(text.replace(b"\n", b"\r\n")) is None
-    live.wait(QUIET_S + 0.2)
-    assert live.typed == ["root\r"]
+    _, guest = watch([text.replace(b"\n", b"\r\n"), QUIET_S + 0.2])
+    assert guest.texts_by(1) == ["root\r"]
 
 
 def test_live_oops_running_into_the_prompt_is_at_login() -> None:
     text = (KINDS / "3-oops-runs-into-the-login-prompt.log").read_bytes()
-    verdict = Live().guest(text.replace(b"\n", b"\r\n"))
-    assert verdict is not None
+    verdict, guest = watch([text.replace(b"\n", b"\r\n")])
     assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "login", "kernel-oops")
+    assert (guest.done, guest.now) == (1, 0)
 
 
 def test_live_a_pass_says_which_proof_it_has() -> None:
-    live = Live(Login(None, ""))
-    live.guest("localhost login: ")
-    live.wait(QUIET_S + 0.2)
-    live.guest("\r\nlocalhost login: ")
-    verdict = live.wait(QUIET_S + SETTLE_S + 0.5)
-    assert verdict is not None and (verdict.status, verdict.proof) == ("pass", "prompt")
-    shell = Live()
-    shell.guest("host login: ")
-    shell.wait(QUIET_S + 0.2)
-    shell.guest("root\r\nroot@host:~# ")
-    shell.wait(QUIET_S + 0.2)
-    shell.guest("harness-shell-42-ok\r\nroot@host:~# ")
-    verdict = shell.wait(SETTLE_S + 0.2)
-    assert verdict is not None and (verdict.status, verdict.proof) == ("pass", "shell")
+    verdict, guest = watch(
+        [
+            "localhost login: ",
+            QUIET_S + 0.2,
+            "\r\nlocalhost login: ",
+            QUIET_S + SETTLE_S + 0.5,
+        ],
+        Login(None, ""),
+    )
+    assert (verdict.status, verdict.proof, guest.done) == ("pass", "prompt", 3)
+    verdict, guest = watch(
+        [
+            "host login: ",
+            QUIET_S + 0.2,
+            "root\r\nroot@host:~# ",
+            QUIET_S + 0.2,
+            "harness-shell-42-ok\r\nroot@host:~# ",
+            SETTLE_S + 0.2,
+        ]
+    )
+    assert (verdict.status, verdict.proof, guest.done) == ("pass", "shell", 5)
 
 
 def test_a_crafted_dracut_guest_is_root_not_found_live_early_and_saved_the_same(
@@ -244,14 +250,12 @@ def test_a_firmware_that_prints_one_line_before_its_loader_resets_too() -> None:
         "TinyFW 0.9: memory map ready\r\n  Booting `Debian GNU/Linux'\r\n"
         "EFI stub: Booting Linux Kernel...\r\n[    1.5] Run /init as init process\r\n"
     )
-    live = Live()
-    assert live.guest(boot * 2) is None
-    assert live.watcher.stage == "initramfs"
-    verdict = live.guest(boot)
-    assert verdict is not None and (verdict.reason, verdict.text) == (
-        "reset-loop",
-        "TinyFW 0.9: memory map ready",
-    )
+    # the console closing right after two boots shows the stage the watcher is at
+    at_two, _ = watch([], guest=Guest([boot * 2], ends=True))
+    assert (at_two.reason, at_two.stage) == ("qemu-exited", "initramfs")
+    verdict, guest = watch([boot * 2, boot])
+    assert (verdict.reason, verdict.text) == ("reset-loop", "TinyFW 0.9: memory map ready")
+    assert (guest.done, guest.now) == (2, 0)  # decided as the third boot came
 
 
 def test_our_own_log_keeps_its_refused_login_a_failure(tmp_path: Path) -> None:
@@ -268,10 +272,13 @@ def test_our_own_log_keeps_its_refused_login_a_failure(tmp_path: Path) -> None:
 
 
 def test_short_first_lines_are_no_firmware_sequence() -> None:
-    live = Live()
-    live.guest("OK\r\nTinyFW 0.9: memory map ready\r\n  Booting `Debian GNU/Linux'\r\n")
-    live.guest("[    1.5] Run /init as init process\r\nOK\r\nOK\r\n")
-    assert live.watcher.verdict is None
     again = "TinyFW 0.9: memory map ready\r\n[    1.5] Run /init as init process\r\n"
-    verdict = live.guest(again * 2)
-    assert verdict is not None and verdict.reason == "reset-loop"
+    verdict, guest = watch(
+        [
+            "OK\r\nTinyFW 0.9: memory map ready\r\n  Booting `Debian GNU/Linux'\r\n",
+            "[    1.5] Run /init as init process\r\nOK\r\nOK\r\n",
+            again * 2,
+        ]
+    )
+    assert verdict.reason == "reset-loop"
+    assert (guest.done, guest.now) == (3, 0)  # undecided before the repeats came

@@ -6,7 +6,7 @@ live watcher (driven with a fake clock) decides it the same way."""
 from __future__ import annotations
 
 from conftest import FIXTURES, Harness, misjudged
-from test_watcher import Live
+from fake_guest import Guest, watch
 
 from harness.console.watcher import HINT_QUIET_S, QUIET_S
 
@@ -213,18 +213,17 @@ def crlf(name: str) -> bytes:
 def test_live_the_root_that_comes_after_the_devexists_hint_is_logged_into() -> None:
     text = crlf("8-devexists-then-the-root-comes-then-a-test-run.log")
     boot = text[: text.index(b"localhost login: ") + len(b"localhost login: ")]
-    live = Live()
-    assert live.guest(boot) is None
-    assert live.wait(HINT_QUIET_S + 1) is None
-    assert live.typed[:1] == ["root\r"]
+    _, guest = watch([boot, HINT_QUIET_S + 1])
+    assert guest.done >= 2  # undecided through the quiet spell
+    assert guest.texts_by(1)[:1] == ["root\r"]
 
 
 def test_live_reboots_after_login_are_no_reset_loop() -> None:
     text = crlf("5-reboot-test-reaches-login-each-time.log")
-    live = Live()
-    assert live.guest(text) is None
-    assert live.wait(QUIET_S + 0.2) is None
-    assert (live.watcher.stage, live.typed) == ("login", ["root\r"])
+    # the console closing after the quiet spell shows the stage the watcher is at
+    verdict, guest = watch([], guest=Guest([text, QUIET_S + 0.2], ends=True))
+    assert (verdict.reason, verdict.stage) == ("qemu-exited", "login")
+    assert guest.texts() == ["root\r"]
 
 
 def test_live_resets_that_never_reach_login_again_are_a_loop() -> None:
@@ -232,45 +231,39 @@ def test_live_resets_that_never_reach_login_again_are_a_loop() -> None:
     first = text[: text.index(b"UEFI firmware", 10)]  # one boot that reached login
     stuck = b"UEFI firmware (version x built at 12:00:00 on Sep  1 2023)\r\n"
     stuck += b"[    0.000000] Booting Linux on physical CPU 0x0\r\n"
-    live = Live()
-    assert live.guest(first + stuck * 2) is None  # the reset after login starts the count
-    verdict = live.guest(stuck)
-    assert verdict is not None and verdict.reason == "reset-loop"
+    # the reset after login starts the count: undecided after two stuck boots
+    verdict, guest = watch([first + stuck * 2, stuck])
+    assert verdict.reason == "reset-loop"
+    assert (guest.done, guest.now) == (2, 0)
 
 
 def test_live_a_u_boot_exception_decides_at_once() -> None:
-    verdict = Live().guest(crlf("3-u-boot-exception.log"))
-    assert verdict is not None
+    verdict, guest = watch([crlf("3-u-boot-exception.log")])
     assert (verdict.status, verdict.stage, verdict.reason) == (
         "fail",
         "firmware",
         "firmware-crash",
     )
+    assert (guest.done, guest.now) == (1, 0)
 
 
 def test_live_the_initrd_emergency_mode_is_at_initramfs() -> None:
-    verdict = Live().guest(crlf("7-systemd-initrd-timeout-then-locked-emergency.log"))
-    assert verdict is not None
+    verdict, guest = watch([crlf("7-systemd-initrd-timeout-then-locked-emergency.log")])
     assert (verdict.status, verdict.stage, verdict.reason) == (
         "fail",
         "initramfs",
         "root-not-found",
     )
+    assert (guest.done, guest.now) == (1, 0)
 
 
 def test_live_a_u_boot_prompt_fails_when_the_console_goes_quiet() -> None:
-    live = Live()
-    assert live.guest(crlf("1-u-boot-shell-prompt-last.log")) is None
-    verdict = live.wait(QUIET_S + 0.2)
-    assert verdict is not None and (verdict.status, verdict.reason) == (
-        "fail",
-        "bootloader-prompt",
-    )
+    verdict, guest = watch([crlf("1-u-boot-shell-prompt-last.log"), QUIET_S + 0.2])
+    assert (verdict.status, verdict.reason) == ("fail", "bootloader-prompt")
+    assert guest.done == 1 and guest.now > 0  # decided in the quiet spell
 
 
 def test_live_kernel_text_without_times_over_the_login_prompt_is_answered() -> None:
-    live = Live()
     text = crlf("3-untimed-kernel-message-runs-into-the-login-prompt.log")
-    assert live.guest(text) is None
-    live.wait(QUIET_S + 0.2)
-    assert live.typed == ["root\r"]
+    _, guest = watch([text, QUIET_S + 0.2])
+    assert guest.texts_by(1) == ["root\r"]

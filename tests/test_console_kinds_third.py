@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from conftest import FIXTURES, Harness, misjudged
-from test_watcher import Live
+from fake_guest import watch
 
 from harness.console import formats
 from harness.console.watcher import HINT_QUIET_S
@@ -225,25 +225,24 @@ def crlf(name: str) -> bytes:
 
 
 def test_live_a_u_boot_resetting_itself_is_a_reset_loop() -> None:
-    verdict = Live().guest(crlf("1-u-boot-resets-itself-loop.log"))
-    assert verdict is not None
+    verdict, guest = watch([crlf("1-u-boot-resets-itself-loop.log")])
     assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "firmware", "reset-loop")
+    assert (guest.done, guest.now) == (1, 0)
 
 
 def test_live_after_a_reset_the_stage_is_the_new_boots() -> None:
-    verdict = Live().guest(crlf("1-login-then-reboot-then-kernel-panic.log"))
-    assert verdict is not None
+    verdict, guest = watch([crlf("1-login-then-reboot-then-kernel-panic.log")])
     assert (verdict.status, verdict.stage, verdict.reason) == ("fail", "kernel", "kernel-oops")
+    assert (guest.done, guest.now) == (1, 0)
     assert "login" in verdict.stage_times  # the first boot's times are kept
 
 
 def test_live_dracut_waiting_for_two_devices_names_the_root() -> None:
     text = crlf("1-dracut-waits-for-swap-then-root.log")
-    live = Live()
     first_listing = text[: text.index(b"[  182.2")]
-    assert live.guest(first_listing) is None  # the second hook is no repeat
-    verdict = live.wait(HINT_QUIET_S + 1)
-    assert verdict is not None and verdict.reason == "root-not-found"
+    verdict, guest = watch([first_listing, HINT_QUIET_S + 1])
+    assert guest.done == 1 and guest.now > 0  # the second hook is no repeat: the quiet decides
+    assert verdict.reason == "root-not-found"
     assert verdict.text.startswith(ROOT_UUID), verdict
 
 
