@@ -11,9 +11,12 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
+
+if TYPE_CHECKING:
+    from harness.records import ResultJson
 
 # C0 controls, DEL and C1 controls: a newline in a name would forge a line of
 # results.jsonl, the PASS line, report.md or a shell comment; an escape would drive
@@ -287,7 +290,7 @@ class CellResult:
             words.append(self.reason)
         return " ".join([*words, f"{self.duration_s:.1f}s"])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ResultJson:
         return {
             "schema_version": 1,
             "cell": self.cell.id,

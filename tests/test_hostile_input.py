@@ -77,6 +77,13 @@ BAD_LINES = {
     "a bidi override in a cell": json.dumps({**RECORD, "cell": "a\u202eb/none/virt/pci"}).encode(),
     "a lone surrogate in an image": json.dumps({**RECORD, "image": "a\udcff"}).encode(),
 }
+# Keys the reports read (harness/records.py types them) that the schema's `record` did
+# not check: a shard's line without them, or with them of another type, was a traceback
+# in `merge` (report.html's float("soon"), a grid row named None).
+UNREADABLE = {
+    "no image": json.dumps({k: v for k, v in RECORD.items() if k != "image"}).encode(),
+    "a timeout that is text": json.dumps({**RECORD, "timeout_s": "soon"}).encode(),
+}
 
 
 @pytest.mark.parametrize("command", ["compare", "merge", "resume"])
@@ -103,6 +110,16 @@ def test_a_bad_results_line_is_one_line(
     # merge made no run (nor a `latest`) out of it; resume booted nothing
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
     assert (run / "results.jsonl").read_bytes().count(b"\n") == 3
+
+
+@pytest.mark.parametrize("bad", UNREADABLE)
+def test_a_record_the_reports_cannot_read_is_one_line(
+    bad: str, harness: Harness, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path / "run", [UNREADABLE[bad]])
+    line = one_line_error(run_command(harness, "merge", run, tmp_path))
+    assert f"{run / 'results.jsonl'}:1: " in line
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
 
 
 def run_command(

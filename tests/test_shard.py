@@ -33,6 +33,9 @@ A, B, C, D = (
 SECONDS = {A: 100.0, B: 10.0, C: 90.0, D: 10.0}
 
 
+AXES = ("image", "firmware", "machine", "transport")
+
+
 def planted_run(path: Path, seconds: dict[str, float], started: str = "20261201T011700Z") -> Path:
     """A run directory as `harness matrix` writes one, with the given durations."""
     path.mkdir(parents=True)
@@ -40,7 +43,8 @@ def planted_run(path: Path, seconds: dict[str, float], started: str = "20261201T
             "cells": list(seconds), "host": {"qemu_version": "7.2.0"}}  # fmt: skip
     (path / "run.json").write_text(json.dumps(meta))
     records = [
-        {"cell": cell, "outcome": "pass", "status": "pass", "stage": "login", "reason": "login",
+        {"cell": cell, **dict(zip(AXES, cell.split("/"), strict=True)), "outcome": "pass",
+         "status": "pass", "stage": "login", "reason": "login",
          "duration_s": s, "stage_times": {"kernel": 1.0, "login": s - 1}, "repeat": 0}
         for cell, s in seconds.items()
     ]  # fmt: skip

@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
 from harness.commands.common import add_download_arguments, seconds
+
+if TYPE_CHECKING:
+    from harness.records import RunMeta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
     for cell in cells:
         qemu = setup.host(cell) if setup.host is not None else host  # the cell's QEMU build
         check_cell(cell, catalog.image_names(), qemu, catalog.firmware_names())
-    meta = {"profile": "bisect", "cells": [c.id for c in cells]}
+    meta: RunMeta = {"profile": "bisect", "cells": [c.id for c in cells]}
     run = RunDir.create(args.results or catalog.workspace.results, "bisect", meta)
     run.mark_latest("latest-bisect")  # results/latest stays the newest matrix run
     options = BootOptions(timeout_s=args.timeout)
@@ -91,7 +95,15 @@ def main(args: argparse.Namespace) -> int:
 
     def boot(cell: Cell) -> CellResult:
         result = run_cell(cell, setup, host, run.cell_dir(cell), options, None, lambda _: None)
-        run.append({**result.to_json(), "outcome": result.status, "repeat": 0})
+        run.append(
+            {
+                **result.to_json(),
+                "outcome": result.status,
+                "attempts": 1,
+                "expect": None,
+                "repeat": 0,
+            }
+        )
         print(f"  {result.summary()}", flush=True)
         return result
 

@@ -14,12 +14,13 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_FAIL, EXIT_OK
 
 if TYPE_CHECKING:
     from harness.console.watcher import Verdict
+    from harness.records import FinalRecord
 
 # A live boot that ended without a verdict is, saved, a log that ends undecided.
 _UNDECIDED_LIVE = {"timeout", "qemu-exited"}
@@ -95,11 +96,11 @@ def _rejudge_run(path: Path, as_json: bool) -> int:
     return EXIT_FAIL if changed else EXIT_OK
 
 
-def _was(record: dict[str, Any]) -> str:
+def _was(record: FinalRecord) -> str:
     return f"{record['status']} {record['stage']} {record['reason']}"
 
 
-def _same(record: dict[str, Any], verdict: Verdict) -> bool:
+def _same(record: FinalRecord, verdict: Verdict) -> bool:
     if record["reason"] in _UNDECIDED_LIVE:
         return verdict.status == "incomplete" and verdict.stage == record["stage"]
     return (record["status"], record["stage"], record["reason"]) == (

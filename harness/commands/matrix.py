@@ -7,7 +7,7 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from harness.commands.common import (
     add_download_arguments,
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from harness.matrix.expand import Plan
     from harness.matrix.run import Task
     from harness.matrix.rundir import RunDir
+    from harness.records import RunMeta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,7 +181,7 @@ def _record_history(run: Path, option: Path | None) -> None:
         print(f"harness matrix: the run is not in the history: {e}", file=sys.stderr)
 
 
-def _recorded_cells(plan: Plan, meta: dict[str, Any]) -> Plan:
+def _recorded_cells(plan: Plan, meta: RunMeta) -> Plan:
     """A resumed run finishes the cells it planned, even if matrix.yaml grew since."""
     import dataclasses
 
@@ -188,10 +189,11 @@ def _recorded_cells(plan: Plan, meta: dict[str, Any]) -> Plan:
     return dataclasses.replace(plan, cells=tuple(p for p in plan.cells if p.cell.id in recorded))
 
 
-def _as_recorded(args: argparse.Namespace, meta: dict[str, Any]) -> None:
+def _as_recorded(args: argparse.Namespace, meta: RunMeta) -> None:
     """A resumed run plans its cells as the first run did."""
     args.profile = meta.get("profile", args.profile)
-    args.matrix = Path(meta["matrix"]) if meta.get("matrix") else None
+    matrix = meta.get("matrix")
+    args.matrix = Path(matrix) if matrix else None
     args.keyword = meta.get("keyword")
     args.shard = meta.get("shard")
     args.repeat = meta.get("repeat", args.repeat)
@@ -212,7 +214,7 @@ def _write_partial_reports(run: RunDir, say: bool) -> None:
             print(f"harness matrix: no partial reports: {e}", file=sys.stderr)
 
 
-def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> dict[str, Any]:
+def _meta(args: argparse.Namespace, plan: Plan, host: Host) -> RunMeta:
     return {
         "profile": plan.profile,
         "matrix": str(args.matrix.resolve()) if args.matrix else None,

@@ -9,12 +9,13 @@ import shutil
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from harness.commands.common import add_log_cap_argument
 
 if TYPE_CHECKING:
     from harness.matrix.rundir import RunDir
+    from harness.records import Record, RunMeta
 
 LOG = "console.log"  # a cell's console, capped as the runner caps it (--log-cap)
 
@@ -47,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
             f"runs of different profiles cannot be merged: {', '.join(map(str, profiles))}"
         )
     cells = list(dict.fromkeys(cell for meta in metas for cell in meta.get("cells", [])))
-    merged_meta = {
+    merged_meta: RunMeta = {
         **metas[0],
         "cells": cells,
         "shards": [f"{meta.get('run')} ({meta.get('shard') or 'whole'})" for meta in metas],
@@ -67,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
 def _fill(
     merged: RunDir,
     shards: list[RunDir],
-    records: list[list[dict[str, Any]]],
+    records: list[list[Record]],
     cells: list[str],
     baseline: Path | None,
     log_cap: int,

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from harness.devices import mmio_twin, transport
 from harness.host import machine_sort_key
 from harness.model import Outcome
+from harness.records import object_of
 from harness.report.grid import machine_column
 
-SCHEMA = "harness-os-facts/1"
+if TYPE_CHECKING:
+    from harness.records import FinalRecord as Record  # a run's final word on a cell
 
-Record = Mapping[str, object]  # a final record of a run (report/results.py)
+SCHEMA = "harness-os-facts/1"
 
 
 class OsName(TypedDict):
@@ -67,13 +69,9 @@ def _why(record: Record) -> str:
     return f"{record['stage']} {record['reason']}"
 
 
-def _mapping(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _os_of(records: Sequence[Record], labels: Mapping[str, str], image: str) -> OsName:
-    seen = next((_mapping(r["guest"]) for r in records if r.get("guest")), {})
-    release = _mapping(seen.get("os"))
+    seen = next((object_of(r.get("guest")) for r in records if r.get("guest")), {})
+    release = object_of(seen.get("os"))
     return {
         "image": image,
         "name": str(release.get("PRETTY_NAME") or labels.get(image, image)),

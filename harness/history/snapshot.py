@@ -12,10 +12,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import UsageError
 from harness.matrix.rundir import RESULTS, RunDir
+from harness.records import object_of
+
+if TYPE_CHECKING:
+    from harness.records import FinalRecord
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def read_run(path: Path) -> RunSnapshot:
         run_id=str(meta.get("run") or path.name),
         started_at=str(meta.get("started_at") or ""),
         profile=str(meta.get("profile") or ""),
-        qemu_version=str(host.get("qemu_version") or _first(final, "qemu", "version")),
+        qemu_version=str(host.get("qemu_version") or _qemu_version(final)),
         harness_version=str(host.get("harness_version") or ""),
         host=json.dumps(host, sort_keys=True),
         complete=len(final) >= len(meta.get("cells") or []),
@@ -86,11 +90,13 @@ def read_run(path: Path) -> RunSnapshot:
     )
 
 
-def _first(final: list[dict[str, Any]], key: str, inner: str) -> str:
-    return next((str(r[key][inner]) for r in final if (r.get(key) or {}).get(inner)), "")
+def _qemu_version(final: list[FinalRecord]) -> str:
+    """The first qemu.version a record has ("" when none has one)."""
+    versions = (object_of(r.get("qemu")).get("version") for r in final)
+    return next((str(v) for v in versions if v), "")
 
 
-def _row(record: dict[str, Any]) -> CellRow:
+def _row(record: FinalRecord) -> CellRow:
     try:
         return CellRow(
             cell=str(record["cell"]),

@@ -20,6 +20,7 @@ from harness.matrix.expand import Expectation, Plan, Planned
 from harness.matrix.rundir import RunDir
 from harness.matrix.sameboot import same_boots, twins_of
 from harness.model import CellResult, Outcome
+from harness.records import Record
 from harness.runner import CellSetup, run_cell
 from harness.scheduler import Release, ThreadScheduler
 
@@ -42,7 +43,7 @@ class Task:
     twins: tuple[Planned, ...] = ()
 
 
-def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, object]:
+def record_of(result: CellResult, task: Task, attempts: int) -> Record:
     expect = task.planned.expect
     return {
         **result.to_json(),
@@ -53,7 +54,7 @@ def record_of(result: CellResult, task: Task, attempts: int) -> dict[str, object
     }
 
 
-def twin_record(result: CellResult, task: Task, twin: Planned, attempts: int) -> dict[str, object]:
+def twin_record(result: CellResult, task: Task, twin: Planned, attempts: int) -> Record:
     """The record of `twin` from the boot of `task`: the same verdict and files,
     under the twin's name, with its own expectation, `same_boot_as` the booted cell."""
     as_twin = dataclasses.replace(result, cell=twin.cell)
@@ -61,7 +62,7 @@ def twin_record(result: CellResult, task: Task, twin: Planned, attempts: int) ->
     return {**record, "same_boot_as": task.planned.cell.id}
 
 
-def skipped(task: Task) -> dict[str, object]:
+def skipped(task: Task) -> Record:
     cell = task.planned.cell
     result = CellResult(cell, Outcome.SKIP, "none", "unsupported", detail=task.planned.skip)
     return record_of(result, task, 0)
@@ -74,7 +75,7 @@ class MatrixRunner:
         setup: CellSetup,
         host: Host,
         options: BootOptions,
-        on_record: Callable[[dict[str, object]], None],
+        on_record: Callable[[Record], None],
         on_start: Callable[[Task], None] = lambda task: None,
     ):
         self.run = run
@@ -116,12 +117,12 @@ class MatrixRunner:
         for task in (t for t in tasks if t.planned.skip):
             self._finish(task, skipped(task))
         runnable = [t for t in tasks if not t.planned.skip]
-        scheduler: ThreadScheduler[Task, list[dict[str, object]]] = ThreadScheduler(
+        scheduler: ThreadScheduler[Task, list[Record]] = ThreadScheduler(
             jobs, cancel, tick, workers
         )
         scheduler.run(runnable, self._boot, self._finish_all)
 
-    def _boot(self, task: Task, booted: Release) -> list[dict[str, object]]:
+    def _boot(self, task: Task, booted: Release) -> list[Record]:
         """The task's records: its cell's, then its twins'. `booted` is called at the
         login prompt: the guest no longer needs a core of its own. (A retry after an
         `error` past the prompt boots again without a slot: a host fault, rare.)"""
@@ -152,10 +153,10 @@ class MatrixRunner:
                 twins = [twin_record(result, task, twin, attempts) for twin in task.twins]
                 return [record_of(result, task, attempts), *twins]
 
-    def _finish_all(self, task: Task, records: list[dict[str, object]]) -> None:
+    def _finish_all(self, task: Task, records: list[Record]) -> None:
         for record in records:
             self._finish(task, record)
 
-    def _finish(self, task: Task, record: dict[str, object]) -> None:
+    def _finish(self, task: Task, record: Record) -> None:
         self.run.append(record)
         self.on_record(record)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from harness.errors import UsageError
 
 if TYPE_CHECKING:
     import jsonschema
+
+    from harness.records import JSON, JSONObject, ResultsDocument, RunMeta
 
 # run.json lists every planned cell (a nightly has hundreds, 100 bytes each).
 MAX_META = 16 << 20
@@ -42,10 +44,11 @@ def read_bounded(path: Path, limit: int) -> bytes:
     return data
 
 
-def parse_json(data: bytes, where: str) -> Any:
+def parse_json(data: bytes, where: str) -> JSON:
     """JSON (RFC 8259: UTF-8) from `data`; UsageError naming `where` otherwise."""
     try:
-        return json.loads(data.decode("utf-8"))
+        value: JSON = json.loads(data.decode("utf-8"))
+        return value
     except UnicodeDecodeError as e:
         raise UsageError(f"{where}: not UTF-8 (byte {e.start})") from e
     except json.JSONDecodeError as e:
@@ -54,7 +57,7 @@ def parse_json(data: bytes, where: str) -> Any:
         raise UsageError(f"{where}: nested too deeply") from e
 
 
-def check(validator: jsonschema.protocols.Validator, value: Any, where: str) -> dict[str, Any]:
+def check(validator: jsonschema.protocols.Validator, value: JSON, where: str) -> JSONObject:
     """`value` unchanged when `validator` (see `validator`) finds it valid; UsageError
     naming `where` and the first problem's key otherwise."""
     errors = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
@@ -70,9 +73,23 @@ def check(validator: jsonschema.protocols.Validator, value: Any, where: str) -> 
     return value
 
 
-def load_json(path: Path, kind: str, limit: int) -> dict[str, Any]:
+def load_json(path: Path, kind: str, limit: int) -> JSONObject:
     """A whole JSON file, bounded, parsed and checked as `kind` (see `validator`)."""
     return check(validator(kind), parse_json(read_bounded(path, limit), str(path)), str(path))
+
+
+# What passed the schema's check has the schema's shape (harness/records.py): the
+# casts below are where run data read from disk gets its type.
+
+
+def load_meta(path: Path) -> RunMeta:
+    """run.json at `path`, checked against results.schema.json's `run`."""
+    return cast("RunMeta", load_json(path, "run", MAX_META))
+
+
+def load_document(path: Path) -> ResultsDocument:
+    """A results.json at `path`, checked against results.schema.json."""
+    return cast("ResultsDocument", load_json(path, "document", MAX_RESULTS))
 
 
 def validator(kind: str) -> jsonschema.protocols.Validator:

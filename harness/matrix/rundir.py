@@ -19,21 +19,23 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from harness.atomic import write_atomic
 from harness.errors import InfraError, UsageError
 from harness.matrix.rundata import (
-    MAX_META,
     MAX_RECORD_LINE,
     MAX_RESULTS,
     check,
-    load_json,
+    load_meta,
     parse_json,
     read_bounded,
     validator,
 )
 from harness.model import Cell, check_path_name
+
+if TYPE_CHECKING:
+    from harness.records import Record, RunMeta
 
 RESULTS = "results.jsonl"
 RUN = "run.json"
@@ -56,7 +58,7 @@ class RunDir:
         self._checked: set[bytes] = set()
 
     @classmethod
-    def create(cls, results: Path, name: str, meta: dict[str, Any]) -> RunDir:
+    def create(cls, results: Path, name: str, meta: RunMeta) -> RunDir:
         """A new, locked run directory `results/<UTC stamp>-<name>`; `name` must be a
         path name (model.check_path_name). `latest` is not moved: see mark_latest."""
         check_path_name("run name", name)
@@ -100,11 +102,11 @@ class RunDir:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock = fd
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> RunMeta:
         """run.json, checked against results.schema.json's `run`."""
-        return load_json(self.path / RUN, "run", MAX_META)
+        return load_meta(self.path / RUN)
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
+    def write_meta(self, meta: RunMeta) -> None:
         write_atomic(self.path / RUN, json.dumps(meta, indent=2) + "\n")
 
     def mark_latest(self, pointer: str = LATEST) -> None:
@@ -119,7 +121,7 @@ class RunDir:
         base = self.path / "cells" / slug(cell)
         return base / f"repeat-{repeat + 1}" if repeat else base
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: Record) -> None:
         line = json.dumps(record, sort_keys=True)
         try:
             with (self.path / RESULTS).open("a") as f:
@@ -160,7 +162,7 @@ class RunDir:
         os.truncate(path, start + cut)
         return tail[cut:]
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[Record]:
         """Every complete line of results.jsonl, each checked against results.schema.json's
         `record`; a last line without its newline (a crash mid-write) is left out.
         UsageError `file:line: problem` for any other bad line."""
@@ -168,7 +170,7 @@ class RunDir:
         if not path.exists():
             return []
         check_record = None
-        records = []
+        records: list[Record] = []
         for number, line in self._lines(path):
             where = f"{path}:{number}"
             record = parse_json(line, where)
@@ -176,7 +178,8 @@ class RunDir:
                 check_record = check_record or validator("record")
                 check(check_record, record, where)
                 self._checked.add(line)
-            records.append(record)
+            # checked now, or earlier: what passed `record` has its shape (records.py)
+            records.append(cast("Record", record))
         return records
 
     def _lines(self, path: Path) -> Iterator[tuple[int, bytes]]:
@@ -222,9 +225,9 @@ def report_torn(run: RunDir, torn: bytes, command: str) -> None:
         )
 
 
-def latest_per_cell(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+def latest_per_cell(records: Iterable[Record]) -> dict[tuple[str, int], Record]:
     """The last record of every (cell, repeat): later lines (a resume) win."""
-    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    latest: dict[tuple[str, int], Record] = {}
     for record in records:
         latest[(record["cell"], record.get("repeat", 0))] = record
     return latest

@@ -10,27 +10,31 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.host import machine_sort_key
 from harness.model import HOST_QEMU, Outcome
+from harness.records import object_of
+
+if TYPE_CHECKING:
+    from harness.records import CellRecord
 
 
-def qemu_version(record: dict[str, Any]) -> str:
+def qemu_version(record: CellRecord) -> str:
     """The cell's QEMU version: results.json's `qemu_version`, or a raw record's
     qemu.version."""
-    return str(record.get("qemu_version") or (record.get("qemu") or {}).get("version") or "?")
+    return str(record.get("qemu_version") or object_of(record.get("qemu")).get("version") or "?")
 
 
-def _version(record: dict[str, Any]) -> tuple[int, ...]:
+def _version(record: CellRecord) -> tuple[int, ...]:
     return machine_sort_key(qemu_version(record))
 
 
-def build_differences(final: Iterable[dict[str, Any]]) -> list[str]:
+def build_differences(final: Iterable[CellRecord]) -> list[str]:
     """One line per image/firmware/machine/transport booted on two or more QEMU
     builds with verdicts that disagree (pass on one, not on another), saying which
     way it went by the builds' QEMU versions."""
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[CellRecord]] = defaultdict(list)
     for record in final:
         if record["machine"] != "virt" and Outcome(record["outcome"]).booted:
             key = (record["image"], record["firmware"], record["machine"], record["transport"])

@@ -9,9 +9,13 @@ the expected way is not a regression.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from harness.model import Outcome
+
+if TYPE_CHECKING:
+    from harness.records import CellRecord
 
 REGRESSION = "regression"
 
@@ -37,7 +41,7 @@ def label(old: str | None, new: str | None) -> str:
     return "still-passing" if new_good else "still-failing"
 
 
-def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, str]:
+def compare(old: Sequence[CellRecord], new: Sequence[CellRecord]) -> dict[str, str]:
     """Cell id -> label, for every cell of either run."""
     before = {r["cell"]: r["outcome"] for r in old}
     after = {r["cell"]: r["outcome"] for r in new}
@@ -45,7 +49,7 @@ def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, s
     return {cell: label(before.get(cell), after.get(cell)) for cell in cells}
 
 
-def table(labels: dict[str, str], old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
+def table(labels: dict[str, str], old: Sequence[CellRecord], new: Sequence[CellRecord]) -> str:
     """The cells whose label is news (not still-passing), one a line."""
     before = {r["cell"]: r for r in old}
     after = {r["cell"]: r for r in new}
@@ -61,7 +65,7 @@ def table(labels: dict[str, str], old: list[dict[str, Any]], new: list[dict[str,
     return "\n".join(rows)
 
 
-def _short(record: dict[str, Any] | None) -> str:
+def _short(record: CellRecord | None) -> str:
     if record is None:
         return "(none)"
     outcome = Outcome(record["outcome"])

@@ -7,17 +7,20 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.matrix.rundir import RunDir
 from harness.model import Cell, Outcome
 from harness.report.junit import console_tail
 from harness.report.results import combined, repeats_by_cell
 
+if TYPE_CHECKING:
+    from harness.records import Record
+
 TAIL = 120
 
 
-def unstable_cells(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def unstable_cells(records: Iterable[Record]) -> dict[str, list[Record]]:
     """Cell -> its repeats (last try of each), for the cells whose outcomes differ."""
     by_cell = repeats_by_cell(records)
     return {
@@ -35,7 +38,7 @@ def write_flaky(run: RunDir, path: Path) -> int:
         return 0
     sections = []
     for cell, repeats in flaky.items():
-        shown: dict[str, dict[str, Any]] = {}
+        shown: dict[str, Record] = {}
         for record in repeats:
             shown.setdefault(record["outcome"], record)
         columns = []

@@ -6,13 +6,19 @@ Markdown and HTML reports only render it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from harness.host import machine_sort_key
 from harness.model import HOST_QEMU, Outcome
+
+if TYPE_CHECKING:
+    from harness.records import CellEntry, CellRecord
+
+# A grid holds what it was built from: final records, or results.json's cells.
+R = TypeVar("R", bound="CellRecord")
 
 # Terminal marks, 4 wide; the legend is printed under the grid.
 MARKS = {
@@ -35,17 +41,17 @@ LEGEND = (
 
 
 @dataclass(frozen=True)
-class Grid:
+class Grid(Generic[R]):
     rows: list[tuple[str, str]]  # (image, firmware)
     columns: list[tuple[str, str]]  # (machine, transport)
-    cells: dict[tuple[tuple[str, str], tuple[str, str]], dict[str, Any]]
+    cells: dict[tuple[tuple[str, str], tuple[str, str]], R]
 
-    def at(self, row: tuple[str, str], column: tuple[str, str]) -> dict[str, Any] | None:
+    def at(self, row: tuple[str, str], column: tuple[str, str]) -> R | None:
         return self.cells.get((row, column))
 
 
-def build_grid(records: Iterable[dict[str, Any]]) -> Grid:
-    cells: dict[tuple[tuple[str, str], tuple[str, str]], dict[str, Any]] = {}
+def build_grid(records: Iterable[R]) -> Grid[R]:
+    cells: dict[tuple[tuple[str, str], tuple[str, str]], R] = {}
     rows: dict[tuple[str, str], None] = {}
     columns: set[tuple[str, str]] = set()
     for record in records:
@@ -58,7 +64,7 @@ def build_grid(records: Iterable[dict[str, Any]]) -> Grid:
     return Grid(list(rows), ordered, cells)
 
 
-def machine_column(record: Mapping[str, Any]) -> str:
+def machine_column(record: CellRecord) -> str:
     """The machine type, prefixed `BUILD:` on a QEMU build other than the host's, so
     that each build is a group of columns of its own."""
     build = record.get("qemu_build", HOST_QEMU)
@@ -70,7 +76,7 @@ def _column_order(column: tuple[str, str]) -> tuple[str, tuple[int, ...], str]:
     return (build, machine_sort_key(machine), column[1])
 
 
-def render_text(grid: Grid) -> str:
+def render_text(grid: Grid[R]) -> str:
     machines = list(dict.fromkeys(m for m, _ in grid.columns))
     transports = sorted({t for _, t in grid.columns})
     # A line per row and transport that has cells (a profile may boot a row on one).
@@ -91,20 +97,21 @@ def render_text(grid: Grid) -> str:
     return "\n".join(lines)
 
 
-def problems(grid: Grid) -> list[str]:
+def problems(grid: Grid[R]) -> list[str]:
     """One line per cell that did not plainly pass: what happened, where, why."""
     out = []
-    for record in grid.cells.values():
+    records: list[CellRecord] = list(grid.cells.values())
+    for record in records:
         if not Outcome(record["outcome"]).needs_why:
             continue
         out.append(
             f"{record['outcome'].upper():<8} {record['cell']}  {record['stage']} "
-            f"{record['reason']}  {record.get('detail', '')[:100]}"
+            f"{record['reason']}  {(record.get('detail') or '')[:100]}"
         )
     return sorted(out)
 
 
-def reason_line(record: dict[str, Any], run_dir: Path | None) -> str:
+def reason_line(record: CellEntry, run_dir: Path | None) -> str:
     """The console line that explains a cell: the watcher's deciding line, except
     for a timeout whose last line is the harness's own typing (the login proof or
     the device probe echoed back), where it is the last line the guest printed by
@@ -112,7 +119,7 @@ def reason_line(record: dict[str, Any], run_dir: Path | None) -> str:
     detail = str(record.get("detail") or "")
     if record.get("reason") != "timeout" or HARNESS_TEXT not in detail or run_dir is None:
         return detail
-    return last_guest_line(run_dir / str(record.get("log") or "")) or detail
+    return last_guest_line(run_dir / (record.get("log") or "")) or detail
 
 
 def last_guest_line(log: Path) -> str:

@@ -16,9 +16,12 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.model import STAGES
+
+if TYPE_CHECKING:
+    from harness.records import CellEntry
 
 NIGHTS = 14
 TIMELINE_PX = 420  # the longest boot of the run spans this many pixels
@@ -121,7 +124,7 @@ def stage_spans(
     return spans
 
 
-def _timeline(record: Mapping[str, Any], px_per_s: float) -> str:
+def _timeline(record: CellEntry, px_per_s: float) -> str:
     spans = stage_spans(record.get("stage_times") or {}, float(record.get("duration_s") or 0))
     if not spans:
         return '<td class="timeline"></td>'
@@ -136,7 +139,7 @@ def _timeline(record: Mapping[str, Any], px_per_s: float) -> str:
 
 
 def render_history(
-    final: Sequence[Mapping[str, Any]],
+    final: Sequence[CellEntry],
     run_id: str,
     nights: Mapping[str, list[Mark]],
     colours: Mapping[str, str],

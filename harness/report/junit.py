@@ -12,10 +12,13 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.console.text import clean
 from harness.model import Outcome
+
+if TYPE_CHECKING:
+    from harness.records import CellEntry
 
 TAIL_LINES = 40
 # XML 1.0 cannot hold most control characters, which console logs are full of.
@@ -34,7 +37,7 @@ def console_tail(log: Path, lines: int = TAIL_LINES) -> str:
     return _NOT_XML.sub("", "\n".join(text.splitlines()[-lines:]))
 
 
-def write_junit(path: Path, run_dir: Path, profile: str, final: list[dict[str, Any]]) -> None:
+def write_junit(path: Path, run_dir: Path, profile: str, final: list[CellEntry]) -> None:
     counts = Counter(_element(Outcome(r["outcome"])) for r in final)
     suite = ET.Element(
         "testsuite",

@@ -12,11 +12,15 @@ import html
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.model import Cell, Outcome
+from harness.records import object_of, text_of
 from harness.report.builds import build_differences
 from harness.report.grid import Grid, build_grid, reason_line
+
+if TYPE_CHECKING:
+    from harness.records import CellEntry, JSONObject
 
 COLOURS = {
     "pass": "#b9e4bb",
@@ -43,14 +47,14 @@ p.options { background: #fff3cd; padding: 4px 8px; display: inline-block; }
 """
 
 
-def _summary(final: list[dict[str, Any]]) -> str:
+def _summary(final: list[CellEntry]) -> str:
     counts = Counter(r["outcome"] for r in final)
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
-def _timeouts(final: list[dict[str, Any]]) -> str:
+def _timeouts(final: list[CellEntry]) -> str:
     """The boot timeouts in force (to the login prompt; a --timeout override included)."""
-    values = sorted({float(r["timeout_s"]) for r in final if r.get("timeout_s")})
+    values = sorted({float(t) for t in (r.get("timeout_s") for r in final) if t})
     return ("timeout to the prompt: " + ", ".join(f"{v:g} s" for v in values)) if values else ""
 
 
@@ -58,19 +62,21 @@ def _resets(count: int) -> str:
     return f"{count} reset" + ("s" if count > 1 else "")
 
 
-def seen_in_guest(record: dict[str, Any]) -> str:
+def seen_in_guest(record: CellEntry) -> str:
     """The transports the guest itself reported its virtio devices on and what it
     found the machine in (probe.py), e.g. "pci, acpi"; "" when the probe said nothing."""
     guest = record.get("guest") or {}
-    seen = ["+".join(guest.get("transports", [])), guest.get("firmware_tables") or ""]
+    transports = guest.get("transports", [])
+    names = [t for t in transports if isinstance(t, str)] if isinstance(transports, list) else []
+    seen = ["+".join(names), text_of(guest.get("firmware_tables"))]
     return ", ".join(filter(None, seen))
 
 
-def libvirt_chose(record: dict[str, Any]) -> str:
+def libvirt_chose(record: CellEntry) -> str:
     """Where libvirt put a libvirt cell's virtio devices (results.json's placement,
     a cell's result.json's qemu.placement: export/libvirt.placement), e.g.
     "pcie-root-port"; "" otherwise."""
-    placement = record.get("placement") or (record.get("qemu") or {}).get("placement")
+    placement = record.get("placement") or object_of(record.get("qemu")).get("placement")
     return str(placement or "")
 
 
@@ -86,24 +92,26 @@ class RunNotes:
     history: str = ""  # HTML after the grid: each cell's nights and stages (history.py)
 
 
-def run_options(options: dict[str, Any]) -> tuple[str, ...]:
+def run_options(options: JSONObject) -> tuple[str, ...]:
     """results.json's `options` (what the command line changed) as typed options."""
     shown = []
-    if options.get("timeout"):
-        shown.append(f"--timeout {options['timeout']:g} (instead of matrix.yaml's timeouts)")
-    if options.get("repeat", 1) > 1:
-        shown.append(f"--repeat {options['repeat']}")
-    if options.get("smp", 1) > 1:
-        shown.append(f"--smp {options['smp']}")
+    timeout, repeat, smp = options.get("timeout"), options.get("repeat", 1), options.get("smp", 1)
+    # the schema says: timeout a number, repeat and smp integers (2.0 is one)
+    if isinstance(timeout, (int, float)) and timeout:
+        shown.append(f"--timeout {timeout:g} (instead of matrix.yaml's timeouts)")
+    if isinstance(repeat, (int, float)) and repeat > 1:
+        shown.append(f"--repeat {repeat}")
+    if isinstance(smp, (int, float)) and smp > 1:
+        shown.append(f"--smp {smp}")
     return tuple(shown)
 
 
-def same_boot_machine(record: dict[str, Any]) -> str:
+def same_boot_machine(record: CellEntry) -> str:
     """The machine type of the cell this one was recorded from (results.json's
     same_boot_as, matrix/sameboot.py), e.g. virt-7.2 for a virt cell; "" when it
     booted itself."""
     booted = record.get("same_boot_as")
-    return Cell.parse(str(booted)).machine if booted else ""
+    return Cell.parse(booted).machine if booted else ""
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,7 @@ class CellView:
     title: str
 
 
-def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
+def view(record: CellEntry, comparison: dict[str, str] | None) -> CellView:
     outcome = str(record["outcome"])
     label = comparison.get(record["cell"], "new") if comparison is not None else ""
     why = f"{record['stage']} {record['reason']}" if Outcome(outcome).needs_why else ""
@@ -140,7 +148,7 @@ def view(record: dict[str, Any], comparison: dict[str, str] | None) -> CellView:
     )
 
 
-def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
+def _cell_html(record: CellEntry | None, comparison: dict[str, str] | None) -> str:
     if record is None:
         return "<td></td>"
     cell = view(record, comparison)
@@ -168,14 +176,14 @@ def _cell_html(record: dict[str, Any] | None, comparison: dict[str, str] | None)
     return f'<td class="{outcome}" style="{style}" title="{title}">{text}</td>'
 
 
-def repeats_passed(record: dict[str, Any]) -> str:
+def repeats_passed(record: CellEntry) -> str:
     """`3/5 repeats passed` for a cell booted with --repeat."""
     outcomes = record.get("repeats") or [record["outcome"]]
     passed = sum(1 for o in outcomes if Outcome(o).reached_login)
     return f"{passed}/{len(outcomes)} repeats passed"
 
 
-def why_others_failed(record: dict[str, Any]) -> str:
+def why_others_failed(record: CellEntry) -> str:
     """The reasons of the repeats that did not pass, counted: `fail kernel
     kernel-panic x2`."""
     outcomes = record.get("repeats") or []
@@ -188,7 +196,7 @@ def why_others_failed(record: dict[str, Any]) -> str:
     return ", ".join(f"{why} x{n}" if n > 1 else why for why, n in counted.items())
 
 
-def _problem_html(record: dict[str, Any], run_dir: Path | None) -> str:
+def _problem_html(record: CellEntry, run_dir: Path | None) -> str:
     """One "Not passing" entry: the cell linked to its console log, why it stopped
     (for a timeout, the last console line before the silence), an expected failure's
     note and bug link, and for repeats how many passed and why the others did not."""
@@ -201,9 +209,9 @@ def _problem_html(record: dict[str, Any], run_dir: Path | None) -> str:
         text += html.escape(f"; {repeats_passed(record)}; the others: {why_others_failed(record)}")
     text += f" &mdash; {html.escape(line[:160])}"
     expect = record.get("expect") or {}
-    if expect.get("note") or expect.get("bug"):
-        said = html.escape(expect.get("note") or "")
-        bug = expect.get("bug") or ""
+    note, bug = text_of(expect.get("note")), text_of(expect.get("bug"))
+    if note or bug:
+        said = html.escape(note)
         if bug:
             link = html.escape(bug, quote=True)
             said += f' <a href="{link}">{html.escape(bug)}</a>' if "://" in bug else f" {link}"
@@ -224,7 +232,7 @@ def _notes_html(notes: RunNotes) -> str:
 
 def render_html(
     title: str,
-    final: list[dict[str, Any]],
+    final: list[CellEntry],
     comparison: dict[str, str] | None = None,
     notes: RunNotes | None = None,
 ) -> str:
@@ -262,7 +270,7 @@ def render_html(
     )
 
 
-def _differences_html(final: list[dict[str, Any]]) -> str:
+def _differences_html(final: list[CellEntry]) -> str:
     differ = build_differences(final)
     if not differ:
         return ""
@@ -270,7 +278,7 @@ def _differences_html(final: list[dict[str, Any]]) -> str:
     return f"<h2>Verdicts that differ between QEMU builds</h2><ul class='problems'>{items}</ul>\n"
 
 
-def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -> str:
+def _cell_md(record: CellEntry | None, comparison: dict[str, str] | None) -> str:
     if record is None:
         return ""
     cell = view(record, comparison)
@@ -286,9 +294,9 @@ def _cell_md(record: dict[str, Any] | None, comparison: dict[str, str] | None) -
 
 
 def render_markdown(
-    title: str, final: list[dict[str, Any]], comparison: dict[str, str] | None = None
+    title: str, final: list[CellEntry], comparison: dict[str, str] | None = None
 ) -> str:
-    grid: Grid = build_grid(final)
+    grid: Grid[CellEntry] = build_grid(final)
     header = ["image / firmware", *(f"{m} {t}" for m, t in grid.columns)]
     lines = [f"## {title}", "", _summary(final), ""]
     lines += [_timeouts(final), ""] if _timeouts(final) else []
@@ -307,7 +315,7 @@ def render_markdown(
 def write_pages(
     run_dir: Path,
     title: str,
-    final: list[dict[str, Any]],
+    final: list[CellEntry],
     comparison: dict[str, str] | None,
     notes: RunNotes | None = None,
 ) -> None:

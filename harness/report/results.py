@@ -10,15 +10,27 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.atomic import write_atomic
 from harness.matrix.rundir import RunDir, latest_per_cell
 from harness.model import Cell, Outcome
+from harness.records import text_of
 from harness.report.compare import REGRESSION
+
+if TYPE_CHECKING:
+    from harness.records import (
+        CellEntry,
+        CellRecord,
+        FinalRecord,
+        JSONObject,
+        Record,
+        ResultsDocument,
+        RunMeta,
+    )
 
 SCHEMA_VERSION = 1
 
@@ -28,22 +40,20 @@ def combined(outcomes: list[str]) -> str:
     return outcomes[0] if len(set(outcomes)) == 1 else Outcome.UNSTABLE.value
 
 
-def repeats_by_cell(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def repeats_by_cell(records: Iterable[Record]) -> dict[str, list[Record]]:
     """Cell id -> the last try of each of its repeats, in repeat order."""
     latest = latest_per_cell(records)
-    by_cell: dict[str, list[dict[str, Any]]] = {}
+    by_cell: dict[str, list[Record]] = {}
     for (cell, _repeat), record in sorted(latest.items(), key=lambda item: item[0][1]):
         by_cell.setdefault(cell, []).append(record)
     return by_cell
 
 
-def final_records(
-    records: Iterable[dict[str, Any]], order: Iterable[str] = ()
-) -> list[dict[str, Any]]:
+def final_records(records: Iterable[Record], order: Iterable[str] = ()) -> list[FinalRecord]:
     """One record per cell, in `order` first, then in the order first seen."""
     by_cell = repeats_by_cell(records)
     ranked = list(dict.fromkeys([*order, *by_cell]))
-    final = []
+    final: list[FinalRecord] = []
     for cell in ranked:
         repeats = by_cell.get(cell)
         if repeats:
@@ -60,7 +70,7 @@ def final_records(
     return final
 
 
-def nothing_booted(final: list[dict[str, Any]]) -> str | None:
+def nothing_booted(final: Sequence[CellRecord]) -> str | None:
     """Why a run that booted nothing must not go green (every cell a skip), or None."""
     if not final or any(Outcome(r["outcome"]) is not Outcome.SKIP for r in final):
         return None
@@ -72,7 +82,7 @@ def nothing_booted(final: list[dict[str, Any]]) -> str | None:
 
 
 def verdict_exit(
-    final: list[dict[str, Any]], planned: int, comparison: dict[str, str] | None = None
+    final: Sequence[CellRecord], planned: int, comparison: dict[str, str] | None = None
 ) -> int:
     """0 every cell met its expectation, 1 some did not (or, with a `comparison`
     from report/compare.py, some regressed), 2 errors, missing cells or nothing booted."""
@@ -84,24 +94,22 @@ def verdict_exit(
     return 0 if all(o.met for o in outcomes) else 1
 
 
-def load_final(run: RunDir) -> list[dict[str, Any]]:
+def load_final(run: RunDir) -> list[FinalRecord]:
     return final_records(run.records(), run.meta().get("cells", []))
 
 
 def results_document(
-    run: RunDir, final: list[dict[str, Any]], comparison: dict[str, str] | None = None
-) -> dict[str, Any]:
+    run: RunDir, final: list[FinalRecord], comparison: dict[str, str] | None = None
+) -> ResultsDocument:
     meta = run.meta()
     planned = meta.get("cells", [])
     cells = []
     for record in final:
-        entry = {key: record.get(key) for key in _CELL_KEYS}
-        entry["cmdline"] = record.get("qemu", {}).get("argv", [])
-        entry["placement"] = record.get("qemu", {}).get("placement", "")
-        entry["log"] = _relative_log(run, record)
+        entry = cell_entry(record, _relative_log(run, record))
         if comparison is not None:
             entry["comparison"] = comparison.get(record["cell"], "new")
         cells.append(entry)
+    host = meta.get("host", {})
     return {
         "schema_version": SCHEMA_VERSION,
         "run": meta.get("run", run.path.name),
@@ -110,44 +118,60 @@ def results_document(
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "complete": len(final) >= len(planned),
         "planned": len(planned),
-        "host": meta.get("host", {}),
+        "host": host,
         "qemu": {
-            "binary": meta.get("host", {}).get("qemu", ""),
-            "version": meta.get("host", {}).get("qemu_version", ""),
+            "binary": text_of(host.get("qemu", "")),
+            "version": text_of(host.get("qemu_version", "")),
         },
-        "images": _digests(final, "image", "image_digest"),
-        "firmware": _digests(final, "firmware", "firmware_digest"),
+        "images": {r["image"]: r["image_digest"] for r in final if r.get("image_digest")},
+        "firmware": {
+            r["firmware"]: r["firmware_digest"] for r in final if r.get("firmware_digest")
+        },
         "summary": dict(Counter(r["outcome"] for r in final)),
         "options": run_options_of(meta),
         "cells": cells,
     }
 
 
-# The command-line options of `harness matrix` that can change verdicts, as run.json
-# keeps them (--repeat makes `unstable`). Not -k (the run's keyword): it picks the
-# cells, it changes no verdict.
-OPTION_KEYS = ("timeout", "repeat", "smp")
+def run_options_of(meta: RunMeta) -> JSONObject:
+    """The command-line options of `harness matrix` that can change verdicts, as
+    run.json keeps them, that were given (None and absent are left out): --timeout,
+    --smp and --repeat (which makes `unstable`). Not -k (the run's keyword): it picks
+    the cells, it changes no verdict."""
+    given: JSONObject = {
+        "timeout": meta.get("timeout"), "repeat": meta.get("repeat"), "smp": meta.get("smp")
+    }  # fmt: skip
+    return {key: value for key, value in given.items() if value is not None}
 
 
-def run_options_of(meta: dict[str, Any]) -> dict[str, Any]:
-    """The options of run.json that were given (None and absent are left out)."""
-    return {key: meta[key] for key in OPTION_KEYS if meta.get(key) is not None}
+def cell_entry(record: FinalRecord, log: str) -> CellEntry:
+    """One of results.json's cells: the final record's keys the schema's `cell` has
+    (None where the record has none), QEMU's argv and libvirt's placement, and `log`
+    (the console log relative to the run directory, "" when none)."""
+    qemu = record.get("qemu", {})
+    argv = qemu.get("argv", [])
+    return {
+        "cell": record["cell"], "image": record["image"], "firmware": record["firmware"],
+        "machine": record["machine"], "transport": record["transport"],
+        "accel": record.get("accel"), "status": record["status"], "outcome": record["outcome"],
+        "stage": record["stage"], "reason": record["reason"], "detail": record.get("detail"),
+        "deciding_line": record.get("deciding_line"), "stage_times": record["stage_times"],
+        "duration_s": record["duration_s"], "started_at": record.get("started_at"),
+        "attempts": record.get("attempts"), "repeats": record["repeats"],
+        "repeat_reasons": record["repeat_reasons"], "expect": record.get("expect"),
+        "guest": record.get("guest"), "image_verified": record.get("image_verified"),
+        "firmware_version": record.get("firmware_version"), "proof": record.get("proof"),
+        "resets": record.get("resets"), "timeout_s": record.get("timeout_s"),
+        "qemu_build": record.get("qemu_build"), "qemu_version": record.get("qemu_version"),
+        "same_boot_as": record.get("same_boot_as"),
+        # the schema's `record` says argv is strings
+        "cmdline": [a for a in argv if isinstance(a, str)] if isinstance(argv, list) else [],
+        "placement": text_of(qemu.get("placement", "")),
+        "log": log,
+    }  # fmt: skip
 
 
-_CELL_KEYS = (
-    "cell", "image", "firmware", "machine", "transport", "accel", "status", "outcome",
-    "stage", "reason", "detail", "deciding_line", "stage_times", "duration_s",
-    "started_at", "attempts", "repeats", "repeat_reasons", "expect", "guest", "image_verified",
-    "firmware_version", "proof", "resets", "timeout_s", "qemu_build", "qemu_version",
-    "same_boot_as",
-)  # fmt: skip
-
-
-def _digests(final: list[dict[str, Any]], key: str, digest: str) -> dict[str, str]:
-    return {r[key]: r[digest] for r in final if r.get(digest)}
-
-
-def _relative_log(run: RunDir, record: dict[str, Any]) -> str:
+def _relative_log(run: RunDir, record: Record) -> str:
     """The console log's path inside the run directory, so reports link to it (a
     cell recorded from another's boot: that boot's log)."""
     booted = record.get("same_boot_as") or record["cell"]
@@ -156,11 +180,11 @@ def _relative_log(run: RunDir, record: dict[str, Any]) -> str:
     return str(log.relative_to(run.path)) if log.exists() else ""
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
+def write_json(path: Path, document: ResultsDocument) -> None:
     write_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
-def schema() -> dict[str, Any]:
+def schema() -> JSONObject:
     text = resources.files("harness.schemas").joinpath("results.schema.json").read_text()
-    data: dict[str, Any] = json.loads(text)
+    data: JSONObject = json.loads(text)
     return data

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import UsageError
-from harness.matrix.rundata import MAX_RESULTS, load_json
+from harness.matrix.rundata import load_document
 from harness.matrix.rundir import RunDir
 from harness.matrix.select import keyword_filter
 from harness.report.compare import compare
@@ -18,15 +18,20 @@ from harness.report.junit import write_junit
 from harness.report.pages import RunNotes, run_options, write_pages
 from harness.report.results import load_final, results_document, write_json
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from harness.records import CellEntry, CellRecord, ResultsDocument
+
 
 @dataclass(frozen=True)
 class Reports:
-    final: list[dict[str, Any]]
-    baseline: list[dict[str, Any]] | None
+    final: list[CellEntry]  # results.json's cells
+    baseline: Sequence[CellRecord] | None
     comparison: dict[str, str] | None
 
 
-def load_run_cells(path: Path) -> list[dict[str, Any]]:
+def load_run_cells(path: Path) -> Sequence[CellRecord]:
     """A run's final cells, from its directory or from a results.json file (e.g. the
     artifact of last night's job), checked against results.schema.json with a size
     limit (UsageError: one line naming the file)."""
@@ -36,14 +41,14 @@ def load_run_cells(path: Path) -> list[dict[str, Any]]:
     if not document.exists():
         raise UsageError(f"{path}: not a run directory or results.json")
     try:
-        cells: list[dict[str, Any]] = load_json(document, "document", MAX_RESULTS)["cells"]
+        cells = load_document(document)["cells"]
     except UsageError as e:
         problem = str(e).removeprefix(f"{document}: ")
         raise UsageError(f"{path}: not a run directory or results.json: {problem}") from e
     return cells
 
 
-def _history(run: RunDir, document: dict[str, Any]) -> str:
+def _history(run: RunDir, document: ResultsDocument) -> str:
     """report.html's nights-and-stages section, from the history beside the runs
     (or $HARNESS_HISTORY)."""
     import os
@@ -54,8 +59,8 @@ def _history(run: RunDir, document: dict[str, Any]) -> str:
 
     cells = document["cells"]
     db = history_path(None, os.environ, run.path.parent)
-    nights = nights_by_cell(db, [str(c["cell"]) for c in cells])
-    return render_history(cells, str(document["run"]), nights, COLOURS)
+    nights = nights_by_cell(db, [c["cell"] for c in cells])
+    return render_history(cells, document["run"], nights, COLOURS)
 
 
 def write_reports(run: RunDir, baseline: Path | None = None) -> Reports:
