@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.boot import (
     Boot,
@@ -47,9 +47,12 @@ from harness.errors import CellSkipped, QemuLaunchError
 from harness.export.libvirt import domain_xml, overlay_command, placement
 from harness.host import Host
 from harness.judge import judged, watcher_for
-from harness.libvirt_host import binding, probe, uri
+from harness.libvirt_host import loaded, probe, uri
 from harness.model import Cell, Firmware, Image
 from harness.virt_install import virt_install_argv, virt_install_xml
+
+if TYPE_CHECKING:
+    from harness.libvirt_host import Connection, Domain, Stream
 
 READ_SIZE = 1 << 16
 DOMAIN_LOGS = Path("/var/log/libvirt/qemu")
@@ -75,7 +78,7 @@ class DomainConsole:
     destroyed.
     """
 
-    def __init__(self, conn: Any, control: Any, xml: str, name: str, log_path: Path):
+    def __init__(self, conn: Connection, control: Connection, xml: str, name: str, log_path: Path):
         self._conn = conn
         self._control = control
         self._xml = xml
@@ -83,29 +86,31 @@ class DomainConsole:
         self.log_path = log_path
         self.argv: list[str] = []
         self.live_xml = ""  # the domain as libvirt completed it: the addresses it chose
-        self._dom: Any = None
-        self._stream: Any = None
+        self._dom: Domain | None = None
+        self._stream: Stream | None = None
         self._chunks: queue.Queue[bytes | None] = queue.Queue()
         self._ended = False
         self._destroyed = False
         self._pump_thread = threading.Thread(target=self._pump, name=name, daemon=True)
 
     def __enter__(self) -> DomainConsole:
-        libvirt = binding()
+        libvirt = loaded()
         flags = libvirt.VIR_DOMAIN_START_PAUSED | libvirt.VIR_DOMAIN_START_AUTODESTROY
         try:
-            self._dom = self._conn.createXML(self._xml, flags)
-            self._stream = self._conn.newStream(0)
-            self._dom.openConsole(None, self._stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
-            self._dom = self._control.lookupByUUID(self._dom.UUID())
+            self._dom = created = self._conn.createXML(self._xml, flags)
+            self._stream = stream = self._conn.newStream(0)
+            created.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            self._dom = dom = self._control.lookupByUUID(created.UUID())
             self._pump_thread.start()
             self.argv = read_argv(self.log_path)
-            self.live_xml = self._dom.XMLDesc(0)
-            self._dom.resume()
+            self.live_xml = dom.XMLDesc(0)
+            dom.resume()
         except libvirt.libvirtError as e:
             self.stop()
             message = "libvirt did not start the domain"
-            raise QemuLaunchError(message, self.argv, "not started", e.get_error_message()) from e
+            # an error the binding raised itself carries no libvirt message (None)
+            stderr = e.get_error_message() or str(e)
+            raise QemuLaunchError(message, self.argv, "not started", stderr) from e
         except BaseException:
             # Ctrl-C or SIGTERM while the domain starts (measured: it lands as createXML
             # returns, before its result is kept): `with` calls no __exit__ when
@@ -121,16 +126,18 @@ class DomainConsole:
         self.stop()
 
     def _pump(self) -> None:
-        libvirt = binding()
-        while True:
+        libvirt = loaded()
+        stream = self._stream  # started once the stream is open
+        while stream is not None:
             try:
-                data = self._stream.recv(READ_SIZE)
+                data = stream.recv(READ_SIZE)
             except libvirt.libvirtError:
                 data = b""
             if not data:
                 self._chunks.put(None)
                 return
             self._chunks.put(bytes(data))
+        self._chunks.put(None)
 
     def read(self, timeout: float) -> bytes | None:
         """Console bytes: b"" when none came within `timeout`, None once it closed."""
@@ -150,9 +157,10 @@ class DomainConsole:
         return b"".join(d for d in data if d)
 
     def send(self, text: str) -> None:
-        libvirt = binding()
+        libvirt = loaded()
         with contextlib.suppress(libvirt.libvirtError):  # a domain gone mid-reply ends in read
-            self._stream.send(text.encode())
+            if self._stream is not None:
+                self._stream.send(text.encode())
 
     def exit_status(self, wait_s: float = 2.0) -> str:
         """ "running", "0" when the guest ended it (powered off, or reset: on_reboot is
@@ -167,9 +175,9 @@ class DomainConsole:
         return "0" if reason in ("shutdown", "destroyed") and not self._destroyed else reason
 
     def _active(self) -> bool:
-        libvirt = binding()
+        libvirt = loaded()
         try:
-            return bool(self._dom.isActive())
+            return self._dom is not None and bool(self._dom.isActive())
         except libvirt.libvirtError:  # a transient domain is gone once stopped
             return False
 
@@ -182,7 +190,7 @@ class DomainConsole:
     def stop(self) -> None:
         """Destroys the domain (if it still runs) and closes the stream and connection;
         never raises."""
-        libvirt = binding()
+        libvirt = loaded()
         if self._dom is None:  # created, but interrupted before createXML's answer was kept
             with contextlib.suppress(libvirt.libvirtError):
                 self._dom = self._control.lookupByName(self.name)
@@ -242,7 +250,7 @@ def boot(
     daemon = probe(target)
     if not daemon.usable:
         raise CellSkipped(f"libvirt is not usable: {daemon.why} (fix: {daemon.fix})")
-    libvirt = binding()
+    libvirt = loaded()
     accel = host.accel(options.accel)
     work = out / "work"
     files, login = prepare(cell, image, firmware, work)
@@ -268,14 +276,15 @@ def boot(
     domain_log = DOMAIN_LOGS / f"{name}.log"
     timeout = options.timeout_s or image.timeout_s
     say(f"libvirt {daemon.version} at {target}: domain {name} from {out / 'domain.xml'}")
-    conn = control = None
+    conn: Connection | None = None
+    control: Connection | None = None
     try:
         conn = libvirt.open(target)
         control = libvirt.open(target)
     except libvirt.libvirtError as e:
         if conn is not None:
             conn.close()
-        raise CellSkipped(f"libvirt is not usable: {e.get_error_message()}") from e
+        raise CellSkipped(f"libvirt is not usable: {e.get_error_message() or e}") from e
     sweep_domain_logs(control)
     try:
         with DomainConsole(conn, control, xml, name, domain_log) as console:
@@ -349,13 +358,15 @@ def _keep_domain_log(source: Path, target: Path, wait_s: float = 5.0) -> None:
         source.unlink()
 
 
-def sweep_domain_logs(control: Any, logs: Path = DOMAIN_LOGS, age_s: float = 60.0) -> list[Path]:
+def sweep_domain_logs(
+    control: Connection, logs: Path = DOMAIN_LOGS, age_s: float = 60.0
+) -> list[Path]:
     """Removes the libvirt logs of harness domains whose runner was killed (SIGKILL:
     libvirtd destroyed the domain, no code of ours moved its log): a `harness-*.log`
     whose domain libvirt no longer has, ending with libvirt's `shutting down` line,
     untouched for `age_s` seconds (a live runner moves its log seconds after that
     line). Returns the paths removed; never raises."""
-    libvirt = binding()
+    libvirt = loaded()
     try:
         alive = {d.name() for d in control.listAllDomains(0)}
     except libvirt.libvirtError:

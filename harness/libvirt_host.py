@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 URI_ENV = "HARNESS_LIBVIRT_URI"
 DEFAULT_URI = "qemu:///system"
@@ -62,15 +62,82 @@ def uri(environ: Mapping[str, str]) -> str:
     return environ.get(URI_ENV) or DEFAULT_URI
 
 
-def binding() -> Any:
+# The part of libvirt-python (which ships no type information) the harness calls, as
+# its libvirt.py declares it, so mypy checks each call; `binding` is the one import.
+
+if TYPE_CHECKING:
+
+    class LibvirtError(Exception):
+        """libvirt.libvirtError: every failed call raises it."""
+
+        def get_error_message(self) -> str | None: ...
+
+
+class Stream(Protocol):
+    """libvirt.virStream: a domain's console, blocking."""
+
+    def recv(self, nbytes: int) -> bytes: ...
+    def send(self, data: bytes) -> int: ...
+    def abort(self) -> int: ...
+
+
+class Domain(Protocol):
+    """libvirt.virDomain."""
+
+    def openConsole(self, dev_name: str | None, st: Stream, flags: int) -> int: ...
+    def UUID(self) -> bytes: ...  # libvirt.py says str; the C binding returns the 16 bytes
+    def XMLDesc(self, flags: int) -> str: ...
+    def resume(self) -> int: ...
+    def isActive(self) -> int: ...
+    def destroy(self) -> int: ...
+    def name(self) -> str: ...
+
+
+class Connection(Protocol):
+    """libvirt.virConnect."""
+
+    def createXML(self, xmlDesc: str, flags: int) -> Domain: ...
+    def newStream(self, flags: int) -> Stream: ...
+    def lookupByUUID(self, uuid: bytes) -> Domain: ...
+    def lookupByName(self, name: str) -> Domain: ...
+    def listAllDomains(self, flags: int) -> list[Domain]: ...
+    def getLibVersion(self) -> int: ...
+    def close(self) -> int: ...
+
+
+class Binding(Protocol):
+    """The libvirt module."""
+
+    VIR_DOMAIN_START_PAUSED: int
+    VIR_DOMAIN_START_AUTODESTROY: int
+    VIR_DOMAIN_CONSOLE_FORCE: int
+
+    @property
+    def libvirtError(self) -> type[LibvirtError]: ...
+    def open(self, name: str) -> Connection: ...
+
+
+def binding() -> Binding | None:
     """The libvirt module, with libvirt's default error handler (which prints every
     error to stderr) silenced: errors reach the harness as exceptions. None when
     libvirt-python is not installed."""
     try:
-        import libvirt  # type: ignore[import-untyped]
+        import libvirt
     except ImportError:
         return None
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    module: Binding = libvirt
+    return module
+
+
+def loaded() -> Binding:
+    """The libvirt module, for code that runs once `probe` found libvirt usable.
+    Raises CellSkipped when libvirt-python is not installed."""
+    from harness.errors import CellSkipped
+
+    libvirt = binding()
+    if libvirt is None:
+        raise CellSkipped("the libvirt Python binding is not installed")
     return libvirt
 
 
@@ -96,7 +163,7 @@ def probe(target: str, answer_s: float = ANSWER_S) -> Daemon:
             finally:
                 conn.close()
         except libvirt.libvirtError as e:
-            answers.put(("error", str(e.get_error_message())))
+            answers.put(("error", e.get_error_message() or str(e)))
 
     threading.Thread(target=connect, name="libvirt-probe", daemon=True).start()
     try:

@@ -346,3 +346,30 @@ def test_a_stopped_daemon_is_one_line_and_a_skip_not_a_hang(
     finally:
         daemon.kill()
         daemon.wait()
+
+
+def test_a_refusal_without_libvirt_s_message_is_still_one_line(tmp_path: Path) -> None:
+    """An error the binding raises itself has no libvirt message (get_error_message
+    is None, found by typing the binding): the cell's error says the binding's text
+    instead of failing on None."""
+    from harness.errors import QemuLaunchError
+    from harness.libvirt_boot import DomainConsole
+
+    libvirt = binding()
+    assert libvirt is not None
+
+    class Refusing:  # a connection whose createXML fails with no libvirt error set
+        def createXML(self, xml: str, flags: int) -> None:
+            raise libvirt.libvirtError("virDomainCreateXML() failed")
+
+        def lookupByName(self, name: str) -> None:
+            raise libvirt.libvirtError("virDomainLookupByName() failed")
+
+    refusing = Refusing()
+    console = DomainConsole(refusing, refusing, "<domain/>", "x", tmp_path / "x.log")  # type: ignore[arg-type]
+    with pytest.raises(QemuLaunchError) as refused:
+        console.__enter__()
+    assert refused.value.stderr == "virDomainCreateXML() failed"
+    assert str(refused.value) == (
+        "libvirt did not start the domain (exit status not started): virDomainCreateXML() failed"
+    )
