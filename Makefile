@@ -38,9 +38,11 @@ nightly: setup
 	$(BIN)/harness matrix --profile nightly
 
 # One worker per core, a test file per worker (real boots are CPU-bound; the files'
-# shared fixtures run once); then, alone, the check that no cached base image changed.
+# shared fixtures run once), the longest files first (tests/conftest.py FILE_SECONDS;
+# xdist would otherwise order them by their number of tests); then, alone, the check
+# that no cached base image changed.
 test: setup
-	$(BIN)/pytest -n auto --dist loadfile --ignore=tests/test_zz_integrity.py
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder --ignore=tests/test_zz_integrity.py
 	$(BIN)/pytest tests/test_zz_integrity.py
 
 lint: setup

@@ -7,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,9 +18,45 @@ import pytest
 from harness.catalog import Catalog, Workspace
 from harness.host import Host, discover
 from harness.model import Image
+from harness.qemu_builds import cached_build, load_qemu_builds
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Seconds each test file took (the sum of its tests, `make test` of 2026-11-30 on the
+# shared 2-core host, load about 10). pytest-xdist's loadfile hands files to workers
+# in collection order (with --no-loadscope-reorder, as `make test` runs it; by
+# default it orders them by how many tests they hold, which put the few long boots
+# last): the longest start first, so no long file is left running alone at the end.
+# A file not listed is taken as FILE_SECONDS_UNKNOWN (a few boots, as a new file
+# may hold); files that boot nothing take well under a second wherever they run.
+FILE_SECONDS = {
+    "test_libvirt_question.py": 705, "test_qemu_axis.py": 525, "test_faults.py": 485,
+    "test_readme.py": 342, "test_run_data.py": 300, "test_rejudge.py": 292,
+    "test_run.py": 287, "test_newcomer_report.py": 271, "test_matrix_run.py": 236,
+    "test_uboot.py": 148, "test_libvirt_launch.py": 148, "test_acpi.py": 141,
+    "test_no_lost_result.py": 118, "test_qemu_builds.py": 114, "test_virt_install.py": 97,
+    "test_download.py": 97, "test_fault_suite.py": 94, "test_history.py": 92,
+    "test_devices_work.py": 79, "test_shard.py": 78, "test_no_silent_waits.py": 62,
+    "test_matrix_cli.py": 62, "test_build_interrupt.py": 57, "test_terminal.py": 43,
+    "test_newcomer.py": 41, "test_setup.py": 36, "test_hostile_input.py": 29,
+    "test_cache_trust.py": 21, "test_download_limits.py": 19, "test_images.py": 14,
+    "test_offline_build.py": 11, "test_console_kinds.py": 10, "test_devices.py": 6,
+}  # fmt: skip
+FILE_SECONDS_UNKNOWN = 30
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test files longest first (FILE_SECONDS); within a file, and among files of
+    equal cost, the collection's order. The integrity check stays last."""
+
+    def cost(item: pytest.Item) -> int:
+        name = item.path.name
+        if name == "test_zz_integrity.py":
+            return -1
+        return FILE_SECONDS.get(name, FILE_SECONDS_UNKNOWN)
+
+    items.sort(key=cost, reverse=True)
 
 
 def _results_state(results: Path) -> tuple[list[str], str]:
@@ -29,6 +68,51 @@ def _results_state(results: Path) -> tuple[list[str], str]:
     entries += sorted(p.name for p in results.iterdir())
     latest = results / "latest"
     return entries, os.readlink(latest) if latest.is_symlink() else ""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist (`make test`), before the workers start: every image the
+    suite boots and every QEMU build not yet in the cache is built, one process per
+    Debian suite and one per QEMU build, side by side. On a new machine this is the
+    whole cold start, done once on every core, instead of inside whichever test needs
+    an image first (one at a time, each worker unpacking the same kernel packages
+    again). A build that fails here is only said: the tests that need it fail."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.getoption("dist", "no") == "no":
+        return
+    started = time.monotonic()
+    catalog = Catalog(Workspace.locate(os.environ), os.environ, print)
+    suites: dict[str, list[str]] = {}
+    for name, recipe in catalog.recipes.items():
+        if recipe.kind != "full" and catalog.not_ready(name):
+            suites.setdefault(recipe.suite, []).append(name)
+    builds = load_qemu_builds(catalog.workspace.images / "qemu.yaml")
+    commands = [["images", "build", *names] for names in suites.values()]
+    commands += [
+        ["qemu", "build", name]
+        for name in builds
+        if cached_build(name, catalog.workspace.cache) is None
+    ]
+    if not commands:
+        return
+    # Output to files, not pipes: read one child at a time, a pipe could fill and stall another.
+    with ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in commands]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "harness.cli", *argv], cwd=ROOT, text=True,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+            for argv, log in zip(commands, logs, strict=True)
+        ]  # fmt: skip
+        for argv, child, log in zip(commands, children, logs, strict=True):
+            if child.wait() != 0:
+                log.seek(0)
+                print(f"conftest: harness {' '.join(argv)} failed:\n{log.read()}")
+    print(
+        f"conftest: built {sum(map(len, suites.values()))} images and "
+        f"{len(commands) - len(suites)} QEMU builds in {time.monotonic() - started:.0f} s"
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
