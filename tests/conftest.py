@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -209,3 +212,66 @@ def misjudged(harness: Harness, folder: Path, expected: Expected) -> list[dict[s
         if not same or text not in got["text"]:
             wrong.append(got)
     return wrong
+
+
+def once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The directory `make(dir)` filled, made once per test session: the first test to
+    ask makes it, under a lock, in whichever pytest-xdist worker it runs; the others
+    (in any worker) wait for it and read it. For a real run several test files read
+    without changing it, so that its boots happen once. A `make` that failed fails
+    every later asker with the same message instead of booting again."""
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' basetemps share their parent
+    where, failed = base / f"once-{name}", base / f"once-{name}.failed"
+    with open(base / f"once-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():
+            pytest.fail(f"made once by another test, and failed:\n{failed.read_text()}")
+        if not (where / ".made").exists():
+            shutil.rmtree(where, ignore_errors=True)
+            where.mkdir()
+            try:
+                make(where)
+            except BaseException as e:
+                failed.write_text(f"{type(e).__name__}: {e}")
+                raise
+            (where / ".made").touch()
+    return where
+
+
+COIN_MATRIX = """\
+profiles:
+  coin:
+    matrix: {image: fault-coin-flip, firmware: none, machine: virt, transport: pci}
+"""
+
+
+@dataclass(frozen=True)
+class MadeRun:
+    """A `harness matrix` run made once (see once()): its run directory and stdout."""
+
+    run: Path
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def coin_flip_run(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> MadeRun:
+    """fault-coin-flip (it panics on one boot in two) booted ten times, `-j 2
+    --timeout 240`: ten boots all alike happen 1 in 512. Its reports, flaky.html and
+    results.json are read by more than one test file; nothing may write into it."""
+
+    def make(where: Path) -> None:
+        catalog.image("fault-coin-flip")
+        (where / "matrix.yaml").write_text(COIN_MATRIX)
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "matrix", "--matrix", str(where / "matrix.yaml"),
+             "--profile", "coin", "--repeat", "10", "-j", "2", "--timeout", "240",
+             "--results", str(where / "results")],
+            capture_output=True, text=True, cwd=ROOT, timeout=600, check=False,
+        )  # fmt: skip
+        (where / "stdout").write_text(proc.stdout)
+        assert proc.returncode == 1, proc.stdout + proc.stderr  # unstable: no met expectation
+
+    where = once(tmp_path_factory, "coin-flip", make)
+    return MadeRun((where / "results" / "latest").resolve(), (where / "stdout").read_text())

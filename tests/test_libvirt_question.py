@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import Harness
+from conftest import Harness, MadeRun
 
 from harness.catalog import Catalog
 from harness.model import Image
@@ -123,29 +123,11 @@ def test_bisect_finds_the_first_machine_type_that_breaks_a_guest(
 
 
 def test_repeats_that_disagree_are_unstable_with_their_logs_side_by_side(
-    catalog: Catalog, harness: Harness, tmp_path: Path
+    coin_flip_run: MadeRun,
 ) -> None:
-    # fault-coin-flip panics on one boot in two: ten boots all alike happen 1 in 512.
-    catalog.image("fault-coin-flip")
-    matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(
-        "profiles:\n  coin:\n    matrix: {image: fault-coin-flip, firmware: none, machine: virt, transport: pci}\n"
-    )
-    proc = harness(
-        "matrix",
-        "--matrix",
-        str(matrix),
-        "--profile",
-        "coin",
-        "--repeat",
-        "10",
-        "-j",
-        "2",
-        "--results",
-        str(tmp_path / "r"),
-    )
-    assert proc.returncode == 1  # unstable is not a met expectation
-    run = (tmp_path / "r" / "latest").resolve()
+    # fault-coin-flip panics on one boot in two, booted ten times (the run
+    # test_newcomer_report.py reads too).
+    run = coin_flip_run.run
     (cell,) = json.loads((run / "results.json").read_text())["cells"]
     assert (
         cell["outcome"] == "unstable"

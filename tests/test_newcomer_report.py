@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, Harness
+from conftest import FIXTURES, ROOT, Harness, MadeRun
 from PIL import Image as Picture
 from test_matrix_run import browser
 
@@ -44,8 +44,6 @@ profiles:
       transport: [mmio, pci]
     include:
       - {{image: debian-12-tiny-mmio-only, firmware: none, machine: virt, transport: pci}}
-  coin:
-    matrix: {{image: fault-coin-flip, firmware: none, machine: virt, transport: pci}}
 """
 
 
@@ -152,16 +150,14 @@ def test_facts_keep_host_problems_apart_and_say_when_only_direct_boot_answered(
 
 
 def test_repeats_are_counted_with_why_the_others_failed_and_flaky_html_is_linked(
-    catalog: Catalog, results: Path, tmp_path: Path
+    coin_flip_run: MadeRun, tmp_path: Path
 ) -> None:
-    catalog.image("fault-coin-flip")
-    (results / "coin").mkdir()
-    (results / "coin" / "matrix.yaml").write_text(MATRIX)
-    # One boot in two panics: ten boots all alike happen 1 in 512.
-    proc, run = matrix(results / "coin", "--profile", "coin", "--repeat", "10", "--timeout", "240")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # One boot in two panics, booted ten times with --timeout 240 (the run
+    # test_libvirt_question.py reads too).
+    run = coin_flip_run.run
     assert (
-        f"reports: {run}/report.html, report.md, junit.xml, results.json, flaky.html" in proc.stdout
+        f"reports: {run}/report.html, report.md, junit.xml, results.json, flaky.html"
+        in coin_flip_run.stdout
     )
     (cell,) = json.loads((run / "results.json").read_text())["cells"]
     passed = cell["repeats"].count("pass")
