@@ -103,13 +103,15 @@ def run(
             check(cancel)
             step = POLL_S if end is None else max(0.0, min(POLL_S, end - time.monotonic()))
             try:
-                # Called again after a timeout, communicate loses no output and
-                # sends no input twice (subprocess's documentation).
+                # Called again after a timeout, communicate loses no output and goes
+                # on sending the input it was first given; given input again, it
+                # raises ValueError (subprocess's documentation, CPython 3.11).
                 out, err = proc.communicate(input, timeout=step)
                 break
             except subprocess.TimeoutExpired:
                 if end is not None and time.monotonic() >= end:
                     raise
+                input = None
     except BaseException:
         stop_group(proc)
         raise
