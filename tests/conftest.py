@@ -249,10 +249,29 @@ profiles:
 
 @dataclass(frozen=True)
 class MadeRun:
-    """A `harness matrix` run made once (see once()): its run directory and stdout."""
+    """A harness command run once (see once()): the directory it wrote (a `matrix`
+    run's, a `run`'s --out), its stdout and stderr, and its exit status."""
 
     run: Path
     stdout: str
+    stderr: str
+    returncode: int
+
+
+def _made(where: Path, argv: list[str], timeout: float) -> None:
+    """Runs the real CLI with `argv` and keeps what a test reads of it in `where`."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False,
+    )  # fmt: skip
+    (where / "stdout").write_text(proc.stdout)
+    (where / "stderr").write_text(proc.stderr)
+    (where / "returncode").write_text(str(proc.returncode))
+
+
+def _read_made(where: Path, run: Path) -> MadeRun:
+    texts = [(where / name).read_text() for name in ("stdout", "stderr", "returncode")]
+    return MadeRun(run, texts[0], texts[1], int(texts[2]))
 
 
 @pytest.fixture(scope="session")
@@ -264,14 +283,25 @@ def coin_flip_run(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) ->
     def make(where: Path) -> None:
         catalog.image("fault-coin-flip")
         (where / "matrix.yaml").write_text(COIN_MATRIX)
-        proc = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "matrix", "--matrix", str(where / "matrix.yaml"),
-             "--profile", "coin", "--repeat", "10", "-j", "2", "--timeout", "240",
-             "--results", str(where / "results")],
-            capture_output=True, text=True, cwd=ROOT, timeout=600, check=False,
-        )  # fmt: skip
-        (where / "stdout").write_text(proc.stdout)
-        assert proc.returncode == 1, proc.stdout + proc.stderr  # unstable: no met expectation
+        _made(where, ["matrix", "--matrix", str(where / "matrix.yaml"), "--profile", "coin",
+                      "--repeat", "10", "-j", "2", "--timeout", "240",
+                      "--results", str(where / "results")], timeout=600)  # fmt: skip
 
     where = once(tmp_path_factory, "coin-flip", make)
-    return MadeRun((where / "results" / "latest").resolve(), (where / "stdout").read_text())
+    return _read_made(where, (where / "results" / "latest").resolve())
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny: Image, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], MadeRun]:
+    """`harness run CELL --out DIR` (not --quiet) of a tiny-guest cell, booted once per
+    session however many tests, in whichever files, read that cell's verdict line,
+    console, result.json: their --out directory is MadeRun.run; nothing may write into it."""
+
+    def run(cell: str) -> MadeRun:
+        def make(where: Path) -> None:
+            _made(where, ["run", cell, "--out", str(where / "out")], timeout=300)
+
+        where = once(tmp_path_factory, "run-" + cell.replace("/", "_"), make)
+        return _read_made(where, where / "out")
+
+    return run

@@ -4,10 +4,11 @@ after login, on real boots."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Harness
+from conftest import Harness, MadeRun
 
 from harness.model import Image
 from harness.report.pages import seen_in_guest
@@ -21,11 +22,11 @@ from harness.report.pages import seen_in_guest
     ],
 )
 def test_the_probe_says_acpi_or_device_tree(
-    cell: str, tables: str, tiny: Image, harness: Harness, tmp_path: Path
+    cell: str, tables: str, tiny_run: Callable[[str], MadeRun]
 ) -> None:
-    proc = harness("run", cell, "--out", str(tmp_path))
+    proc = tiny_run(cell)  # booted once for the tests of several files that read it
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = json.loads((proc.run / "result.json").read_text())
     assert result["guest"]["firmware_tables"] == tables
     assert seen_in_guest(result) == f"mmio, {tables}"
 

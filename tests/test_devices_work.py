@@ -5,10 +5,11 @@ virtio rng; a device that is bound but dead fails the cell, naming it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Harness
+from conftest import Harness, MadeRun
 
 from harness.console.probe import Findings, Seen, dead_device, parse, with_works
 from harness.model import Image
@@ -16,11 +17,11 @@ from harness.model import Image
 
 @pytest.mark.parametrize("cell", ["debian-12-tiny/none/virt/mmio", "debian-12-tiny/aavmf/virt/pci"])
 def test_the_tiny_guests_disk_nic_and_rng_work(
-    cell: str, tiny: Image, harness: Harness, tmp_path: Path
+    cell: str, tiny_run: Callable[[str], MadeRun]
 ) -> None:
-    proc = harness("run", cell, "--quiet", "--out", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    guest = json.loads((tmp_path / "result.json").read_text())["guest"]
+    proc = tiny_run(cell)  # booted once for the tests of several files that read it
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    guest = json.loads((proc.run / "result.json").read_text())["guest"]
     drivers = {d["kind"]: d["driver"] for d in guest["devices"]}
     assert drivers == {"block": "virtio_blk", "net": "virtio_net", "rng": "virtio_rng"}
     assert guest["checks"] == {"disk": "ok", "net": "ok", "rng": "ok"}

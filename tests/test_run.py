@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import ROOT, Harness, qemu_processes
+from conftest import ROOT, Harness, MadeRun, qemu_processes
 
 from harness.catalog import Catalog
 from harness.model import Image
@@ -39,8 +40,13 @@ def summary(stdout: str) -> tuple[str, ...]:
         "debian-12-tiny/aavmf/virt/pci",
     ],
 )
-def test_tiny_guest_reaches_login(cell: str, tiny: Image, harness: Harness, tmp_path: Path) -> None:
-    proc = harness("run", cell, "--out", str(tmp_path))
+def test_tiny_guest_reaches_login(
+    cell: str, tiny: Image, tiny_run: Callable[[str], MadeRun]
+) -> None:
+    # `harness run CELL --out DIR`, booted once for this test, test_acpi.py and
+    # test_devices_work.py (they read the same cells' runs).
+    proc = tiny_run(cell)
+    out = proc.run
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     status, shown_cell, stage, _, _ = summary(proc.stdout)
     assert (status, shown_cell, stage) == ("PASS", cell, "login")
@@ -48,7 +54,7 @@ def test_tiny_guest_reaches_login(cell: str, tiny: Image, harness: Harness, tmp_
         "/usr/bin/qemu-system-aarch64 -name "
     )  # the command line comes first
     assert "debian-12-tiny login: " in proc.stdout  # the console is shown live
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = json.loads((out / "result.json").read_text())
     assert result["schema_version"] == 1
     assert (result["status"], result["stage"], result["machine"], result["transport"]) == (
         "pass",
@@ -59,8 +65,8 @@ def test_tiny_guest_reaches_login(cell: str, tiny: Image, harness: Harness, tmp_
     assert result["stage_times"]["login"] > result["stage_times"]["kernel"] > 0
     assert result["image_digest"] == tiny.digest
     assert result["qemu"]["argv"][0] == "/usr/bin/qemu-system-aarch64"
-    assert "harness-shell-42-ok" in (tmp_path / "console.log").read_text()
-    assert not (tmp_path / "work").exists()  # overlay and VARS removed
+    assert "harness-shell-42-ok" in (out / "console.log").read_text()
+    assert not (out / "work").exists()  # overlay and VARS removed
     if "/aavmf/" in cell:
         assert result["firmware_digest"].startswith("sha256:")
         assert result["stage_times"]["firmware"] < result["stage_times"]["bootloader"]
