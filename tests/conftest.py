@@ -27,24 +27,26 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Seconds each test file took (the sum of its tests, `make test` of 2026-11-30 on the
-# shared 2-core host, load about 10). pytest-xdist's loadfile hands files to workers
+# shared 2-core host, load about 10; less the boots since made once for several files:
+# the file that asks first makes them). pytest-xdist's loadfile hands files to workers
 # in collection order (with --no-loadscope-reorder, as `make test` runs it; by
 # default it orders them by how many tests they hold, which put the few long boots
 # last): the longest start first, so no long file is left running alone at the end.
 # A file not listed is taken as FILE_SECONDS_UNKNOWN (a few boots, as a new file
 # may hold); files that boot nothing take well under a second wherever they run.
 FILE_SECONDS = {
-    "test_libvirt_question.py": 705, "test_qemu_axis.py": 525, "test_faults.py": 485,
+    "test_libvirt_question.py": 535, "test_qemu_axis.py": 365, "test_faults.py": 345,
     "test_readme.py": 342, "test_run_data.py": 300, "test_rejudge.py": 292,
-    "test_run.py": 287, "test_newcomer_report.py": 271, "test_matrix_run.py": 236,
-    "test_uboot.py": 148, "test_libvirt_launch.py": 148, "test_acpi.py": 141,
-    "test_no_lost_result.py": 118, "test_qemu_builds.py": 114, "test_virt_install.py": 97,
-    "test_download.py": 97, "test_fault_suite.py": 94, "test_history.py": 92,
-    "test_devices_work.py": 79, "test_shard.py": 78, "test_no_silent_waits.py": 62,
-    "test_matrix_cli.py": 62, "test_build_interrupt.py": 57, "test_terminal.py": 43,
-    "test_newcomer.py": 41, "test_setup.py": 36, "test_hostile_input.py": 29,
-    "test_cache_trust.py": 21, "test_download_limits.py": 19, "test_images.py": 14,
+    "test_run.py": 287, "test_matrix_run.py": 236, "test_uboot.py": 148,
+    "test_libvirt_launch.py": 148, "test_no_lost_result.py": 118, "test_qemu_builds.py": 114,
+    "test_acpi.py": 105, "test_virt_install.py": 97, "test_download.py": 97,
+    "test_fault_suite.py": 94, "test_history.py": 92, "test_newcomer_report.py": 80,
+    "test_shard.py": 78, "test_no_silent_waits.py": 62, "test_matrix_cli.py": 62,
+    "test_build_interrupt.py": 57, "test_terminal.py": 43, "test_newcomer.py": 41,
+    "test_setup.py": 36, "test_hostile_input.py": 29, "test_cache_trust.py": 21,
+    "test_devices_work.py": 20, "test_download_limits.py": 19, "test_images.py": 14,
     "test_offline_build.py": 11, "test_console_kinds.py": 10, "test_devices.py": 6,
+    "test_cancel_input.py": 1, "test_reset_marks.py": 1, "test_watch_loop.py": 1,
 }  # fmt: skip
 FILE_SECONDS_UNKNOWN = 30
 
