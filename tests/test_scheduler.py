@@ -151,6 +151,7 @@ def test_the_watch_loop_gives_the_slot_back_once_when_the_prompt_shows() -> None
     from fake_guest import Guest, Kept
 
     from harness.boot import POLL_S, _watch
+    from harness.console.conversation import ANSWER_QUIET_S
     from harness.console.watcher import QUIET_S, Watcher
 
     guest = Guest(["Booting Linux on physical CPU 0x0\r\n", 3.0, "host login: ", QUIET_S + 0.2,
@@ -159,5 +160,5 @@ def test_the_watch_loop_gives_the_slot_back_once_when_the_prompt_shows() -> None
     _watch(guest, None, Watcher(LOGIN, start=0.0), 300.0, Kept(), None, None,
            clock=guest.clock, at_prompt=lambda: called.append(guest.now))  # fmt: skip
     assert len(called) == 1
-    # the prompt is one once quiet for QUIET_S; the loop calls on its next turn
-    assert 3.0 + QUIET_S <= called[0] <= 3.0 + QUIET_S + POLL_S
+    # a login prompt is one once quiet for ANSWER_QUIET_S; the loop calls on its next turn
+    assert 3.0 + ANSWER_QUIET_S <= called[0] <= 3.0 + ANSWER_QUIET_S + POLL_S
