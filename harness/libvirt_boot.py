@@ -252,7 +252,9 @@ def boot(
         raise CellSkipped(f"libvirt is not usable: {daemon.why} (fix: {daemon.fix})")
     libvirt = loaded()
     accel = host.accel(options.accel)
-    work = out / "work"
+    # libvirtd resolves paths in its own directory, not ours: every file it opens
+    # (overlay, nvram, seed) must be named from the root.
+    work = out.absolute() / "work"
     files, login = prepare(cell, image, firmware, work)
     name = domain_name(cell)
     if launcher(cell.transport) == "virt-install":
