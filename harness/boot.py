@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.console import marks
+from harness.console.marks import ConsoleLog, Log
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import (
     CellImpossible,
@@ -92,48 +93,6 @@ class Console(Protocol):
     def send(self, text: str) -> None: ...
     def exit_status(self, wait_s: float = 2.0) -> str: ...
     def stderr(self) -> str: ...
-
-
-class Log(Protocol):
-    """Where the watch loop keeps the console's bytes and the harness's marks: a
-    ConsoleLog."""
-
-    def write(self, data: bytes) -> None: ...
-    def mark(self, line: bytes) -> None: ...
-
-
-class ConsoleLog:
-    """The console, byte for byte, up to a cap; the harness's marks (marks.py) say
-    where it was cut and where QEMU reset the guest."""
-
-    def __init__(self, path: Path, cap: int):
-        self._file = path.open("wb")
-        self._room = cap
-        self._cap = cap
-
-    def write(self, data: bytes) -> None:
-        if self._room <= 0:
-            return
-        self._file.write(data[: self._room])
-        self._room -= len(data)
-        if self._room <= 0:
-            self._file.write(marks.cap_mark(self._cap))
-        self._file.flush()
-
-    @property
-    def full(self) -> bool:
-        """The cap is reached: nothing more is kept."""
-        return self._room <= 0
-
-    def mark(self, line: bytes) -> None:
-        """A harness mark at this point of the console, outside the cap (a mark cut in
-        two would be none); nothing once the log was cut."""
-        if self._room > 0:
-            self._file.write(line)
-            self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[BootFiles, Login]:

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING
 from harness.boot import (
     Boot,
     BootOptions,
-    ConsoleLog,
     Show,
     _drain,
     _watch,
     prepare,
 )
+from harness.console.marks import ConsoleLog
 from harness.devices import launcher
 from harness.errors import CellSkipped, QemuLaunchError
 from harness.export.libvirt import domain_xml, overlay_command, placement

@@ -99,7 +99,7 @@ def copy_regular_tree(source: Path, target: Path, log_cap: int) -> list[Path]:
     """Copies the directories and regular files under `source` into `target`; a
     symlink (to a file or a directory), FIFO, socket or device is not followed, not
     opened for long and not copied: a shard is data from elsewhere. A console.log
-    keeps at most `log_cap` bytes, cut with the runner's mark (boot.ConsoleLog).
+    keeps at most `log_cap` bytes, cut with the runner's mark (console/marks.py ConsoleLog).
     Returns what was left out."""
     left_out: list[Path] = []
     if not source.is_dir() or source.is_symlink():
@@ -144,7 +144,7 @@ def _copy_regular(source: Path, target: Path, cap: int | None) -> bool:
 def _copy_capped(source: BinaryIO, target: Path, cap: int) -> None:
     """`source` into `target` as the runner keeps a console: its first `cap` bytes,
     then the cap's mark if there was more; nothing past the cap is read."""
-    from harness.boot import ConsoleLog
+    from harness.console.marks import ConsoleLog
 
     log = ConsoleLog(target, cap)
     try:

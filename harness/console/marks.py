@@ -10,6 +10,7 @@ was added, even where the guest was mid-line):
 
 A log with reset marks is the harness's own: judging it counts its resets from the
 marks as the live boot counted QEMU's events (judge.py), not from the console text.
+ConsoleLog writes the log (the runner's and merge's); split_resets reads it back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 _RESET_HEAD = b"\n[harness: QEMU reported guest reset "
 _RESET = re.compile(re.escape(_RESET_HEAD) + rb"\d{1,9}\]\n")
@@ -78,3 +79,45 @@ def split_resets(chunks: Iterable[bytes]) -> Iterator[bytes | Reset]:
         held = held[keep:]
     if held:
         yield held
+
+
+class Log(Protocol):
+    """Where the watch loop keeps the console's bytes and the harness's marks: a
+    ConsoleLog."""
+
+    def write(self, data: bytes) -> None: ...
+    def mark(self, line: bytes) -> None: ...
+
+
+class ConsoleLog:
+    """The console, byte for byte, up to a cap; the harness's marks (above) say
+    where it was cut and where QEMU reset the guest."""
+
+    def __init__(self, path: Path, cap: int):
+        self._file = path.open("wb")
+        self._room = cap
+        self._cap = cap
+
+    def write(self, data: bytes) -> None:
+        if self._room <= 0:
+            return
+        self._file.write(data[: self._room])
+        self._room -= len(data)
+        if self._room <= 0:
+            self._file.write(cap_mark(self._cap))
+        self._file.flush()
+
+    @property
+    def full(self) -> bool:
+        """The cap is reached: nothing more is kept."""
+        return self._room <= 0
+
+    def mark(self, line: bytes) -> None:
+        """A harness mark at this point of the console, outside the cap (a mark cut in
+        two would be none); nothing once the log was cut."""
+        if self._room > 0:
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
