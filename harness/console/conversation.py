@@ -50,8 +50,7 @@ class Conversation(WatcherState):
         tail = self._text.partial
         if self.ready or not tail.text.strip() or self.table.first(Kind.FAIL, tail.text):
             return None
-        text = tail.text.rstrip() + " "
-        found = [p for kind in _PROMPT_KINDS if (p := self.table.first(kind, text))]
+        found = [p for kind in _PROMPT_KINDS if (p := self._prompt(kind, tail.text))]
         if len(found) != 1 or found[0].kind not in _ANSWERED:
             return None
         prompt = found[0]
@@ -70,7 +69,7 @@ class Conversation(WatcherState):
         return (
             self._probed is not None
             and tail.number > self._probed.number
-            and self.table.first(Kind.SHELL_PROMPT, tail.text.rstrip() + " ") is not None
+            and self._prompt(Kind.SHELL_PROMPT, tail.text) is not None
         )
 
     def _at_end_of_output(self, now: float, live: bool) -> Verdict | Reply | None:
@@ -97,8 +96,7 @@ class Conversation(WatcherState):
             (p, tail)
             for tail in tails
             for kind in _PROMPT_KINDS
-            if (p := self.table.first(kind, tail.text.rstrip() + " "))
-            and not (p.stage == "none" and self._at_shell)
+            if (p := self._prompt(kind, tail.text)) and not (p.stage == "none" and self._at_shell)
         )
         prompt, tail = next(found, (None, tails[0] if tails else last_line))
         if prompt is None and self._overrun is not None and self._talk is Talk.WAITING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from harness.console.patterns import Pattern, PatternTable
+from harness.console.patterns import Kind, Pattern, PatternTable
 from harness.console.probe import Findings
 from harness.console.resets import EarliestLines
 from harness.console.text import ConsoleText, Line
@@ -81,6 +81,11 @@ class WatcherState:
         self._asked = False  # the output so far ends in a terminal query (a line editor's)
         self._probed: Line | None = None  # the device checks' end marker, once seen
         self._overrun: tuple[Pattern, Line] | None = None  # a prompt others wrote after
+
+    def _prompt(self, kind: Kind, text: str) -> Pattern | None:
+        """The `kind` prompt `text` ends at: a prompt row ends in the space the prompt
+        is printed with, which a line's end or a copied terminal may have lost."""
+        return self.table.first(kind, text.rstrip() + " ")
 
     # --- outcomes ----------------------------------------------------------------
     def _reach(self, stage: str, now: float) -> None:

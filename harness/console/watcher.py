@@ -351,7 +351,7 @@ class Watcher(Conversation):
         ("host login: [  35.1] cloud-init ...", "host login: ci-info: ..."): messages
         written to the console after getty showed its prompt, common on cloud images.
         Either way the boot reached login."""
-        if self.table.first(Kind.LOGIN_PROMPT, line.text.rstrip() + " ") is not None:
+        if self._prompt(Kind.LOGIN_PROMPT, line.text) is not None:
             self._reach("login", now)
             self._login_line = self._login_line if self._login_line.number else line
             return
