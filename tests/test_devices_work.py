@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Harness, MadeRun
 
+from harness.console import probe
 from harness.console.probe import Findings, Seen, dead_device, parse, with_works
 from harness.model import Image
 
@@ -32,6 +33,10 @@ def test_the_tiny_guests_disk_nic_and_rng_work(
     # measured here under TCG at load average 7-11 on 2 cores, up to 3.8 s at the worst
     # of that load (the probe before this one alike: 0.4-3.6 s)
     assert guest["works_s"] < 2.0
+    # typed with the terminal's echo off (conversation.QUIET_PROOF): the probe's lines
+    # are not echoed back, their output is there
+    console = (proc.run / "console.log").read_text(errors="replace")
+    assert "harness-works-4-end" in console and probe.WORKS[:40] not in console
 
 
 def test_a_bound_rng_that_gives_no_bytes_fails_the_cell_naming_it(

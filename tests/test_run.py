@@ -270,7 +270,12 @@ def test_interactive_hands_the_console_over_after_the_verdict(tiny: Image, tmp_p
     try:
         child.expect_exact("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
         child.sendline("echo typed-by-$((2*2))-hands")
+        # echoed: the device checks turned the echo the proof had turned off on again
+        child.expect_exact("echo typed-by-$((2*2))-hands")
         child.expect_exact("typed-by-4-hands")
+        # the tiny guest's rcS took a lease at boot (the probe's udhcpc configures nothing)
+        child.sendline("ip -o -f inet addr show eth0")
+        child.expect_exact("inet 10.0.2.15/24")
         child.send("\x1d")  # Ctrl-]
         child.expect(r"PASS debian-12-tiny/none/virt/pci login \d+\.\ds")
         child.expect(pexpect.EOF)

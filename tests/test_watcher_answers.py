@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import pytest
 from fake_guest import ROOT, Guest, Step, watch
 
+from harness.boot import POLL_S
 from harness.console import probe
-from harness.console.conversation import ANSWER_QUIET_S
+from harness.console.conversation import ANSWER_QUIET_S, QUIET_PROOF
 from harness.console.watcher import QUIET_S, RETRY_S, SETTLE_S, SHELL_PROOF, Verdict, Watcher
 
 QUERY = "\x1b[6n"  # busybox's line editor asks where the cursor is, after its prompt
@@ -63,7 +64,7 @@ def test_a_login_prompt_is_answered_after_the_short_quiet_not_the_long_one() -> 
 
 def test_a_shell_prompt_followed_by_the_line_editors_query_is_answered_at_once() -> None:
     verdict, guest = run([*LOGIN, f"root\r\n{PROMPT}", 0.3, "harness-shell-42-ok\r\n", 1.0])
-    assert guest.sent_at[:2] == [(0.2, "root\r"), (0.3, SHELL_PROOF + "\r")]
+    assert guest.sent_at[:2] == [(ANSWER_QUIET_S, "root\r"), (0.3, SHELL_PROOF + "\r")]
     assert verdict.status == "pass"
 
 
@@ -98,15 +99,17 @@ def test_a_prompt_that_decides_still_waits_the_full_quiet(tail: str, reason: str
 def test_output_right_after_a_login_prompt_delays_the_answer_to_the_full_quiet() -> None:
     # cloud-init writes over the prompt: it is no longer the last output
     overrun = "[   35.1] cloud-init[812]: Cloud-init v. 24.1 finished\r\n"
-    _, guest = run(["Welcome!\r\n\r\nubuntu login: ", 0.1, overrun, 1.0], timeout_s=5)
-    assert guest.sent_at[0] == (0.1 + QUIET_S, "root\r")
+    gap = ANSWER_QUIET_S / 2  # it came before the prompt had been quiet long enough
+    _, guest = run(["Welcome!\r\n\r\nubuntu login: ", gap, overrun, 1.0], timeout_s=5)
+    at, text = guest.sent_at[0]
+    assert text == "root\r" and gap + QUIET_S <= at <= gap + QUIET_S + POLL_S
 
 
 def test_a_panic_after_an_early_answer_still_fails() -> None:
     panic = "[   12.3] Kernel panic - not syncing: Attempted to kill init!\r\n"
     verdict, guest = run([*LOGIN, f"root\r\n{panic}", 1.0])
     assert (verdict.status, verdict.reason) == ("fail", "kernel-panic")
-    assert guest.sent_at == [(0.2, "root\r")]
+    assert guest.sent_at == [(ANSWER_QUIET_S, "root\r")]
 
 
 def test_with_the_probe_the_pass_comes_once_the_shell_is_back_after_it() -> None:
@@ -114,7 +117,7 @@ def test_with_the_probe_the_pass_comes_once_the_shell_is_back_after_it() -> None
     verdict, guest = run(script, probe_devices=True)
     assert (verdict.status, verdict.proof) == ("pass", "shell")
     assert verdict.findings is not None and verdict.findings.works == ("disk-read 1024 53ef",)
-    assert guest.texts() == ["root\r", SHELL_PROOF + "\r", probe.SCRIPT + "\r", probe.WORKS + "\r"]
+    assert guest.texts() == ["root\r", QUIET_PROOF + "\r", probe.SCRIPT + "\r", probe.WORKS + "\r"]
     assert guest.done == len(script) - 1  # decided as the prompt came back
     proof_at = 0.35  # the proof's line came 0.05 s after it was typed at 0.3
     assert guest.now - proof_at < SETTLE_S  # no fixed settle time waited out

@@ -32,6 +32,8 @@ WORKS_BEGIN, WORKS_END = "harness-works-4-begin", "harness-works-4-end"
 #   (slirp's DHCP gives 10.0.2.15) through busybox udhcpc, its script /bin/true so
 #   nothing is configured; "unchecked" where the guest has no udhcpc;
 # - rng: the hw_random core's current source and 16 bytes read from /dev/hwrng.
+# Last, the terminal's echo is turned on again (conversation.py's QUIET_PROOF turned
+# it off), before the end marker, so a person given the console finds it as it was.
 # A guest without dd, od or timeout (a fault guest's older build) leaves it unchecked.
 # Each NIC's check runs in the background while the disk and the rng are read (its
 # DHCP exchange is mostly waiting); each check prints its line with one echo, so
@@ -55,7 +57,7 @@ WORKS = " ".join([
     r"""s=$([ -c /dev/hwrng ]&&timeout 2 dd if=/dev/hwrng bs=16 count=1|wc -c);""",
     r"""else s=unchecked; fi; echo "rng $c $s";""",
     r"""wait; read -r u _ </proc/uptime; echo "works-to $u";""",
-    r"""echo harness-works-$((2+2))-end)""",
+    r"""stty echo; echo harness-works-$((2+2))-end)""",
 ])  # fmt: skip
 # POSIX sh and busybox ash alike; one line, so no shell prompt interleaves. Builtins
 # where they do (read, ${d##*/}): each process is costly under TCG (see WORKS).

@@ -225,7 +225,8 @@ class TinyBuilder:
             for applet in applets.split():
                 target = "busybox" if directory == "bin" else "../bin/busybox"
                 (root / directory / applet).symlink_to(target)
-        (root / "etc/init.d/rcS").chmod(0o755)
+        for script in ("etc/init.d/rcS", "etc/udhcpc.script"):
+            (root / script).chmod(0o755)
         if recipe.host_name:
             (root / "etc/hostname").write_text(recipe.host_name + "\n")
         version = recipe.os.split()[-2] if recipe.os.endswith(")") else ""
