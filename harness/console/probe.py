@@ -60,15 +60,18 @@ WORKS = " ".join([
     r"""stty echo; echo harness-works-$((2+2))-end)""",
 ])  # fmt: skip
 # POSIX sh and busybox ash alike; one line, so no shell prompt interleaves. Builtins
-# where they do (read, ${d##*/}): each process is costly under TCG (see WORKS).
+# where they do (read, ${d##*/}, and `cd -P` for readlink: the kernel resolves the
+# driver link, $PWD names it): each process is costly under TCG (see WORKS). The shell
+# is left in the directory it was in.
 SCRIPT = (
-    "echo harness-probe-$((1+2))-begin; "
+    "echo harness-probe-$((1+2))-begin; o=$PWD; "
     'read -r k </proc/sys/kernel/osrelease; echo "kernel $k"; '
     "for d in /sys/bus/virtio/devices/*; do "
     '[ -e "$d" ] || continue; read -r i <"$d/device"; '
-    'v=$(readlink "$d/driver"); p=$(readlink "$d/../driver"); '
+    'v=; p=; cd -P "$d/driver" 2>/dev/null && v=$PWD; '
+    'cd -P "$d/../driver" 2>/dev/null && p=$PWD; '
     'echo "virtio ${d##*/} id=$i driver=${v##*/} transport=${p##*/}"; '
-    "done; "
+    'done; cd "$o"; '
     # arm64 unflattens the device tree only when ACPI is off (setup_arch), so at
     # most one of the two is there: what the kernel described the machine from.
     "t=; [ -d /sys/firmware/acpi/tables ] && t=acpi; "
