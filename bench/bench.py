@@ -14,8 +14,10 @@
                 history) where known, else estimates; computed, not booted   goal <=15%
   nightly       a fixed sample of the nightly profile (--nightly-sample K/N of its
                 tiny-guest cells on none/aavmf/uboot) booted by the harness at
-                --revision (a temporary git worktree) and by this tree, one after
-                the other: wall times and every verdict that differs (bench/nightly.py)
+                --revision (a temporary git worktree) and by this tree, in
+                --nightly-rounds rounds of alternating order (ABBA...): each run's
+                wall time, boots and load average, medians and means, and every
+                verdict that differs (bench/nightly.py)
                                                         goal >=25% less, 0 differ
 
 Run it on an idle machine: `make bench` (or bench/bench.py [--quick]).
@@ -282,7 +284,10 @@ def main() -> None:
     parser.add_argument("--nightly-sample", default="1/12", metavar="K/N")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="-j of the nightly sample")
     parser.add_argument(
-        "--nightly-rounds", type=int, default=1, help="runs of each, alternating (median)"
+        "--nightly-rounds",
+        type=int,
+        default=2,
+        help="rounds of one run each, the order alternating (ABBA...; default 2)",
     )
     options = parser.parse_args()
     rounds = 1 if options.quick else 3
@@ -293,7 +298,7 @@ def main() -> None:
             options.revision, options.nightly_sample, options.jobs, options.nightly_rounds
         )
         print(json.dumps(figures, indent=2))
-        print(nightly.line(figures))
+        print("\n".join(nightly.lines(figures)))
         return
     sh = shards(4, options.durations)
     if options.shards_only:
@@ -345,7 +350,7 @@ def main() -> None:
           f"{w['images_rebuilt']} images rebuilt by `images build` ({w['build_check_bytes']} bytes: "
           "apt revalidating its indexes)   goal 0")  # fmt: skip
     print(_shard_line(sh))
-    print(nightly.line(figures["nightly"]))
+    print("\n".join(nightly.lines(figures["nightly"])))
 
 
 def _shard_line(sh: dict[str, float]) -> str:

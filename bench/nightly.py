@@ -6,9 +6,10 @@ cut as `--shard K/N` cuts a plan (by estimates, a `virt` cell with its versioned
 twin) and the K-th slice taken. The same cells are booted by the harness at an
 earlier git revision (checked out with `git worktree add` into a temporary
 directory, its images/cache a symlink to this checkout's, so nothing is rebuilt)
-and by this tree, one after the other with the same -j, each from its start to its
-exit. Every cell's verdict (outcome, stage, reason) is compared: any that differs
-is reported.
+and by this tree, with the same -j, each from its start to its exit, in rounds of
+alternating order (ABBA: round 0 before then after, round 1 after then before, ...),
+so a load that rises or falls during the run favours neither. Every cell's verdict
+(outcome, stage, reason) is compared: any that differs is reported.
 """
 
 from __future__ import annotations
@@ -93,13 +94,17 @@ def checkout(revision: str) -> Iterator[Path]:
                            check=False)  # fmt: skip
 
 
-def boot_all(tree: Path, matrix: Path, results: Path, jobs: int) -> dict[str, Any]:
-    """`harness matrix` of `tree` over PROFILE: its seconds from start to exit, exit
-    status, verdicts and the machine's load average around it."""
+def boot_all(
+    tree: Path, matrix: Path, results: Path, jobs: int, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`harness matrix` of `tree` over PROFILE (with `extra` arguments, e.g. --shard):
+    its seconds from start to exit, exit status, verdicts, boots (cell directories)
+    and the machine's 1-minute load average at its start and end. Exits naming the
+    tree when the matrix exits other than 0 or 1."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     env.update(PYTHONPATH=str(tree), HARNESS_HISTORY=str(results / "history.sqlite"))
     argv = [sys.executable, "-m", "harness.cli", "matrix", "--matrix", str(matrix), "--profile",
-            PROFILE, "-j", str(jobs), "--results", str(results), "--offline"]  # fmt: skip
+            PROFILE, "-j", str(jobs), "--results", str(results), "--offline", *extra]  # fmt: skip
     load = os.getloadavg()[0]
     started = time.monotonic()
     proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, check=False)
@@ -108,57 +113,102 @@ def boot_all(tree: Path, matrix: Path, results: Path, jobs: int) -> dict[str, An
         raise SystemExit(f"bench nightly: {tree}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     run = (results / "latest").resolve()
     return {"seconds": seconds, "exit": proc.returncode, "verdicts": verdicts(run),
-            "boots": len(list((run / "cells").iterdir())),
+            "boots": len(list((run / "cells").iterdir())), "run": str(run),
             "load_before": load, "load_after": os.getloadavg()[0]}  # fmt: skip
 
 
-def nightly(
-    revision: str = BEFORE, part: str = "1/12", jobs: int = 2, rounds: int = 1
-) -> dict[str, Any]:
-    """The sample `part` ("K/N") of the nightly booted by the harness at `revision`
-    and by this tree, alternating `rounds` times (a change in the machine's load hits
-    both alike); median wall times, the saving and every verdict that differs from
-    the first run at `revision`."""
+def order(round_: int) -> tuple[str, str]:
+    """Which harness boots first in round `round_` (0-based): before first in even
+    rounds, after first in odd ones, so two rounds are ABBA."""
+    return ("after", "before") if round_ % 2 else ("before", "after")
+
+
+def summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Median and mean seconds of the runs whose "harness" is "before" and of those
+    whose "harness" is "after" (each run a mapping with "harness" and "seconds"), and
+    how much less "after" takes by each, in percent."""
     import statistics
 
+    figures: dict[str, float] = {}
+    for name in ("before", "after"):
+        times = [float(run["seconds"]) for run in runs if run["harness"] == name]
+        figures[f"{name}_s"] = statistics.median(times)
+        figures[f"{name}_mean_s"] = statistics.mean(times)
+    figures["saving_pct"] = 100 * (1 - figures["after_s"] / figures["before_s"])
+    figures["mean_saving_pct"] = 100 * (1 - figures["after_mean_s"] / figures["before_mean_s"])
+    return figures
+
+
+def load_plan_of(profile: str, matrix: Path | None = None) -> Any:
+    """The plan of `profile` (in `matrix`, else this checkout's matrix.yaml) as
+    `harness matrix` expands it here: the checkout is ROOT whatever the cwd."""
     from harness.catalog import Catalog, Workspace
     from harness.commands.common import load_plan
     from harness.host import discover
+
+    env = {**os.environ, "HARNESS_ROOT": os.environ.get("HARNESS_ROOT", str(ROOT))}
+    catalog = Catalog(Workspace.locate(env), env, lambda _: None)
+    return load_plan(catalog, discover(None, env), profile, matrix, None)
+
+
+def sample_of(part: str) -> list[Any]:
+    """The cells (Planned) of the nightly sample `part` ("K/N")."""
     from harness.matrix.shard import parse_shard
 
     k, n = parse_shard(part)
-    catalog = Catalog(Workspace.locate(os.environ), os.environ, lambda _: None)
-    plan = load_plan(catalog, discover(None, os.environ), "nightly", None, None)
-    cells = sample(plan.cells, plan.virt_aliases, k, n)
-    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    plan = load_plan_of("nightly")
+    return sample(plan.cells, plan.virt_aliases, k, n)
+
+
+def nightly(
+    revision: str = BEFORE, part: str = "1/12", jobs: int = 2, rounds: int = 2
+) -> dict[str, Any]:
+    """The sample `part` ("K/N") of the nightly booted by the harness at `revision`
+    and by this tree, `rounds` rounds in alternating order (`order`); each run's
+    seconds, boots and load average, the median and mean of each side, the saving,
+    and every verdict that differs from the first run at `revision`."""
+    cells = sample_of(part)
+    runs: list[dict[str, Any]] = []  # in the order they ran
     with (
         tempfile.TemporaryDirectory(prefix="bench-nightly-runs-") as tmp,
         checkout(revision) as before_tree,
     ):
         matrix = Path(tmp) / "matrix.yaml"
         matrix.write_text(matrix_text(yaml.safe_load((ROOT / "matrix.yaml").read_text()), cells))
+        trees = {"before": before_tree, "after": ROOT}
         for r in range(rounds):
-            for name, tree in (("before", before_tree), ("after", ROOT)):
-                runs[name].append(boot_all(tree, matrix, Path(tmp) / f"{name}-{r}", jobs))
-    reference = runs["before"][0]["verdicts"]
-    differ = sorted({d for run in [*runs["before"][1:], *runs["after"]]
-                     for d in differences(reference, run["verdicts"])})  # fmt: skip
-    before, after = (statistics.median(x["seconds"] for x in runs[name]) for name in runs)
+            for name in order(r):
+                run = boot_all(trees[name], matrix, Path(tmp) / f"{name}-{r}", jobs)
+                runs.append({"harness": name, "round": r, **run})
+    reference = next(run for run in runs if run["harness"] == "before")["verdicts"]
+    differ = sorted({d for run in runs for d in differences(reference, run["verdicts"])})
     return {
         "revision": revision, "sample": part, "cells": len(cells), "jobs": jobs,
-        "rounds": rounds, "before_s": before, "after_s": after,
-        "saving_pct": 100 * (1 - after / before),
-        "runs": {name: [{key: v for key, v in x.items() if key != "verdicts"} for x in runs[name]]
-                 for name in runs},
+        "rounds": rounds, **summary(runs),
+        "runs": [{key: v for key, v in run.items() if key not in ("verdicts", "run")}
+                 for run in runs],
         "differ": differ,
     }  # fmt: skip
 
 
-def line(figures: Mapping[str, Any]) -> str:
-    b, a = figures["runs"]["before"][0], figures["runs"]["after"][0]
-    loads = [x["load_before"] for name in ("before", "after") for x in figures["runs"][name]]
-    return (f"nightly sample      {figures['cells']} cells ({figures['sample']}), -j {figures['jobs']}, "
-            f"median of {figures['rounds']}: {figures['after_s']:.0f} s ({a['boots']} boots) vs "
-            f"{figures['before_s']:.0f} s ({b['boots']} boots) at {figures['revision']}: "
-            f"{figures['saving_pct']:.0f}% less; load average {min(loads):.1f}-{max(loads):.1f}; "
-            f"{len(figures['differ'])} verdicts differ   goal >=25% less, 0 differ")  # fmt: skip
+def less(saving_pct: float) -> str:
+    """A saving in percent as words: "28% less", or "3% more" when negative."""
+    return f"{saving_pct:.0f}% less" if saving_pct >= 0 else f"{-saving_pct:.0f}% more"
+
+
+def lines(figures: Mapping[str, Any]) -> list[str]:
+    """The nightly section as text: one line per run in the order they ran, then the
+    medians and means against the goal, then each verdict that differs."""
+    out = [f"nightly run         round {run['round']} {run['harness']:<6} {run['seconds']:6.1f} s, "
+           f"{run['boots']} boots, load average {run['load_before']:.1f} -> {run['load_after']:.1f}"
+           for run in figures["runs"]]  # fmt: skip
+    out.append(
+        f"nightly sample      {figures['cells']} cells ({figures['sample']}), -j {figures['jobs']}, "
+        f"{figures['rounds']} rounds alternating: median {figures['after_s']:.0f} s vs "
+        f"{figures['before_s']:.0f} s at {figures['revision']} ({less(figures['saving_pct'])}), "
+        f"mean {figures['after_mean_s']:.0f} s vs {figures['before_mean_s']:.0f} s "
+        f"({less(figures['mean_saving_pct'])}); {len(figures['differ'])} verdicts differ"
+        "   goal >=25% less, 0 differ"
+    )
+    out.extend(f"  differs: {d}" for d in figures["differ"])
+    return out

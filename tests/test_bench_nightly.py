@@ -60,3 +60,26 @@ def test_every_differing_verdict_is_reported() -> None:
         "c: pass login login -> no result",
     ]
     assert nightly.differences(before, before) == []
+
+
+def test_rounds_alternate_which_harness_boots_first() -> None:
+    nightly = bench_nightly()
+    assert [nightly.order(r) for r in range(4)] == [
+        ("before", "after"),
+        ("after", "before"),
+        ("before", "after"),
+        ("after", "before"),
+    ]
+
+
+def test_the_summary_gives_medians_means_and_the_saving_of_each() -> None:
+    nightly = bench_nightly()
+    runs = [{"harness": "before", "seconds": 100.0}, {"harness": "after", "seconds": 60.0},
+            {"harness": "after", "seconds": 90.0}, {"harness": "before", "seconds": 140.0},
+            {"harness": "before", "seconds": 300.0}, {"harness": "after", "seconds": 75.0}]  # fmt: skip
+    figures = nightly.summary(runs)
+    assert figures["before_s"] == 140.0 and figures["after_s"] == 75.0
+    assert figures["before_mean_s"] == 180.0 and figures["after_mean_s"] == 75.0
+    assert round(figures["saving_pct"], 6) == round(100 * (1 - 75 / 140), 6)
+    assert round(figures["mean_saving_pct"], 6) == round(100 * (1 - 75 / 180), 6)
+    assert nightly.less(28.4) == "28% less" and nightly.less(-2.96) == "3% more"
