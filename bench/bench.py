@@ -9,9 +9,16 @@
   startup       harness --help                                             goal <0.5 s
   flood         the runner's memory while a console prints 100 MB          goal <100 MiB
   warm cache    bytes received and images rebuilt by a second build        goal 0
-  shards        the nightly profile cut into 4 shards: the slowest shard's time
-                above the mean, by recorded durations (--durations RUN or the
-                history) where known, else estimates; computed, not booted   goal <=15%
+  shards        the nightly profile cut into --shards N (4) shards: the slowest
+                shard's time above the mean, by recorded durations (--durations RUN
+                or the history) where known, else estimates; computed, not booted
+                (--shards-only; bench/shards.py)                             goal <=15%
+  shards booted the nightly sample (--nightly-sample, as below) booted whole once to
+                record its cells' durations (or --durations RUN / --db PATH), then
+                cut into N shards by `harness matrix --shard K/N --durations RUN`
+                itself, each booted in turn at -j: each shard's wall time, the
+                slowest above the mean, beside the same cut's predicted spread
+                (--shards-boot; bench/shards.py)                             goal <=15%
   nightly       a fixed sample of the nightly profile (--nightly-sample K/N of its
                 tiny-guest cells on none/aavmf/uboot) booted by the harness at
                 --revision (a temporary git worktree) and by this tree, in
@@ -38,6 +45,7 @@ from pathlib import Path
 
 import nightly  # bench/nightly.py, beside this script
 import pexpect
+import shards  # bench/shards.py
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -236,63 +244,60 @@ def stop_on_signal(signum: int) -> dict[str, float]:
         return {"seconds": exited, "exit": child.returncode, "qemu_left": left}
 
 
-def shards(count: int = 4, durations: Path | None = None) -> dict[str, float]:
-    """The spread of shard times on the nightly plan, cut as `--shard K/N` cuts it and
-    as the old round robin did, from the plan and each cell's cost (no boot)."""
-    from harness.catalog import Catalog, Workspace
-    from harness.commands.common import load_plan
-    from harness.history.db import history_path
-    from harness.host import discover
-    from harness.matrix.shard import costs, cut, load_of, recorded_durations, spread
-
-    workspace = Workspace.locate(os.environ)
-    catalog = Catalog(workspace, os.environ, lambda _: None)
-    plan = load_plan(catalog, discover(None, os.environ), "nightly", None, None)
-    recorded = recorded_durations(durations, history_path(None, os.environ, workspace.results))
-    cost = costs(recorded)
-    balanced = [load_of(shard, cost) for shard in cut(plan.cells, count, cost)]
-    round_robin = [load_of(plan.cells[k::count], cost) for k in range(count)]
-    known = sum(1 for p in plan.cells if p.cell.id in recorded)
-    return {
-        "cells": len(plan.cells),
-        "recorded": known,
-        "mean_s": sum(balanced) / count,
-        "slowest_s": max(balanced),
-        "spread_pct": 100 * spread(balanced),
-        "round_robin_spread_pct": 100 * spread(round_robin),
-    }
-
-
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--overhead-only", action="store_true",
+                      help="only the overhead: `harness run` to its exit vs cmdline.sh to "
+                           "`login: `, alternating, median of 5, with the time after the prompt "
+                           "and the device checks' share (goal <=+0.8 s)")  # fmt: skip
+    only.add_argument("--shards-only", action="store_true",
+                      help="only the predicted shard spread of the whole nightly profile, from "
+                           "recorded or estimated durations; boots nothing (goal <=15%%)")  # fmt: skip
+    only.add_argument("--shards-boot", action="store_true",
+                      help="only the booted shards: the nightly sample booted whole once, then "
+                           "in --shards shards by `harness matrix --shard K/N`, one after the "
+                           "other; each shard's wall time, the measured and predicted spread "
+                           "(goal <=15%%)")  # fmt: skip
+    only.add_argument("--nightly-only", action="store_true",
+                      help="only the nightly sample booted at --revision and by this tree, "
+                           "--nightly-rounds rounds alternating (goal >=25%% less, 0 differ)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="one round each")
-    parser.add_argument(
-        "--shards-only", action="store_true", help="only the shard spread (boots nothing)"
-    )
-    parser.add_argument(
-        "--durations", type=Path, metavar="RUN", help="recorded durations for the shard spread"
-    )
-    parser.add_argument("--overhead-only", action="store_true", help="only the overhead")
-    parser.add_argument(
-        "--nightly-only", action="store_true", help="only the nightly sample, before and after"
-    )
+    parser.add_argument("--shards", type=int, default=4, metavar="N",
+                        help="shards to cut (--shards-only, --shards-boot; default 4)")  # fmt: skip
+    parser.add_argument("--durations", type=Path, metavar="RUN",
+                        help="cut shards by the durations of RUN (a run or its results.json); "
+                             "--shards-boot then boots no whole run first")  # fmt: skip
+    parser.add_argument("--db", type=Path, metavar="PATH",
+                        help="cut shards by this history's durations (as `harness matrix --db`); "
+                             "--shards-boot then boots no whole run first")  # fmt: skip
     parser.add_argument(
         "--revision", default=nightly.BEFORE, help="the harness to compare the nightly with"
     )
-    parser.add_argument("--nightly-sample", default="1/12", metavar="K/N")
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="-j of the nightly sample")
+    parser.add_argument("--nightly-sample", default="1/12", metavar="K/N",
+                        help="the slice of the nightly's tiny-guest cells booted by "
+                             "--nightly-only and --shards-boot (default 1/12)")  # fmt: skip
+    parser.add_argument("-j", "--jobs", type=int, default=2,
+                        help="-j of the nightly sample and of each shard (default 2)")  # fmt: skip
     parser.add_argument(
         "--nightly-rounds",
         type=int,
         default=2,
         help="rounds of one run each, the order alternating (ABBA...; default 2)",
     )
-    options = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    options = arguments().parse_args()
     rounds = 1 if options.quick else 3
     import signal
 
+    if options.overhead_only:
+        print(json.dumps(overhead(5 if rounds > 1 else 1), indent=2))
+        return
     if options.nightly_only:
         figures = nightly.nightly(
             options.revision, options.nightly_sample, options.jobs, options.nightly_rounds
@@ -300,13 +305,16 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
         print("\n".join(nightly.lines(figures)))
         return
-    sh = shards(4, options.durations)
+    if options.shards_boot:
+        booted = shards.booted(options.nightly_sample, options.shards, options.jobs,
+                               options.durations, options.db)  # fmt: skip
+        print(json.dumps(booted, indent=2))
+        print("\n".join(shards.booted_lines(booted)))
+        return
+    sh = shards.predicted(options.shards, options.durations, options.db)
     if options.shards_only:
         print(json.dumps(sh, indent=2))
-        print(_shard_line(sh))
-        return
-    if options.overhead_only:
-        print(json.dumps(overhead(5 if rounds > 1 else 1), indent=2))
+        print(shards.predicted_line(sh, options.shards))
         return
     figures = {
         "sigint": stop_on_signal(signal.SIGINT),
@@ -318,10 +326,12 @@ def main() -> None:
         "overhead": overhead(5 if rounds > 1 else 1),
         "parallel": parallel(),
         "shards": sh,
+        "shards_booted": shards.booted(options.nightly_sample, options.shards, options.jobs,
+                                       options.durations, options.db),
         "nightly": nightly.nightly(
             options.revision, options.nightly_sample, options.jobs, options.nightly_rounds
         ),
-    }
+    }  # fmt: skip
     print(json.dumps(figures, indent=2))
     o, p, f, s = (
         figures["overhead"],
@@ -349,15 +359,9 @@ def main() -> None:
     print(f"warm cache          {w['matrix_run_bytes']} bytes received by a matrix run, "
           f"{w['images_rebuilt']} images rebuilt by `images build` ({w['build_check_bytes']} bytes: "
           "apt revalidating its indexes)   goal 0")  # fmt: skip
-    print(_shard_line(sh))
+    print(shards.predicted_line(sh, options.shards))
+    print("\n".join(shards.booted_lines(figures["shards_booted"])))
     print("\n".join(nightly.lines(figures["nightly"])))
-
-
-def _shard_line(sh: dict[str, float]) -> str:
-    return (f"nightly in 4 shards  slowest {sh['spread_pct']:.1f}% above the mean "
-            f"({sh['slowest_s']:.0f} s vs {sh['mean_s']:.0f} s; {sh['recorded']:.0f} of "
-            f"{sh['cells']:.0f} cells recorded, the rest estimated; round robin: "
-            f"{sh['round_robin_spread_pct']:.1f}%)   goal <=15%")  # fmt: skip
 
 
 if __name__ == "__main__":

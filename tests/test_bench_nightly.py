@@ -3,11 +3,14 @@ revisions read it as the same cells; a verdict that differs is reported."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 from conftest import ROOT, Harness
 
@@ -83,3 +86,42 @@ def test_the_summary_gives_medians_means_and_the_saving_of_each() -> None:
     assert round(figures["saving_pct"], 6) == round(100 * (1 - 75 / 140), 6)
     assert round(figures["mean_saving_pct"], 6) == round(100 * (1 - 75 / 180), 6)
     assert nightly.less(28.4) == "28% less" and nightly.less(-2.96) == "3% more"
+
+
+def test_the_booted_shards_are_predicted_as_harness_matrix_cuts_them(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench --shards-boot boots `harness matrix --shard K/N --durations RUN` and
+    predicts each shard's cells and seconds in-process: both must be the CLI's cut."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # shards.py imports nightly beside it
+    shards = importlib.import_module("shards")
+    nightly = importlib.import_module("nightly")
+    cells = nightly.sample_of("1/24")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(
+        nightly.matrix_text(yaml.safe_load((ROOT / "matrix.yaml").read_text()), cells)
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    meta = {"run": "20261201T011700Z-x", "started_at": "20261201T011700Z",
+            "profile": nightly.PROFILE, "cells": [p.cell.id for p in cells]}  # fmt: skip
+    (run / "run.json").write_text(json.dumps(meta))
+    # uneven recorded seconds, so the cut by durations is not the cut by estimates
+    records = [
+        {"cell": p.cell.id, "image": p.cell.image, "firmware": p.cell.firmware,
+         "machine": p.cell.machine, "transport": p.cell.transport, "qemu_build": p.cell.qemu,
+         "outcome": "pass", "status": "pass", "stage": "login", "reason": "login",
+         "duration_s": 3.0 + (7 * i) % 29, "stage_times": {"login": 2.0}, "repeat": 0}
+        for i, p in enumerate(cells)
+    ]  # fmt: skip
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    predicted = shards.predicted_cut(matrix, 3, run, None)
+    for k, (ids, seconds) in enumerate(predicted, start=1):
+        proc = harness("list", "--matrix", str(matrix), "--profile", nightly.PROFILE,
+                       "--shard", f"{k}/3", "--durations", str(run))  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == f"shard {k}/3: about {seconds:.0f} s of boots"
+        assert [line.split()[0] for line in lines[1:-1]] == ids
+    measured = shards.spread_of([10.0, 12.0, 14.0])
+    assert measured == {"mean_s": 12.0, "slowest_s": 14.0, "spread_pct": 100 * (14 / 12 - 1)}
