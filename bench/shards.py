@@ -33,12 +33,18 @@ def predicted(
 ) -> dict[str, float]:
     """The spread of shard times on the nightly plan, cut as `--shard K/N` cuts it and
     as the old round robin did, from the plan and each cell's cost (no boot)."""
+    from harness.errors import UsageError
     from harness.history.db import history_path
     from harness.matrix.sameboot import same_boots
     from harness.matrix.shard import costs, cut, load_of, recorded_durations, spread
 
     plan = nightly.load_plan_of("nightly")
-    recorded = recorded_durations(durations, history_path(db, os.environ, nightly.ROOT / "results"))
+    try:
+        recorded = recorded_durations(
+            durations, history_path(db, os.environ, nightly.ROOT / "results")
+        )
+    except UsageError as e:
+        refuse(str(e))
     cost = costs(recorded)
     together = same_boots(plan.cells, plan.virt_aliases)
     balanced = [load_of(shard, cost, together) for shard in cut(plan.cells, count, cost, together)]
@@ -68,11 +74,15 @@ def predicted_cut(
     --shard K/N` with the same --durations/--db cuts it: (its cell ids in plan
     order, its summed recorded or estimated seconds of boots)."""
     from harness.commands.sharding import plan_cost
+    from harness.errors import UsageError
     from harness.matrix.sameboot import same_boots
     from harness.matrix.shard import cut, load_of
 
     plan = nightly.load_plan_of(nightly.PROFILE, matrix)
-    cost = plan_cost(durations, db, nightly.ROOT / "results", "bench")
+    try:
+        cost = plan_cost(durations, db, nightly.ROOT / "results", "bench")
+    except UsageError as e:
+        refuse(str(e))
     together = same_boots(plan.cells, plan.virt_aliases)
     return [([p.cell.id for p in shard], load_of(shard, cost, together))
             for shard in cut(plan.cells, count, cost, together)]  # fmt: skip
