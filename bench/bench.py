@@ -3,7 +3,11 @@
 
   overhead      `harness run CELL` from its start to its exit vs the same QEMU argv
                 run by hand (cmdline.sh) to its "login: ", alternating, median of 5
-                                                                           goal <=+0.8 s
+                (--overhead-only)                                          goal <=+0.8 s
+  after prompt  in the same rounds, a third run showing the console: its "login: " to
+                its exit, its result.json's prompt to verdict (duration_s less
+                stage_times' login) and the device checks' share (guest works_s)
+                                                                           goal <0.6 s idle
   parallel      the same cells with -j 2 against -j 1                      goal >=90% efficiency
   fail->verdict from the failure line on the console to the FAIL line      goal <=2 s
   startup       harness --help                                             goal <0.5 s
@@ -35,10 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,55 +48,11 @@ from pathlib import Path
 import nightly  # bench/nightly.py, beside this script
 import pexpect
 import shards  # bench/shards.py
+from overhead import CELL, HARNESS, overhead, overhead_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-HARNESS = [sys.executable, "-m", "harness.cli"]
-CELL = "debian-12-tiny/none/virt/mmio"
 FAILING = "debian-12-tiny-mmio-only/none/virt/pci"
 PARALLEL_CELLS = "debian-12-tiny/none/ and (virt-2.6/ or virt-4.2/ or virt-6.2/ or virt/)"
-
-
-def until(argv: list[str], pattern: str, timeout: float = 120) -> float:
-    """Seconds from starting `argv` until `pattern` appears on its output."""
-    started = time.monotonic()
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(ROOT), timeout=timeout)
-    try:
-        child.expect(pattern)
-        return time.monotonic() - started
-    finally:
-        child.close(force=True)
-
-
-def overhead(rounds: int) -> dict[str, float]:
-    """The user's overhead: `harness run` from its start to its exit (start-up,
-    overlay, prompt detection, login proof, probe, shutdown) against the same QEMU
-    by hand (cmdline.sh) from its start to its login prompt; the two alternate, so
-    a change in the machine's load hits both alike. Also the old figure: harness
-    to the same prompt."""
-    # The harness as `make setup` leaves it: its bytecode compiled (where
-    # PYTHONDONTWRITEBYTECODE is set, an edited module is compiled at every start).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "harness"], cwd=ROOT, check=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cell"
-        subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT, check=True)
-        script = str(out / "cmdline.sh")
-        to_exit, to_prompt, by_hand, checks = [], [], [], []
-        for _ in range(rounds):
-            by_hand.append(until([script], "login: "))
-            # cmdline.sh's overlay and VARS copy, which `harness run` will not overwrite
-            shutil.rmtree(out / "work", ignore_errors=True)
-            started = time.monotonic()
-            subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT,
-                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-            to_exit.append(time.monotonic() - started)
-            # the device checks' share, by the guest's own clock (probe.WORKS)
-            checks.append(json.loads((out / "result.json").read_text())["guest"]["works_s"])
-            to_prompt.append(until([*HARNESS, "run", CELL, "--out", str(out)], "login: "))
-    h, m = statistics.median(to_exit), statistics.median(by_hand)
-    p = statistics.median(to_prompt)
-    return {"harness_s": h, "by_hand_s": m, "overhead_s": h - m, "overhead_pct": 100 * (h - m) / m,
-            "to_prompt_s": p, "to_prompt_overhead_s": p - m,
-            "device_checks_s": statistics.median(checks)}  # fmt: skip
 
 
 def matrix_seconds(jobs: int) -> float:
@@ -296,7 +254,9 @@ def main() -> None:
     import signal
 
     if options.overhead_only:
-        print(json.dumps(overhead(5 if rounds > 1 else 1), indent=2))
+        o = overhead(5 if rounds > 1 else 1)
+        print(json.dumps(o, indent=2))
+        print("\n".join(overhead_lines(o)))
         return
     if options.nightly_only:
         figures = nightly.nightly(
@@ -339,10 +299,7 @@ def main() -> None:
         figures["fail_to_verdict"],
         figures["startup"],
     )
-    print(f"overhead per cell   {o['overhead_s']:+.2f} s: harness run to its exit {o['harness_s']:.2f} s, "
-          f"QEMU by hand to its prompt {o['by_hand_s']:.2f} s (harness to the prompt: "
-          f"{o['to_prompt_overhead_s']:+.2f} s)   goal <=+0.8 s")  # fmt: skip
-    print(f"device checks       {o['device_checks_s']:.2f} s in the guest   goal <1 s")
+    print("\n".join(overhead_lines(o)))
     print(
         f"-j 2 efficiency     {p['efficiency_pct']:.0f}% [-j1 {p['j1_s']:.1f} s, -j2 {p['j2_s']:.1f} s]   goal >=90%"
     )

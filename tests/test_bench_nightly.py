@@ -125,3 +125,23 @@ def test_the_booted_shards_are_predicted_as_harness_matrix_cuts_them(
         assert [line.split()[0] for line in lines[1:-1]] == ids
     measured = shards.spread_of([10.0, 12.0, 14.0])
     assert measured == {"mean_s": 12.0, "slowest_s": 14.0, "spread_pct": 100 * (14 / 12 - 1)}
+
+
+def test_the_overhead_reads_the_time_after_the_prompt_from_result_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    overhead = importlib.import_module("overhead")
+    result = {"duration_s": 7.25, "stage_times": {"kernel": 0.5, "login": 6.0},
+              "guest": {"works_s": 0.31}}  # fmt: skip
+    assert overhead.after_prompt(result) == {"prompt_to_verdict_s": 1.25, "device_checks_s": 0.31}
+    round_ = {"by_hand_s": 5.0, "harness_s": 5.5, "to_prompt_s": 4.9, "prompt_to_exit_s": 1.0,
+              "prompt_to_verdict_s": 0.8, "device_checks_s": 0.25, "rebuilt": 0.0}  # fmt: skip
+    figures = {"overhead_s": 0.5, "harness_s": 5.5, "by_hand_s": 5.0, "to_prompt_overhead_s": -0.1,
+               "prompt_to_exit_s": 1.0, "prompt_to_verdict_s": 0.8, "device_checks_s": 0.25,
+               "device_checks_pct": 25.0, "rounds": [round_, {**round_, "rebuilt": 1.0}],
+               "rounds_rebuilt": 1.0, "rounds_counted": 1}  # fmt: skip
+    lines = overhead.overhead_lines(figures)
+    assert lines[0].startswith("overhead per cell   +0.50 s") and "median of 1" in lines[0]
+    assert "device checks 0.25 s in the guest, 25% of it" in lines[1]
+    assert lines[2].startswith("  1 of 2 rounds built an image first") and "left out" in lines[2]
