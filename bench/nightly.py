@@ -99,7 +99,8 @@ def boot_all(
 ) -> dict[str, Any]:
     """`harness matrix` of `tree` over PROFILE (with `extra` arguments, e.g. --shard):
     its seconds from start to exit, exit status, verdicts, boots (cell directories)
-    and the machine's 1-minute load average at its start and end. Exits naming the
+    the machine's 1-minute load average at its start and end, and how many images it
+    built first (a build inflates its seconds). Exits naming the
     tree when the matrix exits other than 0 or 1."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     env.update(PYTHONPATH=str(tree), HARNESS_HISTORY=str(results / "history.sqlite"))
@@ -112,8 +113,11 @@ def boot_all(
     if proc.returncode not in (0, 1):
         raise SystemExit(f"bench nightly: {tree}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     run = (results / "latest").resolve()
+    # An image built during the run (a shared images/cache whose recipe another tree
+    # changed; harness/catalog.py says "NAME: built in ...") times a build, not boots.
+    built = (proc.stdout + proc.stderr).count(": built in ")
     return {"seconds": seconds, "exit": proc.returncode, "verdicts": verdicts(run),
-            "boots": len(list((run / "cells").iterdir())), "run": str(run),
+            "boots": len(list((run / "cells").iterdir())), "run": str(run), "images_built": built,
             "load_before": load, "load_after": os.getloadavg()[0]}  # fmt: skip
 
 
@@ -201,6 +205,7 @@ def lines(figures: Mapping[str, Any]) -> list[str]:
     medians and means against the goal, then each verdict that differs."""
     out = [f"nightly run         round {run['round']} {run['harness']:<6} {run['seconds']:6.1f} s, "
            f"{run['boots']} boots, load average {run['load_before']:.1f} -> {run['load_after']:.1f}"
+           + (f"; BUILT {run['images_built']} images first: not comparable" if run["images_built"] else "")
            for run in figures["runs"]]  # fmt: skip
     out.append(
         f"nightly sample      {figures['cells']} cells ({figures['sample']}), -j {figures['jobs']}, "

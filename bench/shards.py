@@ -162,7 +162,8 @@ def booted_lines(figures: Mapping[str, Any]) -> list[str]:
         cut = "" if run["cut_as_predicted"] else "; NOT the cells predicted"
         out.append(f"shard {run['shard']:<13} {run['seconds']:6.1f} s measured, "
                    f"{run['predicted_s']:6.1f} s of boots predicted, {run['boots']} boots, "
-                   f"load average {run['load_before']:.1f} -> {run['load_after']:.1f}{cut}")  # fmt: skip
+                   f"load average {run['load_before']:.1f} -> {run['load_after']:.1f}{cut}"
+                   + (f"; BUILT {run['images_built']} images first" if run["images_built"] else ""))  # fmt: skip
     m, p = figures["measured"], figures["predicted"]
     out.append(
         f"shards booted       {figures['cells']} cells ({figures['sample']}) in {figures['shards']} "
