@@ -202,6 +202,13 @@ def stop_on_signal(signum: int) -> dict[str, float]:
         return {"seconds": exited, "exit": child.returncode, "qemu_left": left}
 
 
+def at_least_one(text: str) -> int:
+    """A count option's value: a whole number >= 1 (argparse says which option)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, at least 1")
+    return int(text)
+
+
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -223,7 +230,7 @@ def arguments() -> argparse.ArgumentParser:
                       help="only the nightly sample booted at --revision and by this tree, "
                            "--nightly-rounds rounds alternating (goal >=25%% less, 0 differ)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="one round each")
-    parser.add_argument("--shards", type=int, default=4, metavar="N",
+    parser.add_argument("--shards", type=at_least_one, default=4, metavar="N",
                         help="shards to cut (--shards-only, --shards-boot; default 4)")  # fmt: skip
     parser.add_argument("--durations", type=Path, metavar="RUN",
                         help="cut shards by the durations of RUN (a run or its results.json); "
@@ -237,11 +244,11 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--nightly-sample", default="1/12", metavar="K/N",
                         help="the slice of the nightly's tiny-guest cells booted by "
                              "--nightly-only and --shards-boot (default 1/12)")  # fmt: skip
-    parser.add_argument("-j", "--jobs", type=int, default=2,
+    parser.add_argument("-j", "--jobs", type=at_least_one, default=2,
                         help="-j of the nightly sample and of each shard (default 2)")  # fmt: skip
     parser.add_argument(
         "--nightly-rounds",
-        type=int,
+        type=at_least_one,
         default=2,
         help="rounds of one run each, the order alternating (ABBA...; default 2)",
     )
@@ -271,6 +278,8 @@ def main() -> None:
         print(json.dumps(booted, indent=2))
         print("\n".join(shards.booted_lines(booted)))
         return
+    if not options.shards_only:  # a bad sample is said now, not after an hour of boots
+        shards.sample_for(options.nightly_sample, options.shards)
     sh = shards.predicted(options.shards, options.durations, options.db)
     if options.shards_only:
         print(json.dumps(sh, indent=2))

@@ -156,10 +156,16 @@ def load_plan_of(profile: str, matrix: Path | None = None) -> Any:
 
 
 def sample_of(part: str) -> list[Any]:
-    """The cells (Planned) of the nightly sample `part` ("K/N")."""
+    """The cells (Planned) of the nightly sample `part` ("K/N"); a bad `part` is one
+    line on stderr and exit 2."""
+    from harness.errors import UsageError
     from harness.matrix.shard import parse_shard
 
-    k, n = parse_shard(part)
+    try:
+        k, n = parse_shard(part)
+    except UsageError as e:  # it names --shard, the option that cuts the sample alike
+        print(f"bench: --nightly-sample {part}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     plan = load_plan_of("nightly")
     return sample(plan.cells, plan.virt_aliases, k, n)
 

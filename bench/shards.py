@@ -102,6 +102,15 @@ def refuse(problem: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def sample_for(part: str, count: int) -> list[Any]:
+    """The nightly sample `part` ("K/N"), refused (exit 2) when it has fewer cells
+    than `count` shards: checked before anything boots."""
+    cells: list[Any] = nightly.sample_of(part)
+    if len(cells) < count:
+        refuse(f"--nightly-sample {part} is {len(cells)} cells, fewer than --shards {count}")
+    return cells
+
+
 def booted(
     part: str = "1/12",
     count: int = 4,
@@ -113,9 +122,7 @@ def booted(
     `harness matrix --shard K/N` at -j `jobs`, cut by `durations` (a run or its
     results.json), else the history `db`, else the durations of a whole run of the
     sample booted first. Seconds per shard measured and predicted, with each spread."""
-    cells = nightly.sample_of(part)
-    if len(cells) < count:
-        refuse(f"--nightly-sample {part} is {len(cells)} cells, fewer than --shards {count}")
+    cells = sample_for(part, count)
     figures: dict[str, Any] = {"sample": part, "cells": len(cells), "shards": count, "jobs": jobs}
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
         matrix = Path(tmp) / "matrix.yaml"
