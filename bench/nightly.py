@@ -5,9 +5,10 @@ its tiny-guest cells on firmware none, aavmf and uboot (every QEMU build made he
 cut as `--shard K/N` cuts a plan (by estimates, a `virt` cell with its versioned
 twin) and the K-th slice taken. The same cells are booted by the harness at an
 earlier git revision (checked out with `git worktree add` into a temporary
-directory, its images/cache a symlink to this checkout's, so nothing is rebuilt)
-and by this tree, with the same -j, each from its start to its exit, in rounds of
-alternating order (ABBA: round 0 before then after, round 1 after then before, ...),
+directory) and by this tree, each with its own images cache (`private_cache`: the
+shared one's QEMU builds, firmware and package caches, and its own builds of the
+sample's images, made as its recipes say before anything is timed), with the same
+-j, each from its start to its exit, in rounds of alternating order (ABBA: round 0 before then after, round 1 after then before, ...),
 so a load that rises or falls during the run favours neither. Every cell's verdict
 (outcome, stage, reason) is compared: any that differs is reported.
 """
@@ -94,27 +95,64 @@ def checkout(revision: str) -> Iterator[Path]:
                            check=False)  # fmt: skip
 
 
-def boot_all(
-    tree: Path, matrix: Path, results: Path, jobs: int, extra: Sequence[str] = ()
-) -> dict[str, Any]:
-    """`harness matrix` of `tree` over PROFILE (with `extra` arguments, e.g. --shard):
-    its seconds from start to exit, exit status, verdicts, boots (cell directories)
-    the machine's 1-minute load average at its start and end, and how many images it
-    built first (a build inflates its seconds). Exits naming the
-    tree when the matrix exits other than 0 or 1."""
+def tree_env(tree: Path, cache: Path, results: Path | None = None) -> dict[str, str]:
+    """The environment the harness of `tree` runs in: its own code, images cache
+    `cache`, and (given `results`) a history there, none of the caller's HARNESS_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    env.update(PYTHONPATH=str(tree), HARNESS_HISTORY=str(results / "history.sqlite"))
+    env.update(PYTHONPATH=str(tree), HARNESS_CACHE=str(cache))
+    if results is not None:
+        env["HARNESS_HISTORY"] = str(results / "history.sqlite")
+    return env
+
+
+def private_cache(shared: Path, into: Path) -> Path:
+    """An images cache for one tree at `into`: every entry of `shared` linked (QEMU
+    builds, firmware, the package caches) but built/, which starts empty. An image's
+    `current` build is one per cache (harness/images/store.py): two trees whose
+    recipes differ, sharing it, switch each other's images (or, --offline, skip
+    them) mid-run; each builds its own here, untimed (`prepare`)."""
+    into.mkdir(parents=True)
+    for entry in shared.resolve().iterdir():
+        if entry.name != "built":
+            (into / entry.name).symlink_to(entry)
+    (into / "built").mkdir()
+    return into
+
+
+def prepare(tree: Path, cache: Path, images: Sequence[str]) -> float:
+    """`harness images build IMAGES` of `tree` into `cache`, before anything is timed;
+    its seconds. Exits naming the tree when it fails."""
+    argv = [sys.executable, "-m", "harness.cli", "images", "build", *sorted(set(images))]
+    started = time.monotonic()
+    proc = subprocess.run(argv, cwd=tree, env=tree_env(tree, cache), capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"bench: {tree}: images build: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+        )
+    return time.monotonic() - started
+
+
+def boot_all(
+    tree: Path, cache: Path, matrix: Path, results: Path, jobs: int, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`harness matrix` of `tree` over PROFILE with images cache `cache` (and `extra`
+    arguments, e.g. --shard): its seconds from start to exit, exit status, verdicts,
+    boots (cell directories), the machine's 1-minute load average at its start and
+    end, and how many images it built first (a build inflates its seconds). Exits
+    naming the tree when the matrix exits other than 0 or 1."""
     argv = [sys.executable, "-m", "harness.cli", "matrix", "--matrix", str(matrix), "--profile",
             PROFILE, "-j", str(jobs), "--results", str(results), "--offline", *extra]  # fmt: skip
     load = os.getloadavg()[0]
     started = time.monotonic()
-    proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(argv, cwd=tree, env=tree_env(tree, cache, results), capture_output=True,
+                          text=True, check=False)  # fmt: skip
     seconds = time.monotonic() - started
     if proc.returncode not in (0, 1):
         raise SystemExit(f"bench nightly: {tree}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     run = (results / "latest").resolve()
-    # An image built during the run (a shared images/cache whose recipe another tree
-    # changed; harness/catalog.py says "NAME: built in ...") times a build, not boots.
+    # An image built during the run (harness/catalog.py says "NAME: built in ...")
+    # times a build, not boots.
     built = (proc.stdout + proc.stderr).count(": built in ")
     return {"seconds": seconds, "exit": proc.returncode, "verdicts": verdicts(run),
             "boots": len(list((run / "cells").iterdir())), "run": str(run), "images_built": built,
@@ -186,15 +224,19 @@ def nightly(
         matrix = Path(tmp) / "matrix.yaml"
         matrix.write_text(matrix_text(yaml.safe_load((ROOT / "matrix.yaml").read_text()), cells))
         trees = {"before": before_tree, "after": ROOT}
+        caches = {name: private_cache(ROOT / "images" / "cache", Path(tmp) / f"cache-{name}")
+                  for name in trees}  # fmt: skip
+        images = [p.cell.image for p in cells]
+        prepared = {name: prepare(trees[name], caches[name], images) for name in trees}
         for r in range(rounds):
             for name in order(r):
-                run = boot_all(trees[name], matrix, Path(tmp) / f"{name}-{r}", jobs)
+                run = boot_all(trees[name], caches[name], matrix, Path(tmp) / f"{name}-{r}", jobs)
                 runs.append({"harness": name, "round": r, **run})
     reference = next(run for run in runs if run["harness"] == "before")["verdicts"]
     differ = sorted({d for run in runs for d in differences(reference, run["verdicts"])})
     return {
         "revision": revision, "sample": part, "cells": len(cells), "jobs": jobs,
-        "rounds": rounds, **summary(runs),
+        "rounds": rounds, **summary(runs), "images_build_s": prepared,
         "runs": [{key: v for key, v in run.items() if key not in ("verdicts", "run")}
                  for run in runs],
         "differ": differ,
@@ -209,7 +251,11 @@ def less(saving_pct: float) -> str:
 def lines(figures: Mapping[str, Any]) -> list[str]:
     """The nightly section as text: one line per run in the order they ran, then the
     medians and means against the goal, then each verdict that differs."""
-    out = [f"nightly run         round {run['round']} {run['harness']:<6} {run['seconds']:6.1f} s, "
+    built = ", ".join(
+        f"{name} {seconds:.0f} s" for name, seconds in figures["images_build_s"].items()
+    )
+    out = [f"sample images       built into each harness's own cache, untimed: {built}"]
+    out += [f"nightly run         round {run['round']} {run['harness']:<6} {run['seconds']:6.1f} s, "
            f"{run['boots']} boots, load average {run['load_before']:.1f} -> {run['load_after']:.1f}"
            + (f"; BUILT {run['images_built']} images first: not comparable" if run["images_built"] else "")
            for run in figures["runs"]]  # fmt: skip

@@ -4,7 +4,8 @@ predicted (`--shards-only`): the whole nightly profile's plan and each cell's co
   (recorded: --durations RUN, else the history; estimated otherwise), cut as
   harness.matrix.shard cuts it; the spread of the shards' summed costs. Nothing boots.
 booted (`--shards-boot`): the nightly sample (bench/nightly.py, the same cells as
-  --nightly-only) booted once whole by this tree to record its cells' durations
+  --nightly-only, its images built first into a cache of its own as nightly.py does)
+  booted once whole by this tree to record its cells' durations
   (unless --durations RUN or --db PATH gives them), then each shard booted in turn by
   the real CLI, `harness matrix --shard K/N --durations RUN` (or `--db PATH`), with
   the same -j: in a nightly the shards run on separate machines at once, here one
@@ -129,9 +130,13 @@ def booted(
         matrix.write_text(
             nightly.matrix_text(yaml.safe_load((nightly.ROOT / "matrix.yaml").read_text()), cells)
         )
+        cache = nightly.private_cache(nightly.ROOT / "images" / "cache", Path(tmp) / "cache")
+        figures["images_build_s"] = nightly.prepare(
+            nightly.ROOT, cache, [p.cell.image for p in cells]
+        )
         whole: dict[str, Any] | None = None
         if durations is None and db is None:
-            whole = nightly.boot_all(nightly.ROOT, matrix, Path(tmp) / "whole", jobs)
+            whole = nightly.boot_all(nightly.ROOT, cache, matrix, Path(tmp) / "whole", jobs)
             durations = Path(whole["run"])
             figures["whole_s"] = whole["seconds"]
         figures["durations"] = "the whole run" if whole else str(durations or db)
@@ -145,7 +150,7 @@ def booted(
         runs = []
         for k, (ids, predicted_s) in enumerate(cut_, start=1):
             spec = f"{k}/{count}"
-            run = nightly.boot_all(nightly.ROOT, matrix, Path(tmp) / f"shard-{k}", jobs,
+            run = nightly.boot_all(nightly.ROOT, cache, matrix, Path(tmp) / f"shard-{k}", jobs,
                                    ["--shard", spec, *source])  # fmt: skip
             runs.append({"shard": spec, "predicted_s": predicted_s, "cut_as_predicted":
                          sorted(run["verdicts"]) == sorted(ids), **run})  # fmt: skip
@@ -162,7 +167,9 @@ def booted(
 
 def booted_lines(figures: Mapping[str, Any]) -> list[str]:
     """The booted shards as text: one line per shard, then the spreads against the goal."""
-    out = []
+    out = [
+        f"sample images       built into the shards' own cache in {figures['images_build_s']:.0f} s, untimed"
+    ]
     if "whole_s" in figures:
         out.append(f"sample whole        {figures['whole_s']:6.1f} s (to record its durations)")
     for run in figures["runs"]:

@@ -145,3 +145,26 @@ def test_the_overhead_reads_the_time_after_the_prompt_from_result_json(
     assert lines[0].startswith("overhead per cell   +0.50 s") and "median of 1" in lines[0]
     assert "device checks 0.25 s in the guest, 25% of it" in lines[1]
     assert lines[2].startswith("  1 of 2 rounds built an image first") and "left out" in lines[2]
+
+
+def test_each_harness_gets_its_own_builds_and_shares_the_rest_of_the_cache(
+    tmp_path: Path,
+) -> None:
+    """Two trees whose image recipes differ must not switch each other's `current`
+    build mid-run (or, --offline, find it changed and skip the cells)."""
+    nightly = bench_nightly()
+    shared = tmp_path / "shared"
+    for entry in ("built/debian-12-tiny/abc", "qemu/trixie", "firmware/uboot", "apt"):
+        (shared / entry).mkdir(parents=True)
+    (shared / "qemu-facts.json").write_text("{}")
+    (shared / "built/debian-12-tiny/current").symlink_to("abc")
+    mine = nightly.private_cache(shared, tmp_path / "mine")
+    assert sorted(p.name for p in mine.iterdir()) == [
+        "apt", "built", "firmware", "qemu", "qemu-facts.json"
+    ]  # fmt: skip
+    assert (mine / "qemu").resolve() == (shared / "qemu").resolve()
+    assert (mine / "qemu-facts.json").read_text() == "{}"
+    assert not (mine / "built").is_symlink() and list((mine / "built").iterdir()) == []
+    env = nightly.tree_env(tmp_path / "tree", mine, tmp_path / "runs")
+    assert env["HARNESS_CACHE"] == str(mine) and env["PYTHONPATH"] == str(tmp_path / "tree")
+    assert env["HARNESS_HISTORY"] == str(tmp_path / "runs" / "history.sqlite")
