@@ -5,7 +5,8 @@
 in the machine's load hits both alike; and, in the same rounds, what happens after
 the prompt (the console's "login: " to the exit; result.json's prompt to verdict and
 the device checks' seconds in the guest). Every path is the checkout's (nightly.ROOT),
-so it runs from any cwd.
+so it runs from any cwd; the guest's image is built first into a cache of the bench's
+own (nightly.private_cache), so no other tree's recipe rebuilds it between rounds.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
-from nightly import ROOT
+from nightly import ROOT, prepare, private_cache, tree_env
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 CELL = "debian-12-tiny/none/virt/mmio"
 
 
-def until(argv: list[str], pattern: str, timeout: float = 120) -> float:
+def until(argv: list[str], pattern: str, env: dict[str, str], timeout: float = 120) -> float:
     """Seconds from starting `argv` until `pattern` appears on its output."""
     started = time.monotonic()
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(ROOT), timeout=timeout)
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(ROOT), env=env, timeout=timeout)
     try:
         child.expect(pattern)
         return time.monotonic() - started
@@ -39,12 +40,12 @@ def until(argv: list[str], pattern: str, timeout: float = 120) -> float:
 
 
 def prompt_and_exit(
-    argv: list[str], pattern: str, timeout: float = 120
+    argv: list[str], pattern: str, env: dict[str, str], timeout: float = 120
 ) -> tuple[float, float, str]:
     """Seconds from starting `argv` until `pattern` appears on its output, from then
     until it exits, and its output before `pattern`."""
     started = time.monotonic()
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(ROOT), timeout=timeout)
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(ROOT), env=env, timeout=timeout)
     try:
         child.expect(pattern)
         seen, before = time.monotonic(), child.before.decode(errors="replace")
@@ -83,20 +84,26 @@ def overhead(rounds: int) -> dict[str, Any]:
     subprocess.run([sys.executable, "-m", "compileall", "-q", "harness"], cwd=ROOT, check=True)
     each: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        # The image built into a cache of the bench's own (nightly.private_cache), so
+        # another tree's recipe in the shared cache cannot switch it between rounds.
+        cache = private_cache(ROOT / "images" / "cache", Path(tmp) / "cache")
+        prepare(ROOT, cache, [CELL.split("/")[0]])
+        env = tree_env(ROOT, cache)
         out = Path(tmp) / "cell"
-        subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT, check=True)
+        subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT, env=env,
+                       check=True)  # fmt: skip
         script = str(out / "cmdline.sh")
         for _ in range(rounds):
-            by_hand = until([script], "login: ")
+            by_hand = until([script], "login: ", env)
             # cmdline.sh's overlay and VARS copy, which `harness run` will not overwrite
             shutil.rmtree(out / "work", ignore_errors=True)
             started = time.monotonic()
             timed = subprocess.run([*HARNESS, "run", CELL, "--quiet", "--out", str(out)], cwd=ROOT,
-                                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True)  # fmt: skip
             harness = time.monotonic() - started
             to_prompt, prompt_to_exit, shown = prompt_and_exit(
-                [*HARNESS, "run", CELL, "--out", str(out)], "login: "
+                [*HARNESS, "run", CELL, "--out", str(out)], "login: ", env
             )
             each.append({"by_hand_s": by_hand, "harness_s": harness, "to_prompt_s": to_prompt,
                          "prompt_to_exit_s": prompt_to_exit,
