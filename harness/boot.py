@@ -67,6 +67,9 @@ class BootOptions:
     # Called once, from the booting thread, when the watcher first sees the login
     # prompt (or ready pattern): the scheduler's boot slot is free from then on.
     at_prompt: Callable[[], None] | None = None
+    # Called once, from the booting thread, as soon as the cell's QEMU runs (started
+    # by the harness or by libvirtd): from then on the run has booted something.
+    at_launch: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ def boot(
     try:
         with QemuProcess(launched, out / "qemu.stderr", pass_fds=(qmp.theirs,)) as qemu:
             qmp.launched()
+            if options.at_launch is not None:
+                options.at_launch()
             start = time.monotonic()
             watcher = watcher_for(image, login, start, resets_from_qemu=True)
             verdict = _watch(

@@ -290,6 +290,8 @@ def boot(
     sweep_domain_logs(control)
     try:
         with DomainConsole(conn, control, xml, name, domain_log) as console:
+            if options.at_launch is not None:
+                options.at_launch()
             start = time.monotonic()
             (out / "domain.live.xml").write_text(console.live_xml)
             say(shlex.join(console.argv))

@@ -474,3 +474,29 @@ def test_the_report_lists_no_k_among_the_options_that_changed_verdicts(
     assert run_options({"keyword": CELL, "timeout": 9}) == (
         "--timeout 9 (instead of matrix.yaml's timeouts)",
     )
+
+
+def test_a_run_of_errors_only_leaves_latest(harness: Harness, tmp_path: Path) -> None:
+    # Every cell's image cannot be had: each is `error image-build-failed`, no QEMU
+    # ever starts, so `latest` stays on the last run that booted something.
+    gone = tmp_path / "gone.img"
+    catalog = tmp_path / "catalog.yaml"
+    kernel = {"url": gone.as_uri(), "digest": "sha256:" + "0" * 64}
+    entry = {"distro": "test", "release": "0", "boot": "direct", "format": "raw",
+             "source": "the tests", "kernel": kernel}  # fmt: skip
+    catalog.write_text(json.dumps({"test-gone": entry}))
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        "profiles:\n  p:\n    matrix: {image: test-gone, firmware: none, machine: virt, "
+        "transport: [pci, mmio]}\n"
+    )
+    results = tmp_path / "r"
+    earlier = previous_latest(results)
+    env = {"HARNESS_CATALOG": str(catalog), "HARNESS_CACHE": str(tmp_path / "c")}
+    proc = harness("matrix", "--matrix", str(matrix), "--profile", "p", "--results",
+                   str(results), env=env)  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (run,) = (p for p in results.glob("2*") if p != earlier)
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["error", "error"], records
+    assert (results / "latest").resolve() == earlier

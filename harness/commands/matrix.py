@@ -126,17 +126,20 @@ def main(args: argparse.Namespace) -> int:
     print(f"run {run.path} | profile {plan.profile} | {len(plan.cells)} cells | -j {jobs} | "
           f"{host.accel('auto')} | QEMU {host.qemu_version}", file=out, flush=True)  # fmt: skip
     progress = Progress(0, jobs, out)
-    started = threading.Event()
+    marked = threading.Lock()  # boots start on several workers: the first moves `latest`
+    launched: list[Task] = []
 
-    def on_start(task: Task) -> None:
-        # `latest` is the newest run that boots something: moved by its first boot,
-        # never by a run of skips only (nor by a resume, nor by bisect).
-        if not started.is_set() and not args.resume:
-            started.set()
-            run.mark_latest()
-        progress.start(task)
+    def on_launch(task: Task) -> None:
+        # `latest` is the newest run that booted something: moved when its first QEMU
+        # runs (run.json is written by then), never by a run whose cells all ended
+        # before one (skips, image builds that failed, host errors), nor by a resume
+        # or bisect.
+        with marked:
+            if not launched and not args.resume:
+                run.mark_latest()
+            launched.append(task)
 
-    runner = MatrixRunner(run, setup, host, options, progress.finish, on_start)
+    runner = MatrixRunner(run, setup, host, options, progress.finish, progress.start, on_launch)
     stopped_by_error = False
     try:
         # a build may take minutes: Ctrl-C there also says how to resume
