@@ -191,6 +191,20 @@ class Catalog:
             return "" if cached(self.remote[name], self.downloader) else "not cached (offline)"
         return ""
 
+    def cannot_build(self, name: str) -> str:
+        """Why recipe image `name` needs a build this host cannot make (a full image
+        without mmdebstrap: images/full.py's host_lacks, the check its build makes),
+        or "" (built and current, not a full image, or buildable). Reads the cache and
+        the host's PATH only."""
+        recipe = self.recipes.get(name)
+        if recipe is None or recipe.kind != "full":
+            return ""
+        if not self._stale(name, self.store.record(name)):
+            return ""
+        from harness.images.full import host_lacks
+
+        return host_lacks()
+
     def not_ready(self, name: str) -> str:
         """Why `image(name)` would build or download before it returns ("" when it
         would not), with the command that does it: for commands that only describe

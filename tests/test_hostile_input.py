@@ -273,6 +273,30 @@ def test_list_counts_only_cells_that_will_boot(harness: Harness) -> None:
     assert len(will_boot) < len(cells)  # the 2016 releases are downloads: skips offline
 
 
+def test_list_counts_no_full_image_cell_where_mmdebstrap_is_missing(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # A PATH with QEMU and qemu-img only, an empty cache: the full images are not built
+    # and this host cannot build them; the run makes each such cell an `error`.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("qemu-system-aarch64", "qemu-img"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    env = {"PATH": str(bin_dir), "HARNESS_CACHE": str(tmp_path / "c")}
+    proc = harness("list", "--profile", "nightly", "-k", "debian-12-full/none", env=env)
+    assert proc.returncode == 0, proc.stderr
+    *cells, total, how = proc.stdout.splitlines()
+    assert cells and all(
+        "(not runnable here: building a full Debian image needs mmdebstrap, "
+        "qemu-aarch64-static" in line
+        for line in cells
+    ), cells
+    assert total == f"{len(cells)} cells in profile nightly, 0 runnable here"
+    assert how.startswith("full images build where the host has their tools: sudo apt-get")
+
+
 def test_a_profile_that_is_a_path_stays_inside_results(harness: Harness, tmp_path: Path) -> None:
     matrix = write_matrix(tmp_path / "m.yaml", "virt-1.0", profile="x/../../../elsewhere")
     results = tmp_path / "a" / "b" / "r"

@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.firmware import UBOOT_PATHS, host_aavmf, read_descriptors, uboot_version
     from harness.host import WrongTarget, discover
     from harness.images.debian import KEYRING
-    from harness.images.full import HOW_TO_GET_READY, check_host
+    from harness.images.full import HOW_TO_GET_READY, host_lacks
     from harness.images.store import ImageStore
 
     install = "sudo apt-get install"
@@ -109,11 +109,10 @@ def main(args: argparse.Namespace) -> int:
     }
     versions = [f"{n} ({r['version'] if r else 'not fetched yet'})" for n, r in firmware.items()]
     _line(True, "firmware", "builds: " + ", ".join(versions))
-    try:
-        check_host()
+    if lacks := host_lacks():
+        _line(False, "full images", f"optional: {lacks}", HOW_TO_GET_READY)
+    else:
         _line(True, "full images", "mmdebstrap and qemu-aarch64 binfmt ready (--with-full)")
-    except HarnessError as e:
-        _line(False, "full images", "optional: " + str(e).split(":")[0], HOW_TO_GET_READY)
     return EXIT_OK if runnable and (built or can_build) else EXIT_ERROR
 
 

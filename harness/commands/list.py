@@ -32,6 +32,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"shard {args.shard}: about {load_of(plan.cells, cost, together):.0f} s of boots")
     runnable = 0
     booted_as = same_boots(plan.cells, plan.virt_aliases)
+    unbuildable = {name: catalog.cannot_build(name) for name in {p.cell.image for p in plan.cells}}
     for planned in plan.cells:
         notes = []
         if planned.cell.id in booted_as:
@@ -40,11 +41,18 @@ def main(args: argparse.Namespace) -> int:
             notes.append(f"skip: {planned.skip}")
         if offline := catalog.unavailable_offline(planned.cell.image):
             notes.append(f"skip: {offline}")
-        # Runnable: a cell that will boot here, so no skip of any kind.
-        runnable += not any(note.startswith("skip:") for note in notes)
+        if why := unbuildable[planned.cell.image]:  # the run's `error image-build-failed`
+            notes.append(f"not runnable here: {why}")
+        # Runnable: a cell that will boot here, so no skip of any kind nor an image
+        # this host cannot build.
+        runnable += not any(note.startswith(("skip:", "not runnable")) for note in notes)
         if planned.expect:
             why = " ".join(filter(None, [planned.expect.stage, planned.expect.reason]))
             notes.append(f"expected to fail{': ' + why if why else ''}")
         print(planned.cell.id + ("  (" + "; ".join(notes) + ")" if notes else ""))
     print(f"{len(plan.cells)} cells in profile {plan.profile}, {runnable} runnable here")
+    if any(unbuildable.values()):
+        from harness.images.full import HOW_TO_GET_READY
+
+        print(f"full images build where the host has their tools: {HOW_TO_GET_READY}")
     return EXIT_OK

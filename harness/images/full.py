@@ -33,11 +33,21 @@ HOW_TO_GET_READY = (
 )
 
 
-def check_host() -> None:
+def host_lacks() -> str:
+    """What this host lacks to build a full image ("" when it has all: mmdebstrap,
+    qemu-aarch64-static and the binfmt handler); HOW_TO_GET_READY says how to get it.
+    Reads PATH and /proc only: `harness list` asks it for every full image it shows."""
     missing = [tool for tool in ("mmdebstrap", "qemu-aarch64-static") if shutil.which(tool) is None]
     if missing or not BINFMT.exists():
         what = ", ".join(missing) or f"the binfmt handler {BINFMT}"
-        raise ImageBuildError(f"building a full Debian image needs {what}: {HOW_TO_GET_READY}")
+        return f"building a full Debian image needs {what}"
+    return ""
+
+
+def check_host() -> None:
+    """Raises ImageBuildError saying host_lacks() and how to get it, where it lacks any."""
+    if why := host_lacks():
+        raise ImageBuildError(f"{why}: {HOW_TO_GET_READY}")
 
 
 def _hooks(recipe: Recipe, work: Path) -> list[str]:
