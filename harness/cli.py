@@ -22,7 +22,7 @@ COMMANDS = {
     "run": "boot one cell and watch its console",
     "matrix": "boot the cells of matrix.yaml and print the grid",
     "list": "list the cells of a matrix profile",
-    "compare": "what changed between two runs (exit 1 on a regression)",
+    "compare": "what changed between two runs (exit 1 on a regression, 3 on untested cells)",
     "merge": "join shard runs into one run",
     "classify": "judge saved console logs (or re-judge a run) with the live watcher",
     "export": "libvirt domain XML of cells, and per-OS facts of a run",

@@ -1,6 +1,8 @@
 """What changed between two runs, cell by cell, as KernelCI's kci-dev labels it:
 regression, fixed, still-failing, still-passing, unstable, new, missing; plus `error`
-(no verdict this time: the host failed) and `skipped`.
+(no verdict this time: the host failed), `untested` (an error this time where the
+cell met its expectation before: the run could not test a cell that worked, which
+a nightly job must not take for green) and `skipped`.
 
 Good and bad are `Outcome.is_good`/`is_bad`: an expected failure that keeps failing
 the expected way is not a regression.
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from harness.records import CellRecord
 
 REGRESSION = "regression"
+UNTESTED = "untested"
 
 
 def label(old: str | None, new: str | None) -> str:
@@ -29,7 +32,7 @@ def label(old: str | None, new: str | None) -> str:
     if after is Outcome.UNSTABLE:
         return "unstable"
     if after.is_host:
-        return "error"
+        return UNTESTED if before.is_good else "error"
     if Outcome.SKIP in (before, after):
         return "skipped"
     old_good = before.is_good

@@ -39,7 +39,7 @@ table.grid { border-collapse: collapse; }
 .grid td a { color: inherit; }
 .grid td small { display: block; font-size: 11px; }
 .label { font-weight: bold; font-size: 10px; text-transform: uppercase; }
-.label.regression { color: #b00020; }
+.label.regression, .label.untested { color: #b00020; }
 .label.fixed { color: #1b5e20; }
 ul.problems { font-family: monospace; font-size: 12px; }
 ul.problems .expected { font-family: system-ui, sans-serif; color: #555; }
