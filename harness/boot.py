@@ -24,6 +24,7 @@ from harness.console import marks
 from harness.console.marks import ConsoleLog, Log
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import (
+    BootInterrupted,
     CellImpossible,
     HostDiskError,
     InfraError,
@@ -247,40 +248,44 @@ def _watch(
     deadline (in `clock`'s seconds) bounds the time to the prompt; from the prompt on,
     PROOF_S does. `clock` is the one time source of the loop, so a test can drive it
     with a fake console and a fake clock (tests/fake_guest.py). `at_prompt` is called
-    once, the first time the watcher has seen the prompt. Raises KeyboardInterrupt
-    once `cancel` is set, and what _qemu_ended and _on_event raise."""
+    once, the first time the watcher has seen the prompt. Raises BootInterrupted (a
+    KeyboardInterrupt with the watcher's stage) on Ctrl-C, SIGTERM or once `cancel` is
+    set, and what _qemu_ended and _on_event raise."""
     seen_output = False
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise KeyboardInterrupt
-        now = clock()
-        prompt_at = watcher.prompt_at
-        if prompt_at is not None and at_prompt is not None:
-            at_prompt()
-            at_prompt = None
-        deadline = boot_deadline if prompt_at is None else prompt_at + PROOF_S
-        if now >= deadline:
-            return watcher.stopped("timeout")
-        data = qemu.read(timeout=min(POLL_S, deadline - now))
-        if data is None:
-            return _qemu_ended(qemu, watcher, seen_output)
-        if data:
-            seen_output = True
-            log.write(data)
-            if show is not None:
-                show(data)
-            verdict = watcher.feed(data, clock())
-            if verdict is not None:
-                return verdict
-        for event in qmp.events() if qmp is not None else ():
-            verdict = _on_event(event, watcher, clock(), log, show)
-            if verdict is not None:
-                return verdict
-        step = watcher.tick(clock())
-        if isinstance(step, Reply):
-            qemu.send(step.text)
-        elif step is not None:
-            return step
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt
+            now = clock()
+            prompt_at = watcher.prompt_at
+            if prompt_at is not None and at_prompt is not None:
+                at_prompt()
+                at_prompt = None
+            deadline = boot_deadline if prompt_at is None else prompt_at + PROOF_S
+            if now >= deadline:
+                return watcher.stopped("timeout")
+            data = qemu.read(timeout=min(POLL_S, deadline - now))
+            if data is None:
+                return _qemu_ended(qemu, watcher, seen_output)
+            if data:
+                seen_output = True
+                log.write(data)
+                if show is not None:
+                    show(data)
+                verdict = watcher.feed(data, clock())
+                if verdict is not None:
+                    return verdict
+            for event in qmp.events() if qmp is not None else ():
+                verdict = _on_event(event, watcher, clock(), log, show)
+                if verdict is not None:
+                    return verdict
+            step = watcher.tick(clock())
+            if isinstance(step, Reply):
+                qemu.send(step.text)
+            elif step is not None:
+                return step
+    except KeyboardInterrupt as e:  # the result must say how far the guest had got
+        raise BootInterrupted(watcher.stage, dict(watcher.stage_times)) from e
 
 
 def _on_event(

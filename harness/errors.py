@@ -43,6 +43,18 @@ class CellImpossible(CellSkipped):
     reason = "impossible"
 
 
+class BootInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (or a matrix's cancel) while a boot's console was watched:
+    a KeyboardInterrupt still, carrying how far the console watcher had seen the guest
+    get (`stage`, and `stage_times`: stage -> seconds from QEMU's start), so the
+    `interrupted` result records it."""
+
+    def __init__(self, stage: str, stage_times: dict[str, float]):
+        super().__init__(stage)
+        self.stage = stage
+        self.stage_times = stage_times
+
+
 class ImageBuildError(InfraError):
     """An image recipe could not be built (apt, mkfs, grub...)."""
 

@@ -3,8 +3,8 @@
 This is the one place where exceptions become outcomes: a verdict from the console
 is `pass` or `fail`; an InfraError (QEMU failed, an image could not be built) is
 `error`; a CellSkipped (the cell cannot run here) is `skip`; Ctrl-C is `error` with
-reason `interrupted` and is passed on. A UsageError is the caller's input and is not
-caught here.
+reason `interrupted` (at the stage the console had reached) and is passed on. A
+UsageError is the caller's input and is not caught here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from pathlib import Path
 from harness.atomic import write_atomic
 from harness.boot import Boot, BootOptions, Show, boot
 from harness.devices import launcher
-from harness.errors import CellImpossible, CellSkipped, InfraError, QemuLaunchError
+from harness.errors import (
+    BootInterrupted,
+    CellImpossible,
+    CellSkipped,
+    InfraError,
+    QemuLaunchError,
+)
 from harness.host import Host
 from harness.model import Cell, CellResult, Firmware, Image, Outcome, why_impossible
 
@@ -102,10 +108,14 @@ def run_cell(
     except OSError as e:  # the host's disk: full, read-only...
         reason = "host-disk-full" if e.errno == errno.ENOSPC else "host-error"
         result = error(reason, f"{e.strerror or e}: {e.filename or out}")
-    except KeyboardInterrupt:
-        # the interrupt is what the caller must see, whatever writing the result does
+    except KeyboardInterrupt as e:
+        # the interrupt is what the caller must see, whatever writing the result does;
+        # the result keeps how far the console watcher had seen the guest get
+        interrupted = error("interrupted", "stopped by the user")
+        if isinstance(e, BootInterrupted):
+            interrupted = dataclasses.replace(interrupted, stage=e.stage, stage_times=e.stage_times)
         with contextlib.suppress(InfraError):
-            write_result(out, error("interrupted", "stopped by the user"))
+            write_result(out, interrupted)
         raise
     try:
         write_result(out, result)
