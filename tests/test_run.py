@@ -147,6 +147,28 @@ def test_the_timeout_bounds_the_boot_to_its_prompt_not_the_proof(
     assert rejudged.returncode == 0 and rejudged.stdout.split()[:2] == ["PASS", "login"]
 
 
+def test_classify_rejudges_a_run_directory_of_harness_run(
+    tiny: Image, tiny_run: Callable[[str], MadeRun], harness: Harness
+) -> None:
+    # results/single/<run> (or --out) holds one cell: result.json and its console.log
+    cell = "debian-12-tiny/none/virt/mmio"
+    out = tiny_run(cell).run
+    proc = harness("classify", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"same    {cell}: pass login login -> pass login login",
+        f"0 verdict(s) would change in {out}",
+    ]
+    (line,) = harness("classify", "--json", str(out)).stdout.splitlines()
+    judged = json.loads(line)
+    assert (judged["file"], judged["cell"], judged["changed"]) == (
+        str(out / "console.log"),
+        cell,
+        False,
+    )
+    assert (judged["status"], judged["proof"]) == ("pass", "shell")
+
+
 def test_a_comma_in_a_firmware_path_reaches_qemu_escaped(
     tiny: Image, harness: Harness, tmp_path: Path
 ) -> None:

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from harness.cli import EXIT_FAIL, EXIT_OK
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from harness.console.watcher import Verdict
-    from harness.records import FinalRecord
+    from harness.records import Record
 
 # A live boot that ended without a verdict is, saved, a log that ends undecided.
 _UNDECIDED_LIVE = {"timeout", "qemu-exited"}
@@ -67,20 +69,38 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _rejudge_run(path: Path, as_json: bool) -> int:
-    from harness.catalog import Catalog, Workspace
-    from harness.judge import image_context, judge_log
-    from harness.matrix.rundir import RunDir
+    """Re-judges a run directory: a matrix run's (run.json, every cell's final record
+    and its log under cells/) or a `harness run --out` directory's (its result.json
+    and the console.log beside it), with the same output."""
+    from harness.matrix.rundata import load_result
+    from harness.matrix.rundir import RUN, RunDir
     from harness.model import Cell
     from harness.report.results import load_final
+    from harness.runner import RESULT
 
+    if not (path / RUN).exists() and (path / RESULT).is_file():
+        record = load_result(path / RESULT)
+        return _rejudge(path, [(record, path / "console.log")], as_json)
     run = RunDir.open(path)
+    cells = []
+    for final in load_final(run):
+        cell = Cell.parse(final["cell"])
+        cells.append((final, run.cell_dir(cell, final.get("repeat", 0)) / "console.log"))
+    return _rejudge(path, cells, as_json)
+
+
+def _rejudge(path: Path, cells: Sequence[tuple[Record, Path]], as_json: bool) -> int:
+    """Each judged cell's log judged again with its image's context, against its record."""
+    from harness.catalog import Catalog, Workspace
+    from harness.judge import image_context, judge_log
+    from harness.model import Cell
+
     catalog = Catalog(Workspace.locate(os.environ), os.environ, lambda _: None, offline=True)
     changed = 0
-    for record in load_final(run):
-        cell = Cell.parse(record["cell"])
-        log = run.cell_dir(cell, record.get("repeat", 0)) / "console.log"
+    for record, log in cells:
         if record["status"] not in ("pass", "fail") or not log.is_file():
             continue
+        cell = Cell.parse(record["cell"])
         verdict = judge_log(log, cell, image_context(catalog, cell.image))
         same = _same(record, verdict)
         changed += not same
@@ -96,11 +116,11 @@ def _rejudge_run(path: Path, as_json: bool) -> int:
     return EXIT_FAIL if changed else EXIT_OK
 
 
-def _was(record: FinalRecord) -> str:
+def _was(record: Record) -> str:
     return f"{record['status']} {record['stage']} {record['reason']}"
 
 
-def _same(record: FinalRecord, verdict: Verdict) -> bool:
+def _same(record: Record, verdict: Verdict) -> bool:
     if record["reason"] in _UNDECIDED_LIVE:
         return verdict.status == "incomplete" and verdict.stage == record["stage"]
     return (record["status"], record["stage"], record["reason"]) == (

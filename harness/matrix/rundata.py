@@ -18,7 +18,7 @@ from harness.errors import UsageError
 if TYPE_CHECKING:
     import jsonschema
 
-    from harness.records import JSON, JSONObject, ResultsDocument, RunMeta
+    from harness.records import JSON, JSONObject, Record, ResultsDocument, RunMeta
 
 # run.json lists every planned cell (a nightly has hundreds, 100 bytes each).
 MAX_META = 16 << 20
@@ -85,6 +85,16 @@ def load_json(path: Path, kind: str, limit: int) -> JSONObject:
 def load_meta(path: Path) -> RunMeta:
     """run.json at `path`, checked against results.schema.json's `run`."""
     return cast("RunMeta", load_json(path, "run", MAX_META))
+
+
+def load_result(path: Path) -> Record:
+    """A `harness run`'s result.json at `path` as the record of its one cell, checked
+    against results.schema.json's `record`; its outcome is its status (`harness run`
+    reads no expectation)."""
+    value = parse_json(read_bounded(path, MAX_META), str(path))
+    if isinstance(value, dict):
+        value = {"outcome": value.get("status"), **value}
+    return cast("Record", check(validator("record"), value, str(path)))
 
 
 def load_document(path: Path) -> ResultsDocument:
