@@ -21,16 +21,22 @@ def axis_problem(axis: str, value: str, choices: Collection[str]) -> str:
         choices = TRANSPORTS
     if value in choices:
         return ""
-    if axis == "firmware" and Path(value).is_file():
-        return code_file_problem(value)
+    if axis == "firmware" and ("/" in value or Path(value).is_file()):
+        return code_file_problem(value)  # a path: the file is named, not the choices
     listed = ", ".join(choices) + (", or a firmware CODE file" if axis == "firmware" else "")
     return f"{axis} {value!r} is not one of: {listed}"
 
 
 def check_cell(
-    cell: Cell, images: Collection[str], host: Host, firmware: Iterable[str] = BUILTIN_FIRMWARE
+    cell: Cell,
+    images: Collection[str],
+    host: Host,
+    firmware: Iterable[str] = BUILTIN_FIRMWARE,
+    from_options: bool = False,
 ) -> None:
-    """Raises UsageError naming every part of `cell` that does not exist here."""
+    """Raises UsageError naming every part of `cell` that does not exist here: as
+    `bad cell ID: ...`, or, for a cell the user gave as options (`harness run --kernel
+    ... --firmware F`, `from_options`), naming each bad option (`--firmware F: ...`)."""
     problems = [
         axis_problem("image", cell.image, images),
         axis_problem("firmware", cell.firmware, list(firmware)),
@@ -41,5 +47,8 @@ def check_cell(
             f"{', '.join(host.machines)}"
         )
     problems.append(axis_problem("transport", cell.transport, TRANSPORTS))
-    if any(problems):
-        raise UsageError(f"bad cell {cell.id}: " + "; ".join(filter(None, problems)))
+    found = [problem for problem in problems if problem]
+    if found and from_options:
+        raise UsageError("; ".join(f"--{problem}" for problem in found))
+    if found:
+        raise UsageError(f"bad cell {cell.id}: " + "; ".join(found))

@@ -61,6 +61,22 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but words no option takes are told by the subcommand's
+        parser (`harness run: unrecognized arguments: ...`), as its other errors are:
+        argparse leaves them to the top parser, which names only `harness`."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(
+                EXIT_ERROR,
+                f"{prog}: unrecognized arguments: {' '.join(extra)} (see {prog} --help)\n",
+            )
+        return parsed
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -112,9 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {e.filename}" if e.filename else ""
         print(f"harness {args.command}: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from harness.errors import Resumable
+
         how = "terminated" if caught else "interrupted"
-        print(f"\nharness {args.command}: {how}", file=sys.stderr)
+        if isinstance(e, Resumable):
+            how += f"; to finish it: {e.resume}"
+        # A terminal shows Ctrl-C as ^C where the cursor was: the line starts after it.
+        # Elsewhere (a pipe, a file, SIGTERM) nothing was added: no blank line.
+        fresh = "\n" if not caught and sys.stderr.isatty() else ""
+        print(f"{fresh}harness {args.command}: {how}", file=sys.stderr)
         return 128 + caught[0] if caught else EXIT_INTERRUPTED
 
 

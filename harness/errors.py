@@ -55,6 +55,15 @@ class BootInterrupted(KeyboardInterrupt):
         self.stage_times = stage_times
 
 
+class Resumable(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM that stopped a run `resume` (a command line) finishes: the
+    command's one closing line says both (harness/cli.py)."""
+
+    def __init__(self, resume: str):
+        super().__init__(resume)
+        self.resume = resume
+
+
 class ImageBuildError(InfraError):
     """An image recipe could not be built (apt, mkfs, grub...)."""
 

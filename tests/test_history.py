@@ -123,7 +123,7 @@ def test_since_failing_names_the_streak_and_what_changed(
         "last passed 20261203T011700Z-h (pass); changed between: image sha256:"
     )
     assert f"-> {NEW_IMAGE[:19]}; harness 0.1.0 -> 0.2.0" in line
-    assert total == "1 failing cells"
+    assert total == "1 failing cell"
 
 
 def test_flaky_ranks_cells_that_flip_more_than_once(
@@ -134,7 +134,7 @@ def test_flaky_ranks_cells_that_flip_more_than_once(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         f"  4 flips  {FLAKY}  pass fail pass fail pass pass",
-        "1 flaky cells in the last 30 nights",
+        "1 flaky cell in the last 30 nights",
     ]
     last3 = harness("history", "--flaky", "--nights", "3", "--db", str(db))
     assert last3.stdout.splitlines() == ["0 flaky cells in the last 3 nights"]
@@ -146,7 +146,7 @@ def test_slower_finds_the_grown_median(history: tuple[Path, list[Path]], harness
     assert proc.returncode == 0, proc.stderr
     (line, total) = proc.stdout.splitlines()
     assert line.startswith("+60%") and SLOWER in line and "harness 0.1.0 -> 0.2.0" in line
-    assert total == "1 cells slower by more than 20% (last 3 of 30 nights)"
+    assert total == "1 cell slower by more than 20% (last 3 of 30 nights)"
 
 
 def test_import_is_idempotent_and_a_changed_run_replaces_itself(

@@ -247,7 +247,7 @@ def test_a_matrix_of_skips_only_is_exit_2_and_leaves_latest(
                    "--results", str(results))  # fmt: skip
     line = one_line_error(proc)
     assert line == (
-        "harness matrix: nothing booted: all 1 cells were skipped "
+        "harness matrix: nothing booted: its 1 cell was skipped "
         "(e.g. debian-12-tiny/none/virt-1.0/pci: machine type virt-1.0 is not in this QEMU)"
     )
     assert (results / "latest").resolve() == earlier
@@ -259,7 +259,7 @@ def test_a_merge_of_skips_only_is_exit_2_as_the_matrix_is(harness: Harness, tmp_
     run = make_run(tmp_path / "run", [json.dumps(skip).encode()])
     line = one_line_error(harness("merge", str(run), "--results", str(tmp_path / "m")))
     assert line == (
-        f"harness merge: nothing booted: all 1 cells were skipped "
+        f"harness merge: nothing booted: its 1 cell was skipped "
         f"(e.g. {CELL}: machine type virt-1.0 is not in this QEMU)"
     )
 
@@ -524,3 +524,38 @@ def test_a_run_of_errors_only_leaves_latest(harness: Harness, tmp_path: Path) ->
     records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["error", "error"], records
     assert (results / "latest").resolve() == earlier
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run", CELL, "extra", "--out", "{tmp}/o"], ["matrix", "extra", "--results", "{tmp}/o"]],
+)
+def test_a_word_no_option_takes_is_told_by_its_subcommand(
+    args: list[str], harness: Harness, tmp_path: Path
+) -> None:
+    # argparse left these to the top parser: `harness: unrecognized arguments: extra`
+    command = args[0]
+    line = one_line_error(harness(*(arg.replace("{tmp}", str(tmp_path)) for arg in args)))
+    assert line == (
+        f"harness {command}: unrecognized arguments: extra (see harness {command} --help)"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_firmware_file_is_named_as_given(harness: Harness, tmp_path: Path) -> None:
+    kernel = tmp_path / "Image"
+    kernel.write_bytes(b"\0" * 64)
+    gone = tmp_path / "gone_CODE.fd"
+    proc = harness("run", "--kernel", str(kernel), "--firmware", str(gone),
+                   "--out", str(tmp_path / "o"))  # fmt: skip
+    assert one_line_error(proc) == f"harness run: --firmware {gone}: no such file"
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_count_of_one_is_singular(harness: Harness, tmp_path: Path) -> None:
+    matrix = write_matrix(tmp_path / "m.yaml", "virt")
+    proc = harness("list", "--matrix", str(matrix), "--profile", "p")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "1 cell in profile p, 1 runnable here"
+    line = one_line_error(harness("matrix", "--matrix", str(matrix), "--profile", "p", "-k", "x"))
+    assert "matches none of the 1 cell " in line

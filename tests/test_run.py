@@ -202,6 +202,11 @@ def test_ctrl_c_stops_qemu_and_keeps_the_stage_reached(tiny: Image, tmp_path: Pa
     assert child.wait(timeout=10) == 130
     assert not [p for p in ours if Path(f"/proc/{p}").exists()]
     assert not (tmp_path / "work").exists()
+    assert child.stderr is not None
+    stderr = child.stderr.read()
+    lines = stderr.splitlines()
+    assert lines[-1] == b"harness run: interrupted", stderr
+    assert b"" not in lines  # no blank line before it (stderr is not a terminal)
     result = json.loads((tmp_path / "result.json").read_text())
     assert (result["status"], result["reason"]) == ("error", "interrupted")
     stages = ("kernel", "initramfs", "userspace", "login")

@@ -142,7 +142,10 @@ def test_one_writer_per_run_and_ctrl_c_tells_how_to_resume(
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
     assert child.returncode == 130
-    assert f"to finish it: harness matrix --resume {run}" in stderr
+    # one closing line, no blank line before it (stderr is not a terminal here)
+    lines = stderr.splitlines()
+    assert lines[-1] == f"harness matrix: interrupted; to finish it: harness matrix --resume {run}"
+    assert "" not in lines, stderr
 
 
 def test_a_closed_stdout_neither_stops_the_run_nor_fakes_success(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
 from harness.commands.common import add_download_arguments, seconds
+from harness.wording import counted
 
 if TYPE_CHECKING:
     from harness.records import RunMeta
@@ -107,7 +108,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {result.summary()}", flush=True)
         return result
 
-    print(f"bisecting {len(cells)} cells from {cells[0]} to {cells[-1]} (logs in {run.path})")
+    print(f"bisecting {counted(len(cells), 'cell')} from {cells[0]} to {cells[-1]} "
+          f"(logs in {run.path})")  # fmt: skip
     found = bisect(cells, boot)
     if found.stopped_by is not None:
         failed = found.stopped_by
@@ -126,6 +128,6 @@ def main(args: argparse.Namespace) -> int:
     changed, unchanged = getattr(after.cell, field), getattr(before.cell, field)
     print(
         f"first {axis} that changes it: {changed} ({after.status} {after.stage} {after.reason}); "
-        f"last as before: {unchanged} ({before.status}); {len(found.tried)} boots"
+        f"last as before: {unchanged} ({before.status}); {counted(len(found.tried), 'boot')}"
     )
     return EXIT_OK

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from harness.errors import again
+from harness.wording import counted
 
 if TYPE_CHECKING:
     from harness.catalog import Catalog
@@ -164,7 +165,7 @@ def load_plan(
         chosen = tuple(c for c in plan.cells if wanted(c.cell.id))
         if not chosen:
             raise UsageError(
-                f"-k {keyword!r} matches none of the {len(plan.cells)} cells "
+                f"-k {keyword!r} matches none of the {counted(len(plan.cells), 'cell')} "
                 f"of profile {plan.profile}"
             )
         plan = dataclasses.replace(plan, cells=chosen)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_OK
+from harness.wording import counted
 
 if TYPE_CHECKING:
     from harness.history.queries import Change, Night
@@ -75,9 +76,8 @@ def _import(paths: list[Path], db: Path) -> int:
     runs = [read_run(path) for path in paths]  # all checked before the history is touched
     with open_history(db) as connection:
         for path, run in zip(paths, runs, strict=True):
-            print(
-                f"{record_run(connection, run)} {run.run_id} ({len(run.cells)} cells) from {path}"
-            )
+            cells = counted(len(run.cells), "cell")
+            print(f"{record_run(connection, run)} {run.run_id} ({cells}) from {path}")
     return EXIT_OK
 
 
@@ -131,7 +131,7 @@ def _since_failing(db: Path) -> int:
         changed = describe(failing.changed) or "nothing recorded"
         print(f"{failing.cell}: failing since {_night(failing.first_failed)}; "
               f"last passed {last}; changed between: {changed}")  # fmt: skip
-    print(f"{len(found)} failing cells")
+    print(f"{counted(len(found), 'failing cell')}")
     return EXIT_OK
 
 
@@ -143,7 +143,7 @@ def _flaky(db: Path, nights: int) -> int:
         found = flaky(connection, nights)
     for cell in found:
         print(f"{cell.flips:>3} flips  {cell.cell}  {' '.join(cell.outcomes)}")
-    print(f"{len(found)} flaky cells in the last {nights} nights")
+    print(f"{counted(len(found), 'flaky cell')} in the last {counted(nights, 'night')}")
     return EXIT_OK
 
 
@@ -157,6 +157,6 @@ def _slower(db: Path, nights: int, recent: int, threshold: float) -> int:
         changed = describe(cell.changed)
         print(f"+{cell.growth:.0%}  {cell.before_s:.1f}s -> {cell.recent_s:.1f}s  {cell.cell}"
               + (f"  (changed: {changed})" if changed else ""))  # fmt: skip
-    print(f"{len(found)} cells slower by more than {threshold:.0%} "
-          f"(last {recent} of {nights} nights)")  # fmt: skip
+    print(f"{counted(len(found), 'cell')} slower by more than {threshold:.0%} "
+          f"(last {recent} of {counted(nights, 'night')})")  # fmt: skip
     return EXIT_OK

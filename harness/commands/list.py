@@ -7,6 +7,7 @@ import argparse
 from harness.cli import EXIT_OK
 from harness.commands.common import add_download_arguments, add_matrix_arguments
 from harness.commands.sharding import add_shard_arguments
+from harness.wording import counted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
             why = " ".join(filter(None, [planned.expect.stage, planned.expect.reason]))
             notes.append(f"expected to fail{': ' + why if why else ''}")
         print(planned.cell.id + ("  (" + "; ".join(notes) + ")" if notes else ""))
-    print(f"{len(plan.cells)} cells in profile {plan.profile}, {runnable} runnable here")
+    print(f"{counted(len(plan.cells), 'cell')} in profile {plan.profile}, {runnable} runnable here")
     if any(unbuildable.values()):
         from harness.images.full import HOW_TO_GET_READY
 

@@ -17,6 +17,7 @@ from harness.commands.common import (
     seconds,
 )
 from harness.commands.sharding import add_shard_arguments
+from harness.wording import counted
 
 if TYPE_CHECKING:
     from harness.host import Host
@@ -86,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     )
     from harness.commands.output import reader_proof
     from harness.commands.sharding import plan_cost
-    from harness.errors import HarnessError
+    from harness.errors import HarnessError, Resumable
     from harness.matrix.progress import Progress
     from harness.matrix.run import MatrixRunner
     from harness.matrix.rundir import RunDir, report_torn
@@ -123,7 +124,8 @@ def main(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs(host)
     cancel = catalog.cancel  # one event stops the boots and the builds on workers
     options = BootOptions(timeout_s=args.timeout, smp=args.smp, cancel=cancel, log_cap=args.log_cap)
-    print(f"run {run.path} | profile {plan.profile} | {len(plan.cells)} cells | -j {jobs} | "
+    cells = counted(len(plan.cells), "cell")
+    print(f"run {run.path} | profile {plan.profile} | {cells} | -j {jobs} | "
           f"{host.accel('auto')} | QEMU {host.qemu_version}", file=out, flush=True)  # fmt: skip
     progress = Progress(0, jobs, out)
     marked = threading.Lock()  # boots start on several workers: the first moves `latest`
@@ -148,10 +150,8 @@ def main(args: argparse.Namespace) -> int:
         tasks = longest_first(runner.tasks(plan, args.repeat), lambda task: cost(task.planned))
         progress.total = sum(1 + len(task.twins) for task in tasks)
         runner.execute(tasks, jobs, cancel, progress.tick, workers_for(host, jobs))
-    except KeyboardInterrupt:
-        print(f"\nharness matrix: to finish it: harness matrix --resume {run.path}",
-              file=sys.stderr)  # fmt: skip
-        raise
+    except KeyboardInterrupt as e:
+        raise Resumable(f"harness matrix --resume {run.path}") from e
     except HarnessError:
         stopped_by_error = True
         raise
@@ -247,7 +247,9 @@ def _report(run: RunDir, plan: Plan, baseline: Path | None, out: TextIO) -> int:
         print(table(reports.comparison, reports.baseline, reports.final), file=out)
     missing = len(plan.cells) - len(reports.final)
     resume = f"; {missing} missing (harness matrix --resume {run.path})" if missing else ""
-    print(f"{len(reports.final)} of {len(plan.cells)} cells have results in {run.path}{resume}",
+    have = "has" if len(reports.final) == 1 else "have"
+    print(f"{len(reports.final)} of {counted(len(plan.cells), 'cell')} {have} results in "
+          f"{run.path}{resume}",
           file=out)  # fmt: skip
     flaky = ", flaky.html" if (run.path / "flaky.html").exists() else ""
     print(f"reports: {run.path}/report.html, report.md, junit.xml, results.json{flaky}",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from harness.commands.common import add_log_cap_argument
+from harness.wording import counted
 
 if TYPE_CHECKING:
     from harness.matrix.rundir import RunDir
@@ -85,7 +86,8 @@ def _fill(
             print(f"harness merge: {skipped}: not a regular file, not copied", file=sys.stderr)
     reports = write_reports(merged, baseline)
     print(
-        f"merged {len(shards)} runs, {len(reports.final)} of {len(cells)} cells, into {merged.path}"
+        f"merged {counted(len(shards), 'run')}, {len(reports.final)} of "
+        f"{counted(len(cells), 'cell')}, into {merged.path}"
     )
     if reports.comparison is not None and reports.baseline is not None:
         print(table(reports.comparison, reports.baseline, reports.final))

@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
         check_cell(cell, catalog.image_names(), qemu, catalog.firmware_names())
     elif args.kernel or args.disk:
         cell = Cell(ADHOC, args.firmware, args.machine, args.transport)
-        check_cell(cell, [ADHOC], host, catalog.firmware_names())
+        check_cell(cell, [ADHOC], host, catalog.firmware_names(), from_options=True)
         from harness.images.adhoc import adhoc_image
 
         image = adhoc_image(ADHOC, args.kernel, args.initrd, args.append, args.disk, args.login)

@@ -76,7 +76,7 @@ def nothing_booted(final: Sequence[CellRecord]) -> str | None:
         return None
     first = final[0]
     return (
-        f"nothing booted: all {len(final)} cells were skipped "
+        f"nothing booted: {_all_skipped(len(final))} "
         f"(e.g. {first['cell']}: {first.get('detail') or first['reason']})"
     )
 
@@ -188,3 +188,7 @@ def schema() -> JSONObject:
     text = resources.files("harness.schemas").joinpath("results.schema.json").read_text()
     data: JSONObject = json.loads(text)
     return data
+
+
+def _all_skipped(n: int) -> str:
+    return "its 1 cell was skipped" if n == 1 else f"all {n} cells were skipped"
