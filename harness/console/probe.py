@@ -25,16 +25,17 @@ BEGIN, END = "harness-probe-3-begin", "harness-probe-3-end"
 # the second's echo with the first's output.
 WORKS_BEGIN, WORKS_END = "harness-works-4-begin", "harness-works-4-end"
 # Whether the devices work, read-only on the guest's disk, each bounded in time:
-# - disk: block 1 of the root device through its driver (1024 bytes, counted as od's
-#   words), and the ext superblock's magic at byte 1080 in it (53ef, ext2/3/4's
-#   s_magic; -v: od must not fold the superblock's runs of zeros);
+# - disk: block 1 of the root device through its driver (od -j1024 -N1024: 1024
+#   bytes, counted as od's words), and the ext superblock's magic at byte 1080 in it
+#   (53ef, ext2/3/4's s_magic; -v: od must not fold the superblock's runs of zeros);
 # - net: each virtio NIC's IPv4 address, or else a lease from QEMU's user network
 #   (slirp's DHCP gives 10.0.2.15) through busybox udhcpc, its script /bin/true so
 #   nothing is configured; "unchecked" where the guest has no udhcpc;
-# - rng: the hw_random core's current source and 16 bytes read from /dev/hwrng.
+# - rng: the hw_random core's current source and 16 bytes read from /dev/hwrng (od
+#   -N16, its words counted; `timeout` bounds a source that gives nothing).
 # Last, the terminal's echo is turned on again (conversation.py's QUIET_PROOF turned
 # it off), before the end marker, so a person given the console finds it as it was.
-# A guest without dd, od or timeout (a fault guest's older build) leaves it unchecked.
+# A guest without od or timeout (a fault guest's older build) leaves it unchecked.
 # Each NIC's check runs in the background while the disk and the rng are read (its
 # DHCP exchange is mostly waiting); each check prints its line with one echo, so
 # lines never mix, and the parse does not depend on their order. Every process is a
@@ -50,11 +51,11 @@ WORKS = " ".join([
     r"""sed -n 's/.*lease of \([0-9.]*\) obtained.*/\1/p');""",
     r"""a=${a:-none}; fi; echo "net $i ${a:-unchecked}")& done;""",
     r"""r=; while read -r d m _; do [ "$m" = / ]&&r=$d; done </proc/mounts;""",
-    r"""command -v od >/dev/null&&[ -b "$r" ]&&{ set -- $(dd if="$r" bs=1024 skip=1 count=1|""",
-    r"""od -An -tx1 -v); echo "disk-read $# ${57}${58}"; };""",
+    r"""command -v od >/dev/null&&[ -b "$r" ]&&{ set -- $(od -An -tx1 -v -j1024 -N1024 "$r");""",
+    r"""echo "disk-read $# ${57}${58}"; };""",
     r"""c=none; read -r c </sys/class/misc/hw_random/rng_current;""",
-    r"""if command -v timeout >/dev/null; then""",
-    r"""s=$([ -c /dev/hwrng ]&&timeout 2 dd if=/dev/hwrng bs=16 count=1|wc -c);""",
+    r"""if command -v timeout >/dev/null&&command -v od >/dev/null; then""",
+    r"""set -- $([ -c /dev/hwrng ]&&timeout 2 od -An -tx1 -N16 /dev/hwrng); s=$#;""",
     r"""else s=unchecked; fi; echo "rng $c $s";""",
     r"""wait; read -r u _ </proc/uptime; echo "works-to $u";""",
     r"""stty echo; echo harness-works-$((2+2))-end)""",

@@ -38,7 +38,7 @@ APPLETS = {
     "bin": "sh ash cat echo ls mkdir mount umount hostname uname sleep dmesg grep sed head "
     "tail readlink ln cp mv rm chmod ps df free id env stty sync true false printf "
     "basename dirname find sort wc cut tr awk vi less login setsid cttyhack "
-    # the device probe's (console/probe.py WORKS)
+    # the device probe's (console/probe.py WORKS), and dd for the disk-writer fault
     "dd od timeout ip udhcpc",
     "sbin": "init getty poweroff reboot halt insmod lsmod modprobe switch_root",
 }
