@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 ADHOC = "custom"
 
 
+# The options of a run whose image is not in the catalog, and their defaults there.
+ADHOC_OPTIONS = ("kernel", "initrd", "append", "disk", "machine", "transport", "firmware", "login")
+ADHOC_DEFAULTS = {
+    "append": "console=ttyAMA0",
+    "machine": "virt",
+    "transport": "pci",
+    "firmware": "none",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "cell",
@@ -30,11 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     adhoc = parser.add_argument_group("an image that is not in the catalog (instead of CELL)")
     adhoc.add_argument("--kernel", type=Path, help="kernel for direct boot")
     adhoc.add_argument("--initrd", type=Path, help="initramfs for direct boot")
-    adhoc.add_argument("--append", default="console=ttyAMA0", help="kernel command line")
+    adhoc.add_argument(
+        "--append", help=f"kernel command line (default: {ADHOC_DEFAULTS['append']})"
+    )
     adhoc.add_argument("--disk", type=Path, help="disk image (raw or qcow2; never written)")
-    adhoc.add_argument("--machine", default="virt", help="machine type (default: virt)")
-    adhoc.add_argument("--transport", default="pci", choices=TRANSPORT_NAMES)
-    adhoc.add_argument("--firmware", default="none", help="none, aavmf or a CODE file")
+    adhoc.add_argument("--machine", help="machine type (default: virt)")
+    adhoc.add_argument("--transport", choices=TRANSPORT_NAMES, help="(default: pci)")
+    adhoc.add_argument("--firmware", help="none, aavmf or a CODE file (default: none)")
     adhoc.add_argument(
         "--login", metavar="USER[:PASSWORD]", help="credentials (default: none; the prompt passes)"
     )
@@ -72,18 +84,24 @@ def main(args: argparse.Namespace) -> int:
     catalog = open_catalog(args.offline, not args.no_verify, say)
     host = discover_host(args.qemu, catalog)
     setup = cell_setup(catalog, host)
-    if args.cell and (args.kernel or args.disk):
-        raise UsageError("give either a CELL or --kernel/--disk, not both")
+    given = [f"--{name}" for name in ADHOC_OPTIONS if getattr(args, name) is not None]
+    if args.cell and given:
+        # a CELL names its own image, firmware, machine type and transport: these would
+        # be silently left out of a result that looked as if they had been applied
+        raise UsageError(f"give either a CELL or {', '.join(given)}, not both")
     if args.cell:
         cell = Cell.parse(args.cell)
         qemu = setup.host(cell) if setup.host is not None else host  # the cell's QEMU build
         check_cell(cell, catalog.image_names(), qemu, catalog.firmware_names())
     elif args.kernel or args.disk:
-        cell = Cell(ADHOC, args.firmware, args.machine, args.transport)
+        option = {**ADHOC_DEFAULTS, **{k: v for k, v in vars(args).items() if v is not None}}
+        cell = Cell(ADHOC, option["firmware"], option["machine"], option["transport"])
         check_cell(cell, [ADHOC], host, catalog.firmware_names(), from_options=True)
         from harness.images.adhoc import adhoc_image
 
-        image = adhoc_image(ADHOC, args.kernel, args.initrd, args.append, args.disk, args.login)
+        image = adhoc_image(
+            ADHOC, args.kernel, args.initrd, option["append"], args.disk, args.login
+        )
 
         def image_of(c: Cell) -> Image:
             return image
