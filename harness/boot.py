@@ -169,8 +169,14 @@ def boot(
     say: Callable[[str], None] = print,
 ) -> Boot:
     accel = host.accel(options.accel)
-    work = out / "work"
-    files, login = prepare(cell, image, firmware, work)
+    # From the root: qemu-img and QEMU take "x:y/work/disk.qcow2" for protocol x.
+    work = out.absolute() / "work"
+    try:
+        files, login = prepare(cell, image, firmware, work)
+    except BaseException:
+        if not options.keep:  # half-made: a next run into --out must not find it kept
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     base = qemu_argv(
         cell, host.qemu, accel, files,
         memory_mib=image.memory_mib, smp=options.smp,

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import Harness
 
+from harness.model import Image
+
 
 @pytest.mark.parametrize(
     "options",
@@ -24,3 +26,12 @@ def test_a_cell_with_an_option_for_an_image_not_in_the_catalog_is_refused(
         f"harness run: give either a CELL or {options[0]}, not both"
     ]
     assert not out.exists()  # nothing booted
+
+
+def test_a_relative_out_with_a_colon_boots(tiny: Image, harness: Harness, tmp_path: Path) -> None:
+    # qemu-img took "x:y/work/disk.qcow2" for protocol "x" (found by a new-user trial),
+    # and left x:y/work behind, which the next run took for a --keep's
+    proc = harness("run", "debian-12-tiny/none/virt/mmio", "--quiet", "--out", "x:y", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("PASS debian-12-tiny/none/virt/mmio login ")
+    assert not (tmp_path / "x:y" / "work").exists()
