@@ -68,9 +68,10 @@ class BootOptions:
     # Called once, from the booting thread, when the watcher first sees the login
     # prompt (or ready pattern): the scheduler's boot slot is free from then on.
     at_prompt: Callable[[], None] | None = None
-    # Called once, from the booting thread, as soon as the cell's QEMU runs (started
-    # by the harness or by libvirtd): from then on the run has booted something.
-    at_launch: Callable[[], None] | None = None
+    # Called once, from the booting thread, when the guest's console first prints
+    # (QEMU started by the harness or by libvirtd): from then on the run has booted
+    # something; a QEMU that fails at start has not.
+    at_output: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,13 +195,11 @@ def boot(
     try:
         with QemuProcess(launched, out / "qemu.stderr", pass_fds=(qmp.theirs,)) as qemu:
             qmp.launched()
-            if options.at_launch is not None:
-                options.at_launch()
             start = time.monotonic()
             watcher = watcher_for(image, login, start, resets_from_qemu=True)
             verdict = _watch(
                 qemu, qmp, watcher, start + timeout, log, show, options.cancel,
-                at_prompt=options.at_prompt,
+                at_prompt=options.at_prompt, at_output=options.at_output,
             )  # fmt: skip
             verdict = judged(cell, image, verdict)
             duration = time.monotonic() - start
@@ -249,12 +248,14 @@ def _watch(
     cancel: threading.Event | None,
     clock: Callable[[], float] = time.monotonic,
     at_prompt: Callable[[], None] | None = None,
+    at_output: Callable[[], None] | None = None,
 ) -> Verdict:
     """Feeds the console and QEMU's events to the watcher until it decides. The boot
     deadline (in `clock`'s seconds) bounds the time to the prompt; from the prompt on,
     PROOF_S does. `clock` is the one time source of the loop, so a test can drive it
     with a fake console and a fake clock (tests/fake_guest.py). `at_prompt` is called
-    once, the first time the watcher has seen the prompt. Raises BootInterrupted (a
+    once, the first time the watcher has seen the prompt, `at_output` once, at the
+    console's first bytes. Raises BootInterrupted (a
     KeyboardInterrupt with the watcher's stage) on Ctrl-C, SIGTERM or once `cancel` is
     set, and what _qemu_ended and _on_event raise."""
     seen_output = False
@@ -274,6 +275,8 @@ def _watch(
             if data is None:
                 return _qemu_ended(qemu, watcher, seen_output)
             if data:
+                if not seen_output and at_output is not None:
+                    at_output()
                 seen_output = True
                 log.write(data)
                 if show is not None:

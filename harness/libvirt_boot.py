@@ -290,15 +290,13 @@ def boot(
     sweep_domain_logs(control)
     try:
         with DomainConsole(conn, control, xml, name, domain_log) as console:
-            if options.at_launch is not None:
-                options.at_launch()
             start = time.monotonic()
             (out / "domain.live.xml").write_text(console.live_xml)
             say(shlex.join(console.argv))
             watcher = watcher_for(image, login, start)
             verdict = _watch(
                 console, None, watcher, start + timeout, log, show, options.cancel,
-                at_prompt=options.at_prompt,
+                at_prompt=options.at_prompt, at_output=options.at_output,
             )  # fmt: skip
             verdict = judged(cell, image, verdict)
             duration = time.monotonic() - start

@@ -129,19 +129,19 @@ def main(args: argparse.Namespace) -> int:
           f"{host.accel('auto')} | QEMU {host.qemu_version}", file=out, flush=True)  # fmt: skip
     progress = Progress(0, jobs, out)
     marked = threading.Lock()  # boots start on several workers: the first moves `latest`
-    launched: list[Task] = []
+    booted: list[Task] = []
 
-    def on_launch(task: Task) -> None:
-        # `latest` is the newest run that booted something: moved when its first QEMU
-        # runs (run.json is written by then), never by a run whose cells all ended
-        # before one (skips, image builds that failed, host errors), nor by a resume
-        # or bisect.
+    def on_output(task: Task) -> None:
+        # `latest` is the newest run that booted something: moved when a guest of it
+        # first prints (run.json is written by then), never by a run whose cells all
+        # ended before one did (skips, image builds that failed, a QEMU failing at
+        # start, host errors), nor by a resume or bisect.
         with marked:
-            if not launched and not args.resume:
+            if not booted and not args.resume:
                 run.mark_latest()
-            launched.append(task)
+            booted.append(task)
 
-    runner = MatrixRunner(run, setup, host, options, progress.finish, progress.start, on_launch)
+    runner = MatrixRunner(run, setup, host, options, progress.finish, progress.start, on_output)
     stopped_by_error = False
     try:
         # a build may take minutes: Ctrl-C there also says how to resume

@@ -77,7 +77,7 @@ class MatrixRunner:
         options: BootOptions,
         on_record: Callable[[Record], None],
         on_start: Callable[[Task], None] = lambda task: None,
-        on_launch: Callable[[Task], None] = lambda task: None,
+        on_output: Callable[[Task], None] = lambda task: None,
     ):
         self.run = run
         self.setup = setup
@@ -85,8 +85,8 @@ class MatrixRunner:
         self.options = options
         self.on_record = on_record
         self.on_start = on_start
-        # the task's QEMU runs: called from the booting thread, once per boot
-        self.on_launch = on_launch
+        # the task's guest printed its first console bytes: from the booting thread, once
+        self.on_output = on_output
 
     def tasks(self, plan: Plan, repeat: int) -> list[Task]:
         """One task per cell and repeat with no verdict yet; a `virt` cell that is
@@ -136,7 +136,7 @@ class MatrixRunner:
             timeout_s=self.options.timeout_s or planned.timeout_s,
             accel=planned.accel,
             at_prompt=booted,
-            at_launch=lambda: self.on_launch(task),
+            at_output=lambda: self.on_output(task),
         )
         setup = self.setup
         if planned.login is not None:
