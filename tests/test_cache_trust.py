@@ -18,7 +18,8 @@ from http_server import Served, Server
 
 from harness.images.blobs import mark_checked, unchanged
 
-PAYLOAD = os.urandom(1 << 20) + b"end"
+# random, so a cache cannot know it; "ok" first, so an edit of its first bytes changes it
+PAYLOAD = b"ok" + os.urandom(1 << 20) + b"end"
 PACKED = lzma.compress(PAYLOAD, preset=0)
 
 
