@@ -100,14 +100,34 @@ class Console(Protocol):
     def stderr(self) -> str: ...
 
 
+def work_dir(out: Path) -> Path:
+    """The cell's work/ under `out`, named from the root: qemu-img and QEMU take
+    "x:y/work/disk.qcow2" for protocol x, and libvirtd resolves a relative path in its
+    own directory, not ours."""
+    return out.absolute() / "work"
+
+
 def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[BootFiles, Login]:
-    """The cell's own files (disk overlay, VARS copy, NoCloud seed) and the login the
-    watcher is to use. Raises CellImpossible (model.why_impossible) before making any,
-    and HostDiskError where they would not fit."""
+    """The cell's own files (disk overlay, VARS copy, NoCloud seed) in `work` (see
+    work_dir) and the login the watcher is to use. Raises CellImpossible
+    (model.why_impossible) before making any, HostDiskError where they would not fit;
+    a `work` it made is gone when it raises."""
     impossible = why_impossible(image, firmware)
     if impossible:
         raise CellImpossible(f"cell {cell}: {impossible}")
+    made = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _make_files(image, firmware, work, _hostname(cell.image))
+    except BaseException:
+        if made:  # half-made: a next run into the same --out must not take it for kept
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _make_files(
+    image: Image, firmware: Firmware, work: Path, hostname: str
+) -> tuple[BootFiles, Login]:
     _check_room(work, firmware)
     disk = None
     if image.disk is not None:
@@ -121,7 +141,7 @@ def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[B
         # The seed sits beside the log, not in work/, so cmdline.sh can use it again.
         password = secrets.token_hex(8)
         seed = work.parent / "seed.iso"
-        write_seed(seed, f"harness-{secrets.token_hex(4)}", _hostname(cell.image), password)
+        write_seed(seed, f"harness-{secrets.token_hex(4)}", hostname, password)
         login, extra = Login("root", password), (seed,)
     if firmware.is_uefi:
         assert firmware.vars_template is not None
@@ -170,14 +190,8 @@ def boot(
     say: Callable[[str], None] = print,
 ) -> Boot:
     accel = host.accel(options.accel)
-    # From the root: qemu-img and QEMU take "x:y/work/disk.qcow2" for protocol x.
-    work = out.absolute() / "work"
-    try:
-        files, login = prepare(cell, image, firmware, work)
-    except BaseException:
-        if not options.keep:  # half-made: a next run into --out must not find it kept
-            shutil.rmtree(work, ignore_errors=True)
-        raise
+    work = work_dir(out)
+    files, login = prepare(cell, image, firmware, work)
     base = qemu_argv(
         cell, host.qemu, accel, files,
         memory_mib=image.memory_mib, smp=options.smp,

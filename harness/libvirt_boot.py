@@ -40,6 +40,7 @@ from harness.boot import (
     _drain,
     _watch,
     prepare,
+    work_dir,
 )
 from harness.console.marks import ConsoleLog
 from harness.devices import launcher
@@ -252,9 +253,7 @@ def boot(
         raise CellSkipped(f"libvirt is not usable: {daemon.why} (fix: {daemon.fix})")
     libvirt = loaded()
     accel = host.accel(options.accel)
-    # libvirtd resolves paths in its own directory, not ours: every file it opens
-    # (overlay, nvram, seed) must be named from the root.
-    work = out.absolute() / "work"
+    work = work_dir(out)  # from the root: libvirtd opens the overlay, nvram and seed
     files, login = prepare(cell, image, firmware, work)
     name = domain_name(cell)
     if launcher(cell.transport) == "virt-install":

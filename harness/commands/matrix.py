@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
           f"{host.accel('auto')} | QEMU {host.qemu_version}", file=out, flush=True)  # fmt: skip
     progress = Progress(0, jobs, out)
     marked = threading.Lock()  # boots start on several workers: the first moves `latest`
-    booted: list[Task] = []
+    booted = threading.Event()
 
     def on_output(task: Task) -> None:
         # `latest` is the newest run that booted something: moved when a guest of it
@@ -137,9 +137,9 @@ def main(args: argparse.Namespace) -> int:
         # ended before one did (skips, image builds that failed, a QEMU failing at
         # start, host errors), nor by a resume or bisect.
         with marked:
-            if not booted and not args.resume:
+            if not booted.is_set() and not args.resume:
                 run.mark_latest()
-            booted.append(task)
+            booted.set()
 
     runner = MatrixRunner(run, setup, host, options, progress.finish, progress.start, on_output)
     stopped_by_error = False

@@ -31,6 +31,10 @@ ADHOC_DEFAULTS = {
 }
 
 
+def _default(name: str) -> str:
+    return f" (default: {ADHOC_DEFAULTS[name]})"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "cell",
@@ -40,13 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     adhoc = parser.add_argument_group("an image that is not in the catalog (instead of CELL)")
     adhoc.add_argument("--kernel", type=Path, help="kernel for direct boot")
     adhoc.add_argument("--initrd", type=Path, help="initramfs for direct boot")
-    adhoc.add_argument(
-        "--append", help=f"kernel command line (default: {ADHOC_DEFAULTS['append']})"
-    )
+    adhoc.add_argument("--append", help=f"kernel command line{_default('append')}")
     adhoc.add_argument("--disk", type=Path, help="disk image (raw or qcow2; never written)")
-    adhoc.add_argument("--machine", help="machine type (default: virt)")
-    adhoc.add_argument("--transport", choices=TRANSPORT_NAMES, help="(default: pci)")
-    adhoc.add_argument("--firmware", help="none, aavmf or a CODE file (default: none)")
+    adhoc.add_argument("--machine", help=f"machine type{_default('machine')}")
+    adhoc.add_argument("--transport", choices=TRANSPORT_NAMES, help=_default("transport").strip())
+    adhoc.add_argument("--firmware", help=f"none, aavmf or a CODE file{_default('firmware')}")
     adhoc.add_argument(
         "--login", metavar="USER[:PASSWORD]", help="credentials (default: none; the prompt passes)"
     )
@@ -94,7 +96,10 @@ def main(args: argparse.Namespace) -> int:
         qemu = setup.host(cell) if setup.host is not None else host  # the cell's QEMU build
         check_cell(cell, catalog.image_names(), qemu, catalog.firmware_names())
     elif args.kernel or args.disk:
-        option = {**ADHOC_DEFAULTS, **{k: v for k, v in vars(args).items() if v is not None}}
+        option = {
+            name: default if getattr(args, name) is None else getattr(args, name)
+            for name, default in ADHOC_DEFAULTS.items()
+        }
         cell = Cell(ADHOC, option["firmware"], option["machine"], option["transport"])
         check_cell(cell, [ADHOC], host, catalog.firmware_names(), from_options=True)
         from harness.images.adhoc import adhoc_image
