@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.devices import DEVICES, Device
+from harness.firmware import UEFI_MENU_WAIT_MS
 from harness.model import Cell
 
 
@@ -72,6 +73,7 @@ def qemu_argv(
         argv += [
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_opt(files.code)}",
             "-drive", f"if=pflash,format=raw,unit=1,file={_opt(files.vars)}",
+            "-boot", f"menu=on,splash-time={UEFI_MENU_WAIT_MS}",
         ]  # fmt: skip
     elif files.bios is not None:
         argv += ["-bios", str(files.bios)]

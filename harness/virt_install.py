@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness.devices import transport
 from harness.errors import CellSkipped, InfraError
+from harness.firmware import UEFI_MENU_WAIT_MS
 from harness.model import Cell, Firmware, Image
 
 INSTALL = "apt-get install virtinst"
@@ -55,7 +56,8 @@ def virt_install_argv(
     for extra in extra_disks:
         argv += ["--disk", f"path={extra},format=raw,bus=virtio,readonly=on{address}"]
     if firmware.is_uefi:
-        argv += ["--boot", f"uefi,nvram={nvram}" if nvram is not None else "uefi"]
+        menu = f"bootmenu.enable=on,bootmenu.timeout={UEFI_MENU_WAIT_MS}"
+        argv += ["--boot", f"uefi,nvram={nvram},{menu}" if nvram is not None else f"uefi,{menu}"]
         argv += [] if firmware.acpi else ["--features", "acpi=off"]
     else:
         kernel = f"kernel={image.kernel}" + (f",initrd={image.initrd}" if image.initrd else "")

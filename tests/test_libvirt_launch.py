@@ -98,6 +98,7 @@ def test_a_libvirt_cell_boots_through_libvirtd_and_leaves_nothing(
     assert f'"filename":"{tiny.disk.resolve()}"' in argv  # the base: a read-only backing file
     if "/aavmf/" in cell:
         assert domain.find("os/nvram").text == str(tmp_path / "work" / "vars.fd")  # type: ignore[union-attr]
+        assert "menu=on,splash-time=0" in argv  # libvirt passed the boot-menu wait on
     assert not (tmp_path / "work").exists()
     assert "shutting down, reason=destroyed" in (tmp_path / "qemu.stderr").read_text()
     assert qemu["domain"] not in domains()

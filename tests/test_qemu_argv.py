@@ -62,6 +62,12 @@ def test_uefi_code_is_read_only_and_vars_is_the_cells_copy() -> None:
     assert "-kernel" not in args
 
 
+def test_uefi_firmware_boots_without_waiting_at_its_boot_menu() -> None:
+    # edk2 waits 5 s for a key unless QEMU passes menu=on with a wait (firmware.py)
+    assert values(argv("img/aavmf/virt/pci", UEFI), "-boot") == ["menu=on,splash-time=0"]
+    assert values(argv("img/none/virt/pci", DIRECT), "-boot") == []
+
+
 def test_machine_type_accel_and_cpu() -> None:
     tcg = argv("img/none/virt-2.12/pci", DIRECT)
     assert values(tcg, "-machine") == ["virt-2.12"]

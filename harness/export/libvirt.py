@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.devices import DEVICES, Device
 from harness.devices import transport as transport_row
+from harness.firmware import UEFI_MENU_WAIT_MS
 from harness.model import Cell, Firmware, Image
 
 # QEMU's virt machine has its PCI host bridge in slot 0; devices follow in the order
@@ -134,6 +135,8 @@ def _os(node: ET.Element, machine: str, image: Image, firmware: Firmware, nvram_
         loader.text = str(firmware.code)
         nvram = ET.SubElement(node, "nvram", template=str(firmware.vars_template))
         nvram.text = str(nvram_file)
+        # libvirt's form of QEMU's -boot menu=on,splash-time (formatdomain: "bootmenu")
+        ET.SubElement(node, "bootmenu", enable="yes", timeout=str(UEFI_MENU_WAIT_MS))
         return
     if firmware.bios is not None:  # libvirt's ROM loader is QEMU's -bios
         ET.SubElement(node, "loader", readonly="yes", type="rom").text = str(firmware.bios)
