@@ -308,7 +308,7 @@ def _watch(
             elif step is not None:
                 return step
     except KeyboardInterrupt as e:  # the result must say how far the guest had got
-        raise BootInterrupted(watcher.stage, dict(watcher.stage_times)) from e
+        raise BootInterrupted(*watcher.interrupted()) from e
 
 
 def _on_event(

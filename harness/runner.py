@@ -111,7 +111,7 @@ def run_cell(
     except KeyboardInterrupt as e:
         # the interrupt is what the caller must see, whatever writing the result does;
         # the result keeps how far the console watcher had seen the guest get
-        interrupted = error("interrupted", "stopped by the user")
+        interrupted = error("interrupted", "stopped before a verdict (Ctrl-C or SIGTERM)")
         if isinstance(e, BootInterrupted):
             interrupted = dataclasses.replace(interrupted, stage=e.stage, stage_times=e.stage_times)
         with contextlib.suppress(InfraError):

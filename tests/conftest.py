@@ -48,6 +48,7 @@ FILE_SECONDS = {
     "test_offline_build.py": 11, "test_console_kinds.py": 10, "test_devices.py": 6,
     "test_cancel_input.py": 1, "test_reset_marks.py": 1, "test_watch_loop.py": 1,
     "test_once.py": 1, "test_run_options.py": 15, "test_latest.py": 4,
+    "test_hostile_options.py": 8,
 }  # fmt: skip
 FILE_SECONDS_UNKNOWN = 30
 
@@ -308,3 +309,28 @@ def tiny_run(tiny: Image, tmp_path_factory: pytest.TempPathFactory) -> Callable[
         return _read_made(where, where / "out")
 
     return run
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one line on stderr of a command refused with exit 2 (and no traceback)."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    return line
+
+
+def write_matrix(path: Path, machine: str, profile: str = "p") -> Path:
+    """A matrix file of one profile: the tiny image, direct boot, `machine` on pci."""
+    path.write_text(
+        f"profiles:\n  {profile!r}:\n    matrix: {{image: debian-12-tiny, firmware: none, "
+        f"machine: {machine!r}, transport: pci}}\n"
+    )
+    return path
+
+
+def previous_latest(results: Path) -> Path:
+    """A run directory `results/latest` points to before a command that must keep it."""
+    earlier = results / "20200101T000000Z-smoke"
+    earlier.mkdir(parents=True)
+    (results / "latest").symlink_to(earlier.name)
+    return earlier

@@ -62,5 +62,14 @@ def test_a_pass_that_became_an_error_is_untested_and_not_green(
     )
     old2 = run_dir(tmp_path / "old2", [record(PASSING, "pass"), record(FAILING, "pass")])
     assert harness("compare", str(old2), str(worse)).returncode == 1
+    # a verdict after an error has nothing to compare with: new, not fixed nor still failing
+    back = run_dir(tmp_path / "back", [record(PASSING, "pass"), record(FAILING, "fail")])
+    proc = harness("compare", str(new), str(back))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"new            {PASSING}  error none download-failed -> pass",
+        f"new            {FAILING}  error none download-failed -> fail login login",
+        "2 new",
+    ]
     # and a run compared with itself is 0
     assert harness("compare", str(old), str(old)).returncode == 0

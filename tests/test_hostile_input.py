@@ -1,23 +1,20 @@
-"""Hostile and malformed input through the real CLI, none of which boots a guest:
-run data from elsewhere (compare, merge, --resume, --baseline), names that would
-become paths or shell lines, option values, filters that match nothing. Each ends in
-one line on stderr and exit 2, and writes nothing it should not."""
+"""Hostile and malformed run data from elsewhere through the real CLI (compare, merge,
+--resume, --baseline, the reports), none of which boots a guest. Each ends in one line
+on stderr and exit 2, and writes nothing it should not. (Options and names:
+test_hostile_options.py.)"""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Harness
+from conftest import ROOT, Harness, one_line_error, previous_latest
 
-from harness.boot import write_cmdline
-from harness.model import Cell, Firmware, Image
 from harness.report.pages import render_html
 
 CELL = "debian-12-tiny/none/virt/pci"
@@ -38,13 +35,6 @@ def make_run(where: Path, records: list[bytes] | None = None, **meta: object) ->
     lines = records if records is not None else [json.dumps(RECORD).encode()]
     (where / "results.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
     return where
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    (line,) = proc.stderr.strip().splitlines()
-    return line
 
 
 def test_a_valid_run_compares_and_merges(harness: Harness, tmp_path: Path) -> None:
@@ -170,89 +160,6 @@ def test_a_bad_baseline_stops_the_matrix_before_it_boots(harness: Harness, tmp_p
     assert not results.exists()
 
 
-def test_k_nested_3000_levels_is_one_line(harness: Harness) -> None:
-    expression = "(" * 3000 + "pci" + ")" * 3000
-    line = one_line_error(harness("list", "-k", expression))
-    assert line == "harness list: -k: nested more than 50 levels deep"
-    # a long flat expression is fine: and/or lists are not nested predicates
-    flat = " or ".join(["nope"] * 1000 + ["tiny/none/virt/pci"])
-    assert harness("list", "-k", flat).returncode == 0
-
-
-@pytest.mark.parametrize(
-    "option",
-    [
-        ["--timeout", "-5"], ["--timeout", "nan"], ["--timeout", "0"], ["--timeout", "inf"],
-        ["--log-cap", "0"], ["--log-cap", "64 parsecs"], ["--repeat", "0"], ["-j", "0"],
-        ["--smp", "0"],
-    ],
-    ids=lambda option: " ".join(option),
-)  # fmt: skip
-def test_numbers_out_of_range_are_refused(
-    option: list[str], harness: Harness, tmp_path: Path
-) -> None:
-    line = one_line_error(harness("matrix", *option, "--results", str(tmp_path)))
-    assert line.startswith(f"harness matrix: argument {option[0]}") or line.startswith(
-        "harness matrix: argument -j/--jobs"
-    )
-    assert not any(tmp_path.iterdir())
-
-
-def test_log_cap_takes_the_unit_its_help_shows(harness: Harness, tmp_path: Path) -> None:
-    assert "64MiB" in harness("run", "--help").stdout
-    proc = harness("matrix", "--log-cap", "64MiB", "-k", "no-such-cell", "--results", str(tmp_path))
-    assert one_line_error(proc).startswith("harness matrix: -k 'no-such-cell' matches none")
-
-
-def write_matrix(path: Path, machine: str, profile: str = "p") -> Path:
-    path.write_text(
-        f"profiles:\n  {profile!r}:\n    matrix: {{image: debian-12-tiny, firmware: none, "
-        f"machine: {machine!r}, transport: pci}}\n"
-    )
-    return path
-
-
-def previous_latest(results: Path) -> Path:
-    earlier = results / "20200101T000000Z-smoke"
-    earlier.mkdir(parents=True)
-    (results / "latest").symlink_to(earlier.name)
-    return earlier
-
-
-@pytest.mark.parametrize(
-    "args",
-    [["-k", "no-such-cell"], ["--matrix", "{tmp}/m.yaml", "--profile", "p"]],
-    ids=["-k", "a machine range"],
-)
-def test_a_run_with_no_cell_is_exit_2_and_leaves_latest(
-    args: list[str], harness: Harness, tmp_path: Path
-) -> None:
-    write_matrix(tmp_path / "m.yaml", "virt-99.0..virt-99.9")
-    results = tmp_path / "r"
-    earlier = previous_latest(results)
-    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
-    line = one_line_error(harness("matrix", *args, "--results", str(results)))
-    assert "matches none" in line or "has no cell on this host" in line
-    assert (results / "latest").resolve() == earlier
-    assert sorted(p.name for p in results.iterdir()) == [earlier.name, "latest"]
-
-
-def test_a_matrix_of_skips_only_is_exit_2_and_leaves_latest(
-    harness: Harness, tmp_path: Path
-) -> None:
-    write_matrix(tmp_path / "m.yaml", "virt-1.0")  # a machine type no QEMU here has
-    results = tmp_path / "r"
-    earlier = previous_latest(results)
-    proc = harness("matrix", "--matrix", str(tmp_path / "m.yaml"), "--profile", "p",
-                   "--results", str(results))  # fmt: skip
-    line = one_line_error(proc)
-    assert line == (
-        "harness matrix: nothing booted: its 1 cell was skipped "
-        "(e.g. debian-12-tiny/none/virt-1.0/pci: machine type virt-1.0 is not in this QEMU)"
-    )
-    assert (results / "latest").resolve() == earlier
-
-
 def test_a_merge_of_skips_only_is_exit_2_as_the_matrix_is(harness: Harness, tmp_path: Path) -> None:
     skip = {**RECORD, "status": "skip", "outcome": "skip", "stage": "none",
             "reason": "skip", "detail": "machine type virt-1.0 is not in this QEMU"}  # fmt: skip
@@ -262,121 +169,6 @@ def test_a_merge_of_skips_only_is_exit_2_as_the_matrix_is(harness: Harness, tmp_
         f"harness merge: nothing booted: its 1 cell was skipped "
         f"(e.g. {CELL}: machine type virt-1.0 is not in this QEMU)"
     )
-
-
-def test_list_counts_only_cells_that_will_boot(harness: Harness) -> None:
-    proc = harness("list", "--profile", "debate", "--offline")
-    assert proc.returncode == 0, proc.stderr
-    *cells, total = proc.stdout.splitlines()
-    will_boot = [line for line in cells if "skip:" not in line]
-    assert total == f"{len(cells)} cells in profile debate, {len(will_boot)} runnable here"
-    assert len(will_boot) < len(cells)  # the 2016 releases are downloads: skips offline
-
-
-def test_list_counts_no_full_image_cell_where_mmdebstrap_is_missing(
-    harness: Harness, tmp_path: Path
-) -> None:
-    # A PATH with QEMU and qemu-img only, an empty cache: the full images are not built
-    # and this host cannot build them; the run makes each such cell an `error`.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("qemu-system-aarch64", "qemu-img"):
-        found = shutil.which(tool)
-        assert found is not None
-        (bin_dir / tool).symlink_to(found)
-    env = {"PATH": str(bin_dir), "HARNESS_CACHE": str(tmp_path / "c")}
-    proc = harness("list", "--profile", "nightly", "-k", "debian-12-full/none", env=env)
-    assert proc.returncode == 0, proc.stderr
-    *cells, total, how = proc.stdout.splitlines()
-    assert cells and all(
-        "(not runnable here: building a full Debian image needs mmdebstrap, "
-        "qemu-aarch64-static" in line
-        for line in cells
-    ), cells
-    assert total == f"{len(cells)} cells in profile nightly, 0 runnable here"
-    assert how.startswith("full images build where the host has their tools: sudo apt-get")
-
-
-def test_a_profile_that_is_a_path_stays_inside_results(harness: Harness, tmp_path: Path) -> None:
-    matrix = write_matrix(tmp_path / "m.yaml", "virt-1.0", profile="x/../../../elsewhere")
-    results = tmp_path / "a" / "b" / "r"
-    proc = harness("matrix", "--matrix", str(matrix), "--profile", "x/../../../elsewhere",
-                   "--results", str(results))  # fmt: skip
-    line = one_line_error(proc)
-    assert line.startswith(f"harness matrix: {matrix}:2: profiles: ")
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m.yaml"]
-
-
-def test_control_characters_in_names_are_refused(harness: Harness, tmp_path: Path) -> None:
-    code = tmp_path / "x\ntouch PWNED\n.fd"
-    code.write_bytes(b"\0" * 4096)
-    out = tmp_path / "out"
-    line = one_line_error(harness("run", f"debian-12-tiny/{code}/virt/pci", "--out", str(out)))
-    assert "control character '\\n' is not allowed" in line
-    assert not out.exists() and not (ROOT / "PWNED").exists()
-    # the same path as a firmware in a matrix file: file:line, before any cell exists
-    matrix = tmp_path / "m.yaml"
-    matrix.write_text(
-        "profiles:\n  p:\n    matrix: {image: debian-12-tiny, "
-        f"firmware: {json.dumps(str(code))}, machine: virt, transport: pci}}\n"
-    )
-    line = one_line_error(harness("list", "--matrix", str(matrix), "--profile", "p"))
-    assert line.startswith(f"harness list: {matrix}:3: profiles.p.matrix.firmware: ")
-    # an image name in a catalog the user adds
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(
-        '"evil\\nname":\n  distro: x\n  release: "1"\n  boot: direct\n  source: x\n'
-        "  kernel: {url: 'http://127.0.0.1:9/k'}\n"
-    )
-    proc = harness("images", "list", env={"HARNESS_CATALOG": str(catalog)})
-    assert "evil" in one_line_error(proc)
-
-
-@pytest.mark.parametrize(
-    "bad",
-    ["\u2028", "\u2029", "\u202e", "\u2066", "\u200b", "\ufeff", "\x85", "\r", "\t", "\x1b",
-     os.fsdecode(b"\xff")],
-    ids=["U+2028", "U+2029", "RLO", "LRI", "ZWSP", "BOM", "NEL", "CR", "TAB", "ESC", "not-UTF-8"],
-)  # fmt: skip
-def test_invisible_characters_in_a_firmware_path_are_refused(
-    bad: str, harness: Harness, tmp_path: Path
-) -> None:
-    # A bidi override reorders the cell id where a reader sees it (PASS line, grid,
-    # cmdline.sh); a path's bytes that are not UTF-8 once ended in a traceback, exit 1,
-    # while writing cmdline.sh, with an overlay left behind.
-    code = tmp_path / f"x{bad}touch v11-injected{bad}CODE.fd"
-    for name in (code, code.with_name(code.name.replace("CODE", "VARS"))):
-        name.write_bytes(b"\0" * 4096)
-    out = tmp_path / "out"
-    line = one_line_error(harness("run", f"debian-12-tiny/{code}/virt/mmio", "--out", str(out)))
-    assert f"control character {bad!a} is not allowed" in line
-    assert line.isascii()  # the name's invisible characters are shown escaped
-    assert not out.exists() and not list(tmp_path.rglob("v11-injected"))
-
-
-def test_cmdline_sh_quotes_every_word(tmp_path: Path) -> None:
-    echo = shutil.which("echo")
-    assert echo
-    firmware = "/tmp/a b;$(touch PWNED)'.fd"
-    cell = Cell("img", firmware, "virt", "pci")
-    argv = [echo, "-name", f"{cell}", "", "it's", "$HOME", str(tmp_path / "work" / "x")]
-    script = tmp_path / "cmdline.sh"
-    write_cmdline(script, cell, argv, Image("img", None), Firmware("fw"), tmp_path / "work")
-    assert script.read_text().splitlines()[1] == (
-        f"# Boots 'img/{firmware.replace(chr(39), chr(39) + chr(34) + chr(39) + chr(34) + chr(39))}"
-        "/virt/pci' as the harness did. Ctrl-A X quits QEMU."
-    )
-    proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.stdout == " ".join(argv[1:]) + "\n"
-    assert not (tmp_path / "PWNED").exists()
-
-
-def test_report_html_escapes_what_a_shard_says(tmp_path: Path) -> None:
-    hostile = '"><script>alert(1)</script>'
-    record = {**RECORD, "cell": f"img{hostile}/none/virt/pci", "image": f"img{hostile}",
-              "outcome": "fail", "detail": hostile, "log": f"{hostile}.log"}  # fmt: skip
-    page = render_html(f"run {hostile}", [record], {record["cell"]: f"new{hostile}"})
-    assert "<script" not in page and "&lt;script&gt;" in page
 
 
 def test_merge_copies_only_regular_files(harness: Harness, tmp_path: Path) -> None:
@@ -526,36 +318,9 @@ def test_a_run_of_errors_only_leaves_latest(harness: Harness, tmp_path: Path) ->
     assert (results / "latest").resolve() == earlier
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["run", CELL, "extra", "--out", "{tmp}/o"], ["matrix", "extra", "--results", "{tmp}/o"]],
-)
-def test_a_word_no_option_takes_is_told_by_its_subcommand(
-    args: list[str], harness: Harness, tmp_path: Path
-) -> None:
-    # argparse left these to the top parser: `harness: unrecognized arguments: extra`
-    command = args[0]
-    line = one_line_error(harness(*(arg.replace("{tmp}", str(tmp_path)) for arg in args)))
-    assert line == (
-        f"harness {command}: unrecognized arguments: extra (see harness {command} --help)"
-    )
-    assert not (tmp_path / "o").exists()
-
-
-def test_a_missing_firmware_file_is_named_as_given(harness: Harness, tmp_path: Path) -> None:
-    kernel = tmp_path / "Image"
-    kernel.write_bytes(b"\0" * 64)
-    gone = tmp_path / "gone_CODE.fd"
-    proc = harness("run", "--kernel", str(kernel), "--firmware", str(gone),
-                   "--out", str(tmp_path / "o"))  # fmt: skip
-    assert one_line_error(proc) == f"harness run: --firmware {gone}: no such file"
-    assert not (tmp_path / "o").exists()
-
-
-def test_a_count_of_one_is_singular(harness: Harness, tmp_path: Path) -> None:
-    matrix = write_matrix(tmp_path / "m.yaml", "virt")
-    proc = harness("list", "--matrix", str(matrix), "--profile", "p")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == "1 cell in profile p, 1 runnable here"
-    line = one_line_error(harness("matrix", "--matrix", str(matrix), "--profile", "p", "-k", "x"))
-    assert "matches none of the 1 cell " in line
+def test_report_html_escapes_what_a_shard_says(tmp_path: Path) -> None:
+    hostile = '"><script>alert(1)</script>'
+    record = {**RECORD, "cell": f"img{hostile}/none/virt/pci", "image": f"img{hostile}",
+              "outcome": "fail", "detail": hostile, "log": f"{hostile}.log"}  # fmt: skip
+    page = render_html(f"run {hostile}", [record], {record["cell"]: f"new{hostile}"})
+    assert "<script" not in page and "&lt;script&gt;" in page

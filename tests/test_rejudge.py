@@ -42,4 +42,5 @@ def test_rejudging_a_real_run_changes_no_verdict(harness: Harness, tmp_path: Pat
     assert rejudged.stdout.count("same ") == len(
         [c for c in cells.values() if c["status"] in ("pass", "fail")]
     )
-    assert rejudged.stdout.strip().endswith(f"0 verdict(s) would change in {run}")
+    assert rejudged.stdout.strip().splitlines()[-1].startswith("0 of ")
+    assert rejudged.stdout.strip().endswith(f" verdicts would change in {run}")

@@ -157,7 +157,7 @@ def test_classify_rejudges_a_run_directory_of_harness_run(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == [
         f"same    {cell}: pass login login -> pass login login",
-        f"0 verdict(s) would change in {out}",
+        f"0 of 1 verdict would change in {out}",
     ]
     (line,) = harness("classify", "--json", str(out)).stdout.splitlines()
     judged = json.loads(line)

@@ -35,3 +35,16 @@ def test_a_relative_out_with_a_colon_boots(tiny: Image, harness: Harness, tmp_pa
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("PASS debian-12-tiny/none/virt/mmio login ")
     assert not (tmp_path / "x:y" / "work").exists()
+
+
+def test_a_qemu_that_printed_nothing_leaves_no_blank_line_before_the_verdict(
+    tiny: Image, harness: Harness, tmp_path: Path
+) -> None:
+    cell = "debian-12-tiny/none/virt/mmio"
+    proc = harness("run", cell, "--qemu-arg=-no-such-option", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    argv, verdict, where = proc.stdout.splitlines()  # no console shown: no line ended for it
+    assert argv.endswith(" -no-such-option") and verdict.startswith(
+        f"ERROR {cell} none qemu-failed"
+    )
+    assert where == f"results in {tmp_path / 'o'}"

@@ -170,3 +170,29 @@ def test_the_probe_lines_are_posix_sh_and_fit_busybox_ash_line_editor(shell: str
     for line in (probe.SCRIPT, probe.WORKS):
         proc = subprocess.run([found, "-n", "-c", line], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("tail", "stage"),
+    [
+        ("debian login: ", "login"),  # Ctrl-C before the answer: the prompt was there
+        ("Password: ", "login"),
+        ("root@debian:~# ", "login"),
+        ("[    3.1] systemd[1]: Started getty@tty1.service\r\n", "userspace"),
+    ],
+)
+def test_an_interrupt_records_a_prompt_waiting_unanswered_as_login(tail: str, stage: str) -> None:
+    watcher = Watcher(ROOT, start=0.0)
+    boot = "[    0.000000] Linux version 6.1.0-13-arm64\r\nRun /sbin/init as init process\r\n"
+    assert watcher.feed((boot + tail).encode(), 2.0) is None
+    reached, times = watcher.interrupted()
+    assert reached == stage and times.get("login") == (2.0 if stage == "login" else None)
+
+
+def test_an_interrupt_at_an_initramfs_shell_is_not_a_login() -> None:
+    watcher = Watcher(ROOT, start=0.0)
+    boot = (
+        "[    0.000000] Linux version 6.1.0-13-arm64\r\nRun /init as init process\r\n(initramfs) "
+    )
+    assert watcher.feed(boot.encode(), 2.0) is None
+    assert watcher.interrupted()[0] == "initramfs"

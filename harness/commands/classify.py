@@ -96,24 +96,43 @@ def _rejudge(path: Path, cells: Sequence[tuple[Record, Path]], as_json: bool) ->
     from harness.model import Cell
 
     catalog = Catalog(Workspace.locate(os.environ), os.environ, lambda _: None, offline=True)
-    changed = 0
+    changed = judged = 0
     for record, log in cells:
         if record["status"] not in ("pass", "fail") or not log.is_file():
+            why = "no guest verdict" if log.is_file() else "no console.log"
+            _not_judged(record, why, as_json)
             continue
+        judged += 1
         cell = Cell.parse(record["cell"])
         verdict = judge_log(log, cell, image_context(catalog, cell.image))
         same = _same(record, verdict)
         changed += not same
         if as_json:
-            print(json.dumps({**json.loads(_line(log, verdict, True)), "cell": record["cell"],
-                              "was": _was(record), "changed": not same}))  # fmt: skip
+            fields = json.loads(_line(log, verdict, True))
+            print(json.dumps({**fields, "cell": record["cell"], "was": _was(record),
+                              "judged": True, "changed": not same}))  # fmt: skip
         else:
             mark = "same   " if same else "CHANGED"
             now = f"{verdict.status} {verdict.stage} {verdict.reason}"
             print(f"{mark} {record['cell']}: {_was(record)} -> {now}")
     if not as_json:
-        print(f"{changed} verdict(s) would change in {path}")
+        print(f"{changed} of {judged} {_plural(judged, 'verdict')} would change in {path}")
     return EXIT_FAIL if changed else EXIT_OK
+
+
+def _not_judged(record: Record, why: str, as_json: bool) -> None:
+    """A cell of the run that has nothing to judge again (interrupted, skipped, a host
+    error, its log gone): said, not passed over."""
+    if as_json:
+        print(
+            json.dumps({"cell": record["cell"], "was": _was(record), "judged": False, "why": why})
+        )
+    else:
+        print(f"not judged {record['cell']}: {_was(record)} ({why})")
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
 
 
 def _was(record: Record) -> str:

@@ -140,8 +140,8 @@ def main(args: argparse.Namespace) -> int:
         result = run_cell(cell, setup, host, out, options, show, say)
     finally:
         _give_back_terminal(shown, handed_over)
-    if show is not None or handed_over:
-        sys.stdout.write("\n")
+    if (shown is not None and not shown.at_line_start) or handed_over:
+        sys.stdout.write("\n")  # the verdict on a line of its own, after the console's last
     if result.status in (Outcome.ERROR, Outcome.SKIP):
         print(f"harness run: {result.detail}", file=sys.stderr)
     # Printed again after an --interactive session: the last line is the verdict.

@@ -69,6 +69,20 @@ class Conversation(WatcherState):
         self._acted_at = self._last_output
         return self._at_end_of_output(now, live=True)
 
+    def interrupted(self) -> tuple[str, dict[str, float]]:
+        """How far the guest had got when a live watch was interrupted (Ctrl-C,
+        SIGTERM): the stage and stage times so far, and `login` at the time of the
+        prompt when the output ends at a login or password prompt, or a shell prompt in
+        userspace, not yet answered (ANSWER_QUIET_S), as the judge of the saved log
+        would say."""
+        # A shell prompt counts only in userspace: before it, an emergency shell's.
+        kinds: tuple[Kind, ...] = (Kind.LOGIN_PROMPT, Kind.PASSWORD_PROMPT)
+        kinds += (Kind.SHELL_PROMPT,) if self.stage == "userspace" else ()
+        waiting = any(self._prompt(kind, self._text.partial.text) for kind in kinds)
+        if waiting and self.verdict is None and self._guest_end is None:
+            self._reach("login", self._last_output)
+        return self.stage, dict(self.stage_times)
+
     def _back_after_probe(self) -> bool:
         """The shell showed its prompt again after the device checks' end: it ran the
         probe's two lines after the proof and waits, every line between judged."""

@@ -69,6 +69,11 @@ class TerminalFilter:
         self._at_line_start = True
         self._coloured = False  # a colour passed and not reset since
 
+    @property
+    def at_line_start(self) -> bool:
+        """Nothing shown yet, or what was shown last ended a line."""
+        return self._at_line_start
+
     def end(self) -> bytes:
         """What to write once the console is no longer shown: SGR 0 if a colour
         the guest set is still in force (GRUB leaves its own), so the verdict and

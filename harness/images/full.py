@@ -82,7 +82,8 @@ def _hooks(recipe: Recipe, work: Path) -> list[str]:
 def full_image(
     recipe: Recipe, mirror: str, grub_modules: Path, work: Path, out: Path, log: Any, cancel: Cancel
 ) -> dict[str, Any]:
-    check_host()
+    """Builds a full Debian image with mmdebstrap; the caller has made sure the host
+    can (check_host)."""
     rootfs = work / "rootfs"
     argv = [
         "mmdebstrap", "--mode=root" if os.geteuid() == 0 else "--mode=unshare",

@@ -26,7 +26,7 @@ from harness.cancel import Cancel
 from harness.errors import ImageBuildError
 from harness.images import cpio, disk, grub, kmod
 from harness.images.debian import Archive, Package, extract, versioned_kernel
-from harness.images.full import full_image
+from harness.images.full import check_host, full_image
 from harness.images.installer import installer_image
 from harness.images.recipes import Recipe, base_record
 from harness.images.store import ImageStore
@@ -125,6 +125,8 @@ class TinyBuilder:
             entry = self.store.entry(recipe.name, key)
             if entry.exists() and not force:
                 return entry, False
+            if recipe.kind == "full":
+                check_host()  # before fetching anything for a build that cannot run
             started = time.monotonic()
             log(f"{recipe.name}: fetching {', '.join(map(_label, packages.values()))}")
             debs = {role: archive.download(pkg) for role, pkg in packages.items()}

@@ -2,7 +2,9 @@
 regression, fixed, still-failing, still-passing, unstable, new, missing; plus `error`
 (no verdict this time: the host failed), `untested` (an error this time where the
 cell met its expectation before: the run could not test a cell that worked, which
-a nightly job must not take for green) and `skipped`.
+a nightly job must not take for green) and `skipped`. A verdict after an error is `new`,
+as if the cell had not been in the old run: neither fixed nor still failing, for
+there was no verdict to compare it with.
 
 Good and bad are `Outcome.is_good`/`is_bad`: an expected failure that keeps failing
 the expected way is not a regression.
@@ -35,6 +37,8 @@ def label(old: str | None, new: str | None) -> str:
         return UNTESTED if before.is_good else "error"
     if Outcome.SKIP in (before, after):
         return "skipped"
+    if before.is_host:  # the old run has no verdict to compare with: as if untested then
+        return "new"
     old_good = before.is_good
     new_good = after.is_good
     if old_good and after.is_bad:
