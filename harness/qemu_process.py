@@ -89,6 +89,12 @@ class QemuProcess:
             )  # fmt: skip
         except (pexpect.ExceptionPexpect, OSError) as e:  # not found, not executable
             raise QemuLaunchError("QEMU did not start", self.argv, "not started", str(e)) from e
+        # pexpect sleeps delaybeforesend (0.05 s) before each send, for a program that
+        # reads a password before turning its echo off. The watcher answers a prompt
+        # only after it is printed and quiet (conversation.py), and the guest's login
+        # and getpass turn echo off before printing it: 50 ms of each of the four
+        # sends after the login prompt, for nothing (pexpect's docs: delaybeforesend).
+        self._child.delaybeforesend = None
 
     @property
     def pid(self) -> int:

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,16 @@ def _results_state(results: Path) -> tuple[list[str], str]:
     entries += sorted(p.name for p in results.iterdir())
     latest = results / "latest"
     return entries, os.readlink(latest) if latest.is_symlink() else ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite started from a shell script's background job (`make test &`) inherits
+    SIGINT ignored (POSIX: so the terminal's Ctrl-C spares background jobs), and so
+    would every harness a test interrupts with SIGINT: the tests of Ctrl-C would see
+    it ignored. Each pytest process (xdist's workers too) takes SIGINT back; its
+    children then start with the default, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

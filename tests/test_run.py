@@ -112,8 +112,11 @@ def test_timeout_names_the_stage_reached(tiny: Image, harness: Harness, tmp_path
     )
     assert proc.returncode == 1
     status, _, stage, reason, seconds = summary(proc.stdout)
-    assert (status, stage, reason) == ("FAIL", "firmware", "timeout")
+    assert (status, reason) == ("FAIL", "timeout")
     assert 4.0 <= float(seconds) < 6
+    # the furthest stage the console showed (how far AAVMF got in 4 s varies with load)
+    reached = json.loads((tmp_path / "result.json").read_text())["stage_times"]
+    assert stage == list(reached)[-1] and stage in ("firmware", "bootloader", "kernel", "initramfs")
 
 
 def test_the_timeout_bounds_the_boot_to_its_prompt_not_the_proof(

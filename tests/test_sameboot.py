@@ -15,7 +15,7 @@ from harness.matrix.expand import Expectation, Plan, Planned
 from harness.matrix.run import MatrixRunner, Task, record_of, twin_record
 from harness.matrix.rundir import RunDir
 from harness.matrix.sameboot import same_boots
-from harness.matrix.shard import costs, cut, load_of
+from harness.matrix.shard import FIRMWARE_EXTRA_S, TINY_S, costs, cut, load_of
 from harness.model import HOST_QEMU, Cell, CellResult, Login, Outcome
 from harness.runner import CellSetup
 
@@ -73,8 +73,8 @@ def test_a_pair_is_cut_into_one_shard_and_costs_one_boot() -> None:
         for shard in shards:
             ids = {p.cell.id for p in shard}
             assert all(pairs[t] in ids for t in ids if t in pairs)
-    # 8 boots of 5 s and 4 of 14 s; the 4 virt cells ride on their twins
-    assert load_of(cells, cost, pairs) == 4 * 5 + 4 * 14
+    # 4 direct boots and 4 through AAVMF; the 4 virt cells ride on their twins
+    assert load_of(cells, cost, pairs) == 4 * TINY_S + 4 * (TINY_S + FIRMWARE_EXTRA_S)
 
 
 def runner(tmp_path: Path, cells: list[Planned], records: list[dict[str, object]]) -> MatrixRunner:
