@@ -34,6 +34,13 @@ def run_dir(where: Path, records: list[dict[str, object]]) -> Path:
     return where
 
 
+def compared(harness: Harness, old: Path, new: Path) -> tuple[int, list[str]]:
+    """`harness compare OLD NEW`: its exit status and its lines."""
+    proc = harness("compare", str(old), str(new))
+    assert not proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout.splitlines()
+
+
 def test_a_pass_that_became_an_error_is_untested_and_not_green(
     harness: Harness, tmp_path: Path
 ) -> None:
@@ -45,13 +52,11 @@ def test_a_pass_that_became_an_error_is_untested_and_not_green(
             record(FAILING, "error", "none", "download-failed"),
         ],
     )
-    proc = harness("compare", str(old), str(new))
-    assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines() == [
+    assert compared(harness, old, new) == (3, [
         f"untested       {PASSING}  pass -> error none download-failed",
         f"error          {FAILING}  fail login login -> error none download-failed",
         "1 error, 1 untested",
-    ]
+    ])  # fmt: skip
     assert "3 no regression but a cell that met its expectation is an error now" in " ".join(
         harness("compare", "--help").stdout.split()
     )
@@ -62,14 +67,17 @@ def test_a_pass_that_became_an_error_is_untested_and_not_green(
     )
     old2 = run_dir(tmp_path / "old2", [record(PASSING, "pass"), record(FAILING, "pass")])
     assert harness("compare", str(old2), str(worse)).returncode == 1
-    # a verdict after an error has nothing to compare with: new, not fixed nor still failing
-    back = run_dir(tmp_path / "back", [record(PASSING, "pass"), record(FAILING, "fail")])
-    proc = harness("compare", str(new), str(back))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines() == [
+    # and a run compared with itself is 0
+    assert harness("compare", str(old), str(old)).returncode == 0
+
+
+def test_a_verdict_after_an_error_is_new(harness: Harness, tmp_path: Path) -> None:
+    # no verdict to compare it with: neither fixed nor still failing (it said fixed)
+    errors = [record(cell, "error", "none", "download-failed") for cell in (PASSING, FAILING)]
+    old = run_dir(tmp_path / "old", errors)
+    new = run_dir(tmp_path / "new", [record(PASSING, "pass"), record(FAILING, "fail")])
+    assert compared(harness, old, new) == (0, [
         f"new            {PASSING}  error none download-failed -> pass",
         f"new            {FAILING}  error none download-failed -> fail login login",
         "2 new",
-    ]
-    # and a run compared with itself is 0
-    assert harness("compare", str(old), str(old)).returncode == 0
+    ])  # fmt: skip
