@@ -8,9 +8,9 @@ fourteen pcie-root-ports and a guest-agent channel (a virtio-serial device). The
 harness only names the domain, gives it the cell's overlay and nvram, a user-mode
 NIC (no libvirt network is assumed), a console on a pty, on_reboot=destroy (a
 reset ends the run, as -no-reboot does for a direct cell), and for UEFI no wait at
-the firmware's boot menu (firmware.py's UEFI_MENU_WAIT_MS, as every UEFI cell has). `virt-install-mmio`
-forces `address.type=virtio-mmio` on the disk, NIC and rng, as a tool forcing mmio
-would; devices virt-install adds by itself stay where it puts them.
+the firmware's boot menu (firmware.py's UEFI_MENU_WAIT_MS, as every UEFI cell has).
+`virt-install-mmio` forces `address.type=virtio-mmio` on the disk, NIC and rng, as a
+tool forcing mmio would; devices virt-install adds by itself stay where it puts them.
 Options: virt-install(1), "--boot", "--disk", "--network", "address.type".
 """
 
