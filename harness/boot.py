@@ -86,6 +86,9 @@ class Boot:
     resets: int = 0  # guest resets QEMU reported
     timeout_s: float = 0.0  # the boot timeout in force (an override included)
     launch: Mapping[str, Any] = field(default_factory=dict)  # added to result.json's qemu
+    # A signal (SIGTERM, SIGHUP, a SIGINT sent by kill) ended the --interactive session
+    # after the verdict: the caller records the verdict, then stops as interrupted.
+    stopped: bool = False
 
 
 class Console(Protocol):
@@ -206,6 +209,7 @@ def boot(
     # QMP is not in cmdline.sh: a person booting by hand has no use for the descriptor.
     # The user's own arguments stay last, as --qemu-arg promises.
     launched = base + qmp_argv(qmp.theirs) + list(options.qemu_args)
+    stopped = False
     try:
         with QemuProcess(launched, out / "qemu.stderr", pass_fds=(qmp.theirs,)) as qemu:
             qmp.launched()
@@ -224,7 +228,10 @@ def boot(
                 if options.before_handover is not None:
                     options.before_handover(verdict, duration)
                 say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
-                qemu.interact()
+                try:
+                    qemu.interact()
+                except KeyboardInterrupt:  # ends the session, not the verdict already told
+                    stopped = True
             elif not options.keep:
                 # Judged, and its overlay and VARS copy go: a clean exit would only
                 # flush those (and log the signal), so no grace period is waited for.
@@ -234,7 +241,9 @@ def boot(
         log.close()
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
-    return Boot(verdict, accel, launched, duration, exit_status, watcher.resets, timeout)
+    return Boot(
+        verdict, accel, launched, duration, exit_status, watcher.resets, timeout, stopped=stopped
+    )
 
 
 def _check_room(work: Path, firmware: Firmware) -> None:

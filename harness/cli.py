@@ -9,6 +9,7 @@ infrastructure error, 130 interrupted, 141 the reader of stdout went away.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-EXIT_OK, EXIT_FAIL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 COMMANDS = {
     "run": "boot one cell and watch its console",
@@ -105,13 +106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"harness.commands.{args.command}")
     caught: list[int] = []
 
-    def terminate(signum: int, frame: object) -> None:
-        # SIGTERM ends a command the way Ctrl-C does: every QEMU stopped and reaped,
-        # what finished written, the rest marked incomplete.
-        caught.append(signum)
-        raise KeyboardInterrupt
+    def stop(signum: int, frame: object) -> None:
+        # Ctrl-C, SIGTERM and SIGHUP (the terminal closed) end a command alike: every
+        # QEMU stopped and reaped, what finished written, the rest marked incomplete.
+        # Once: raised again inside that clean-up (a key's auto-repeat, a second kill),
+        # a signal lost the result being written and left the cell's work files.
+        if not caught:
+            caught.append(signum)
+            raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminate)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        # Ignored where we start (nohup; a script's background job, for SIGINT) stays so.
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, stop)
     try:
         code: int = module.main(args)
         return code
@@ -131,14 +138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         from harness.errors import Resumable
 
-        how = "terminated" if caught else "interrupted"
+        by: int = caught[0] if caught else signal.SIGINT  # else a worker's Cancelled
+        how = "interrupted" if by == signal.SIGINT else "terminated"
         if isinstance(e, Resumable):
             how += f"; to finish it: {e.resume}"
         # A terminal shows Ctrl-C as ^C where the cursor was: the line starts after it.
         # Elsewhere (a pipe, a file, SIGTERM) nothing was added: no blank line.
-        fresh = "\n" if not caught and sys.stderr.isatty() else ""
-        print(f"{fresh}harness {args.command}: {how}", file=sys.stderr)
-        return 128 + caught[0] if caught else EXIT_INTERRUPTED
+        fresh = "\n" if by == signal.SIGINT and sys.stderr.isatty() else ""
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"{fresh}harness {args.command}: {how}", file=sys.stderr)
+        return 128 + by
 
 
 if __name__ == "__main__":

@@ -60,12 +60,14 @@ def run_cell(
     InfraError or the host's disk (out cannot be made or written: the result then
     says so and is only returned), `skip` for a CellSkipped (CellImpossible: the image
     cannot boot with this firmware, decided before QEMU starts). KeyboardInterrupt is
-    passed on unchanged, after an `interrupted` result.json where one can be written.
+    passed on unchanged, after an `interrupted` result.json where one can be written;
+    one that ended an --interactive session after the verdict, after the verdict's.
     """
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     clock = time.monotonic()
     digests = ["", ""]
     qemu = [host]  # the cell's QEMU build, once known: what an error result names
+    stopped = False
 
     def error(reason: str, detail: str, stage: str = "none") -> CellResult:
         return CellResult(
@@ -94,6 +96,7 @@ def run_cell(
             launch = libvirt_boot.boot
         finished = launch(cell, image, firmware, built, out, options, show, say)
         result = _from_boot(cell, finished, built, out, image, firmware, started)
+        stopped = finished.stopped
     except QemuLaunchError as e:
         launched = {"binary": qemu[0].qemu, "version": qemu[0].qemu_version, "argv": e.argv}
         result = dataclasses.replace(
@@ -111,7 +114,7 @@ def run_cell(
     except KeyboardInterrupt as e:
         # the interrupt is what the caller must see, whatever writing the result does;
         # the result keeps how far the console watcher had seen the guest get
-        interrupted = error("interrupted", "stopped before a verdict (Ctrl-C or SIGTERM)")
+        interrupted = error("interrupted", "stopped before a verdict (Ctrl-C, SIGTERM or SIGHUP)")
         if isinstance(e, BootInterrupted):
             interrupted = dataclasses.replace(interrupted, stage=e.stage, stage_times=e.stage_times)
         with contextlib.suppress(InfraError):
@@ -121,7 +124,9 @@ def run_cell(
         write_result(out, result)
     except InfraError as e:
         # a host fault already in the result says why (a read-only results directory)
-        return result if result.status.is_host else error("host-error", str(e))
+        result = result if result.status.is_host else error("host-error", str(e))
+    if stopped:  # a signal ended the --interactive session: the verdict kept, then passed on
+        raise KeyboardInterrupt
     return result
 
 

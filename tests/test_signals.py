@@ -1,0 +1,86 @@
+"""Signals to `harness run` through the real CLI and a real boot: whatever arrives and
+however often, the cell's result is written once, the stage reached kept, QEMU and the
+work files gone; and a signal that ends an --interactive session keeps the verdict
+already told (found by a new-user trial: each of these lost the result)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import ROOT, qemu_processes
+
+from harness.model import Image
+
+CELL = "debian-12-tiny/none/virt/pci"
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+@pytest.mark.parametrize(
+    ("signals", "status", "closing"),
+    [
+        ([signal.SIGINT] * 3, 130, "interrupted"),  # a key's auto-repeat, 10 ms apart
+        ([signal.SIGHUP], 129, "terminated"),  # the terminal closed
+        ([signal.SIGTERM, signal.SIGINT], 143, "terminated"),  # the first one counts
+    ],
+    ids=["ctrl-c x3", "sighup", "sigterm then ctrl-c"],
+)
+def test_signals_in_the_kernel_write_the_result_once(
+    signals: list[signal.Signals], status: int, closing: str, tiny: Image, tmp_path: Path
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", CELL, "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not re.search(rb"\[\s*\d+\.\d+\] ", _read(tmp_path / "console.log")):
+        assert time.monotonic() < deadline, "the guest's kernel never started"
+        time.sleep(0.05)
+    ours = [p for p in qemu_processes() if str(tmp_path) in Path(f"/proc/{p}/cmdline").read_text()]
+    time.sleep(0.2)  # the line is logged just before the watcher reads it
+    for signum in signals:
+        os.kill(child.pid, signum)
+        time.sleep(0.01)
+    _, stderr = child.communicate(timeout=20)
+    assert child.returncode == status, stderr
+    assert stderr.splitlines()[-1] == f"harness run: {closing}".encode(), stderr
+    assert not [p for p in ours if Path(f"/proc/{p}").exists()]
+    assert not (tmp_path / "work").exists()
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["status"], result["reason"]) == ("error", "interrupted")
+    assert "kernel" in result["stage_times"] and result["stage"] != "none", result
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_in_the_interactive_session_keeps_the_verdict(
+    signum: signal.Signals, status: int, tiny: Image, tmp_path: Path
+) -> None:
+    child = pexpect.spawn(
+        sys.executable, ["-m", "harness.cli", "run", CELL, "--interactive", "--out", str(tmp_path)],
+        cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace",
+    )  # fmt: skip
+    try:
+        child.expect(rf"PASS {re.escape(CELL)} login \d+\.\ds")
+        child.expect_exact("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
+        child.kill(signum)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == status, child.before
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["status"], result["stage"], result["reason"]) == ("pass", "login", "login")
+    assert not (tmp_path / "work").exists()
