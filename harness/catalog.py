@@ -149,7 +149,8 @@ class Catalog:
         """The image: built now if it never was or its recipe changed since, fetched
         now if it is a download that is not cached. (New package versions are only
         looked for by `harness images build`: booting never needs the network for
-        an image it has.)"""
+        an image it has.) Raises ImageBuildError for a full image this host cannot
+        build, before any build is announced."""
         if name not in self.recipes and name in self.remote:
             from harness.images.remote import fetch
 
@@ -159,6 +160,10 @@ class Catalog:
             raise NotBuilt(f"{why}: {name}; `harness images build {name}` builds it")
         record = self.store.record(name)
         if self._stale(name, record):
+            if recipe.kind == "full":  # said before a build is announced, not 3 s into it
+                from harness.images.full import check_host
+
+                check_host()
             why = "is not built" if record is None else "changed since its build"
             expected = duration(expected_build_s(recipe, record))
             self.notice(
