@@ -72,6 +72,9 @@ class _Parser(argparse.ArgumentParser):
         if extra:
             command = getattr(parsed, "command", None)
             prog = f"{self.prog} {command}" if command else self.prog
+            # a subcommand's own action (`images build`: dest "images_command")
+            if action := getattr(parsed, f"{command}_command", None):
+                prog += f" {action}"
             self.exit(
                 EXIT_ERROR,
                 f"{prog}: unrecognized arguments: {' '.join(extra)} (see {prog} --help)\n",

@@ -158,6 +158,12 @@ def _message(error: Any) -> str:
     """jsonschema's message, in the words of this file's readers."""
     message = str(error.message)
     if error.validator == "additionalProperties":
+        # jsonschema lists every such key: a file that is no such file at all (a
+        # password file) would be echoed whole. A typo is a key or two: named.
+        known = set(error.schema.get("properties", {}))
+        unknown = [key for key in error.instance if key not in known]
+        if len(unknown) > 3:
+            return f"{len(unknown)} unknown keys: is this the right file?"
         return message.replace("Additional properties are not allowed", "unknown key")
     if error.validator == "oneOf":
         return f"{_short(error.instance)} is not a valid value here"

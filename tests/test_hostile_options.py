@@ -228,16 +228,18 @@ def test_cmdline_sh_quotes_every_word(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["run", CELL, "extra", "--out", "{tmp}/o"], ["matrix", "extra", "--results", "{tmp}/o"]],
-)
+    [["run", CELL, "extra", "--out", "{tmp}/o"], ["matrix", "extra", "--results", "{tmp}/o"],
+     ["images", "build", "--offline"]],
+)  # fmt: skip
 def test_a_word_no_option_takes_is_told_by_its_subcommand(
     args: list[str], harness: Harness, tmp_path: Path
 ) -> None:
     # argparse left these to the top parser: `harness: unrecognized arguments: extra`
-    command = args[0]
+    command = " ".join(args[:2]) if args[0] == "images" else args[0]
+    word = "--offline" if args[0] == "images" else "extra"
     line = one_line_error(harness(*(arg.replace("{tmp}", str(tmp_path)) for arg in args)))
     assert line == (
-        f"harness {command}: unrecognized arguments: extra (see harness {command} --help)"
+        f"harness {command}: unrecognized arguments: {word} (see harness {command} --help)"
     )
     assert not (tmp_path / "o").exists()
 
@@ -259,3 +261,20 @@ def test_a_count_of_one_is_singular(harness: Harness, tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[-1] == "1 cell in profile p, 1 runnable here"
     line = one_line_error(harness("matrix", "--matrix", str(matrix), "--profile", "p", "-k", "x"))
     assert "matches none of the 1 cell " in line
+
+
+@pytest.mark.parametrize(
+    ("out", "says"),
+    [
+        ("", "argument --out: expected a directory, got ''"),  # was the current directory
+        ("a\nb", "argument --out: control character '\\n' in 'a\\nb'"),  # was booted
+        ("{tmp}/file", "--out {tmp}/file: not a directory"),  # was "File exists"
+    ],
+    ids=["empty", "newline", "a file"],
+)
+def test_a_bad_out_is_one_line(out: str, says: str, harness: Harness, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    out, says = out.replace("{tmp}", str(tmp_path)), says.replace("{tmp}", str(tmp_path))
+    line = one_line_error(harness("run", CELL, "--out", out, cwd=tmp_path))
+    assert line.startswith(f"harness run: {says}"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -196,3 +196,11 @@ def test_the_committed_matrix_is_valid(catalog: Catalog) -> None:
         p.cell.image.endswith("mmio-only") and p.cell.transport == "pci" and p.expect
         for p in smoke.cells
     )
+
+
+def test_a_file_that_is_no_matrix_is_not_echoed(tmp_path: Path) -> None:
+    # a password file given as --matrix: every line a key, each was repeated back
+    entries = "".join(f"user{n}:$6$salt{n}$secret{n}:20228:0:99999:7:::\n" for n in range(25))
+    found = problems(tmp_path, entries)
+    assert f"{tmp_path / 'matrix.yaml'}:1: (top): 25 unknown keys: is this the right file?" in found
+    assert not any("secret" in p for p in found), found

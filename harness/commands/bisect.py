@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_download_arguments, seconds
+from harness.commands.common import add_download_arguments, directory, seconds
 from harness.wording import counted
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=seconds, help="seconds per boot")
     parser.add_argument(
-        "--results", type=Path, help="where its run goes (default: results/ of the checkout)"
+        "--results", type=directory, help="where its run goes (default: results/ of the checkout)"
     )
     add_download_arguments(parser)
 

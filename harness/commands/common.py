@@ -68,6 +68,19 @@ def seconds(text: str) -> float:
     return value
 
 
+def directory(text: str) -> Path:
+    """argparse type: a directory's path, not empty (Path("") would be the current
+    directory) and without control characters (it is printed, and written into
+    cmdline.sh)."""
+    from harness.model import control_character
+
+    if not text:
+        raise argparse.ArgumentTypeError("expected a directory, got ''")
+    if bad := control_character(text):
+        raise argparse.ArgumentTypeError(f"control character {bad!a} in {text!a}")
+    return Path(text)
+
+
 _SIZE = re.compile(r"(\d+)\s*(?:([KMG])(i?B)?|B)?", re.IGNORECASE)
 
 

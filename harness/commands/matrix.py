@@ -14,6 +14,7 @@ from harness.commands.common import (
     add_log_cap_argument,
     add_matrix_arguments,
     count,
+    directory,
     seconds,
 )
 from harness.commands.sharding import add_shard_arguments
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", type=Path, metavar="RUN", help="finish the run in RUN (results/<run>)"
     )
     parser.add_argument(
-        "--results", type=Path, help="where runs go (default: results/ of the checkout)"
+        "--results", type=directory, help="where runs go (default: results/ of the checkout)"
     )
     parser.add_argument(
         "--repeat",

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from harness.commands.common import add_log_cap_argument
+from harness.commands.common import add_log_cap_argument, directory
 from harness.wording import counted
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ LOG = "console.log"  # a cell's console, capped as the runner caps it (--log-cap
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="shard run directories")
     parser.add_argument(
-        "--results", type=Path, help="where the merged run goes (default: results/)"
+        "--results", type=directory, help="where the merged run goes (default: results/)"
     )
     parser.add_argument("--baseline", type=Path, metavar="RUN", help="compare with RUN")
     add_log_cap_argument(parser)
@@ -106,8 +106,8 @@ def copy_regular_tree(source: Path, target: Path, log_cap: int) -> list[Path]:
     left_out: list[Path] = []
     if not source.is_dir() or source.is_symlink():
         return left_out
-    for directory, subdirs, files in os.walk(source):
-        here = Path(directory)
+    for walked, subdirs, files in os.walk(source):
+        here = Path(walked)
         into = target / here.relative_to(source)
         into.mkdir(parents=True, exist_ok=True)
         for name in list(subdirs):

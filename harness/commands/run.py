@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK
-from harness.commands.common import add_download_arguments, add_log_cap_argument, count, seconds
+from harness.commands.common import (
+    add_download_arguments,
+    add_log_cap_argument,
+    count,
+    directory,
+    seconds,
+)
 from harness.devices import TRANSPORT_NAMES
 
 if TYPE_CHECKING:
@@ -56,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     parser.add_argument("--smp", type=count, default=1, help="guest CPUs (default: 1)")
     parser.add_argument(
-        "--out", type=Path, help="directory for result.json, console.log, cmdline.sh"
+        "--out", type=directory, help="directory for result.json, console.log, cmdline.sh"
     )
     parser.add_argument(
         "--interactive", action="store_true", help="keep the console after the verdict"
@@ -165,6 +171,8 @@ def claim_out(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         present = {entry.name for entry in out.iterdir()}
+    except FileExistsError as e:
+        raise UsageError(f"--out {out}: not a directory") from e
     except OSError as e:
         raise UsageError(f"--out {out}: {e.strerror or e}") from e
     if present and OUT_MARK not in present:
