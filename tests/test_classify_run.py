@@ -76,3 +76,35 @@ def test_a_run_stopped_before_any_result_names_its_planned_cells(
         "(never started: the run stopped before it, or is still running)",
         f"0 of 0 verdicts would change in {run}",
     ]
+
+
+def test_a_virt_cell_recorded_from_its_twins_boot_is_judged_from_that_boots_log(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # matrix/sameboot.py: the virt cell is recorded from virt-7.2's boot, and has no
+    # directory of its own; it said "not judged ... (no console.log)".
+    booted, twin = "debian-12-tiny/aavmf/virt-7.2/pci", "debian-12-tiny/aavmf/virt/pci"
+    records = [hand_record(booted, "pass"), {**hand_record(twin, "pass"), "same_boot_as": booted}]
+    run = hand_run(tmp_path / "run", records)
+    log = cell_dir(run, booted) / "console.log"
+    shutil.copy(FIXTURES / "consoles" / "tiny-aavmf-pci-pass.log", log)
+
+    proc = harness("classify", str(run))
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.splitlines() == [
+        f"same    {booted}: pass login login -> pass login login",
+        f"same    {twin}: pass login login -> pass login login (same boot as {booted})",
+        f"0 of 2 verdicts would change in {run}",
+    ]
+    lines = [
+        json.loads(line) for line in harness("classify", "--json", str(run)).stdout.splitlines()
+    ]
+    assert [(line["file"], line["same_boot_as"]) for line in lines] == [
+        (str(log), None),
+        (str(log), booted),
+    ]
+    # its twin's log gone, it says whose log it is
+    log.unlink()
+    assert harness("classify", str(run)).stdout.splitlines()[1] == (
+        f"not judged {twin}: pass login login (no console.log of {booted}, the same boot)"
+    )

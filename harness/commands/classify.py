@@ -87,8 +87,7 @@ def _rejudge_run(path: Path, as_json: bool) -> int:
     console.log beside it), with the same output."""
     from harness.matrix.rundata import load_result
     from harness.matrix.rundir import RUN, RunDir
-    from harness.model import Cell
-    from harness.report.results import load_final
+    from harness.report.results import console_log, load_final
     from harness.runner import RESULT
 
     if not (path / RUN).exists() and (path / RESULT).is_file():
@@ -103,8 +102,7 @@ def _rejudge_run(path: Path, as_json: bool) -> int:
         if record is None:
             cells.append(_unrecorded(run, cell))
             continue
-        log = run.cell_dir(Cell.parse(cell), record.get("repeat", 0)) / "console.log"
-        cells.append((record, log))
+        cells.append((record, console_log(run, record)))
     return _rejudge(path, cells, as_json)
 
 
@@ -146,7 +144,7 @@ def _rejudge(path: Path, cells: Sequence[tuple[Record, Path] | Unrecorded], as_j
             continue
         record, log = entry
         if record["status"] not in ("pass", "fail") or not log.is_file():
-            why = "no guest verdict" if log.is_file() else "no console.log"
+            why = "no guest verdict" if log.is_file() else _no_log(record)
             _not_judged(record["cell"], _was(record), why, as_json)
             continue
         judged += 1
@@ -157,11 +155,12 @@ def _rejudge(path: Path, cells: Sequence[tuple[Record, Path] | Unrecorded], as_j
         if as_json:
             fields = json.loads(_line(log, verdict, True))
             print(json.dumps({**fields, "cell": record["cell"], "was": _was(record),
+                              "same_boot_as": record.get("same_boot_as"),
                               "judged": True, "changed": not same}))  # fmt: skip
         else:
             mark = "same   " if same else "CHANGED"
             now = f"{verdict.status} {verdict.stage} {verdict.reason}"
-            print(f"{mark} {record['cell']}: {_was(record)} -> {now}")
+            print(f"{mark} {record['cell']}: {_was(record)} -> {now}{_of_boot(record)}")
     if not as_json:
         print(f"{changed} of {judged} {_plural(judged, 'verdict')} would change in {path}")
     return EXIT_FAIL if changed else EXIT_OK
@@ -175,6 +174,18 @@ def _not_judged(cell: str, was: str, why: str, as_json: bool) -> None:
         print(json.dumps({"cell": cell, "was": was or None, "judged": False, "why": why}))
     else:
         print(f"not judged {cell}: {was or 'no result'} ({why})")
+
+
+def _of_boot(record: Record) -> str:
+    """ " (same boot as CELL)" for a cell recorded from another's boot, whose log is
+    that cell's (matrix/sameboot.py); else ""."""
+    booted = record.get("same_boot_as")
+    return f" (same boot as {booted})" if booted else ""
+
+
+def _no_log(record: Record) -> str:
+    booted = record.get("same_boot_as")
+    return f"no console.log of {booted}, the same boot" if booted else "no console.log"
 
 
 def _plural(count: int, word: str) -> str:
