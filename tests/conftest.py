@@ -49,7 +49,7 @@ FILE_SECONDS = {
     "test_offline_build.py": 11, "test_console_kinds.py": 10, "test_devices.py": 6,
     "test_cancel_input.py": 1, "test_reset_marks.py": 1, "test_watch_loop.py": 1,
     "test_once.py": 1, "test_run_options.py": 15, "test_latest.py": 4,
-    "test_hostile_options.py": 8, "test_signals.py": 30,
+    "test_hostile_options.py": 8, "test_signals.py": 30, "test_classify_run.py": 1,
 }  # fmt: skip
 FILE_SECONDS_UNKNOWN = 30
 
@@ -345,3 +345,29 @@ def previous_latest(results: Path) -> Path:
     earlier.mkdir(parents=True)
     (results / "latest").symlink_to(earlier.name)
     return earlier
+
+
+def hand_record(
+    cell: str, status: str, stage: str = "login", reason: str = "login"
+) -> dict[str, object]:
+    """A line of results.jsonl (the schema's `record`) of `cell`, its outcome its status."""
+    image, firmware, machine, transport = cell.split("/")
+    return {
+        "cell": cell, "image": image, "firmware": firmware, "machine": machine,
+        "transport": transport, "status": status, "outcome": status, "stage": stage,
+        "reason": reason, "detail": "", "duration_s": 5.0, "stage_times": {}, "repeat": 0,
+        "attempts": 1,
+    }  # fmt: skip
+
+
+def hand_run(
+    where: Path, records: list[dict[str, object]], planned: list[str] | None = None
+) -> Path:
+    """A run directory as `harness matrix` leaves it (run.json planning `planned`, or
+    the records' cells; results.jsonl of `records`), written by hand: nothing boots."""
+    where.mkdir(parents=True)
+    cells = planned if planned is not None else [str(r["cell"]) for r in records]
+    meta = {"run": where.name, "profile": "p", "repeat": 1, "cells": cells, "host": {}}
+    (where / "run.json").write_text(json.dumps(meta))
+    (where / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return where

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from harness.console.watcher import Verdict
+    from harness.matrix.rundir import RunDir
     from harness.records import Record
 
 # A live boot that ended without a verdict is, saved, a log that ends undecided.
@@ -68,28 +70,67 @@ def main(args: argparse.Namespace) -> int:
     return worst
 
 
+@dataclass(frozen=True)
+class Unrecorded:
+    """A planned cell with no final record in results.jsonl: `was` is its result.json's
+    `status stage reason` ("" when it has none), `why` says why it has no record."""
+
+    cell: str
+    was: str
+    why: str
+
+
 def _rejudge_run(path: Path, as_json: bool) -> int:
     """Re-judges a run directory: a matrix run's (run.json, every cell's final record
-    and its log under cells/) or a `harness run --out` directory's (its result.json
-    and the console.log beside it), with the same output."""
+    and its log under cells/; a planned cell without a record is named, see
+    _unrecorded) or a `harness run --out` directory's (its result.json and the
+    console.log beside it), with the same output."""
     from harness.matrix.rundata import load_result
     from harness.matrix.rundir import RUN, RunDir
-    from harness.model import Cell
-    from harness.report.results import load_final
+    from harness.report.results import console_log, load_final
     from harness.runner import RESULT
 
     if not (path / RUN).exists() and (path / RESULT).is_file():
-        record = load_result(path / RESULT)
-        return _rejudge(path, [(record, path / "console.log")], as_json)
+        single = load_result(path / RESULT)
+        return _rejudge(path, [(single, path / "console.log")], as_json)
     run = RunDir.open(path)
-    cells = []
-    for final in load_final(run):
-        cell = Cell.parse(final["cell"])
-        cells.append((final, run.cell_dir(cell, final.get("repeat", 0)) / "console.log"))
+    final = {record["cell"]: record for record in load_final(run)}
+    cells: list[tuple[Record, Path] | Unrecorded] = []
+    # load_final's order: the planned cells', then any others recorded
+    for cell in dict.fromkeys([*run.meta().get("cells", []), *final]):
+        record = final.get(cell)
+        if record is None:
+            cells.append(_unrecorded(run, cell))
+            continue
+        cells.append((record, console_log(run, record)))
     return _rejudge(path, cells, as_json)
 
 
-def _rejudge(path: Path, cells: Sequence[tuple[Record, Path]], as_json: bool) -> int:
+def _unrecorded(run: RunDir, cell: str) -> Unrecorded:
+    """Why planned `cell` has no record: results.jsonl gets a cell's line when its boot
+    ends, unless the run was interrupted (matrix/rundir.py), so a cell of an
+    interrupted (or still running) run has its result.json and no line (its boot was
+    cut short), a directory without result.json (killed mid-boot), or nothing."""
+    from harness.errors import UsageError
+    from harness.matrix.rundata import load_result
+    from harness.matrix.rundir import RESULTS
+    from harness.model import Cell
+    from harness.runner import RESULT
+
+    where = run.cell_dir(Cell.parse(cell))
+    if (where / RESULT).is_file():
+        try:
+            result = load_result(where / RESULT)
+        except UsageError as e:
+            return Unrecorded(cell, "", str(e))
+        why = f"not in {RESULTS}: the run was interrupted before it ended"
+        return Unrecorded(cell, _was(result), why)
+    if where.is_dir():
+        return Unrecorded(cell, "", "the run stopped while it booted")
+    return Unrecorded(cell, "", "never started: the run stopped before it, or is still running")
+
+
+def _rejudge(path: Path, cells: Sequence[tuple[Record, Path] | Unrecorded], as_json: bool) -> int:
     """Each judged cell's log judged again with its image's context, against its record."""
     from harness.catalog import Catalog, Workspace
     from harness.judge import image_context, judge_log
@@ -97,10 +138,14 @@ def _rejudge(path: Path, cells: Sequence[tuple[Record, Path]], as_json: bool) ->
 
     catalog = Catalog(Workspace.locate(os.environ), os.environ, lambda _: None, offline=True)
     changed = judged = 0
-    for record, log in cells:
+    for entry in cells:
+        if isinstance(entry, Unrecorded):
+            _not_judged(entry.cell, entry.was, entry.why, as_json)
+            continue
+        record, log = entry
         if record["status"] not in ("pass", "fail") or not log.is_file():
-            why = "no guest verdict" if log.is_file() else "no console.log"
-            _not_judged(record, why, as_json)
+            why = "no guest verdict" if log.is_file() else _no_log(record)
+            _not_judged(record["cell"], _was(record), why, as_json)
             continue
         judged += 1
         cell = Cell.parse(record["cell"])
@@ -110,25 +155,37 @@ def _rejudge(path: Path, cells: Sequence[tuple[Record, Path]], as_json: bool) ->
         if as_json:
             fields = json.loads(_line(log, verdict, True))
             print(json.dumps({**fields, "cell": record["cell"], "was": _was(record),
+                              "same_boot_as": record.get("same_boot_as"),
                               "judged": True, "changed": not same}))  # fmt: skip
         else:
             mark = "same   " if same else "CHANGED"
             now = f"{verdict.status} {verdict.stage} {verdict.reason}"
-            print(f"{mark} {record['cell']}: {_was(record)} -> {now}")
+            print(f"{mark} {record['cell']}: {_was(record)} -> {now}{_of_boot(record)}")
     if not as_json:
         print(f"{changed} of {judged} {_plural(judged, 'verdict')} would change in {path}")
     return EXIT_FAIL if changed else EXIT_OK
 
 
-def _not_judged(record: Record, why: str, as_json: bool) -> None:
-    """A cell of the run that has nothing to judge again (interrupted, skipped, a host
-    error, its log gone): said, not passed over."""
+def _not_judged(cell: str, was: str, why: str, as_json: bool) -> None:
+    """A cell of the run that has nothing to judge again (interrupted, never started,
+    skipped, a host error, its log gone): said, not passed over. `was`: its
+    `status stage reason`, "" when it has no result (JSON: null)."""
     if as_json:
-        print(
-            json.dumps({"cell": record["cell"], "was": _was(record), "judged": False, "why": why})
-        )
+        print(json.dumps({"cell": cell, "was": was or None, "judged": False, "why": why}))
     else:
-        print(f"not judged {record['cell']}: {_was(record)} ({why})")
+        print(f"not judged {cell}: {was or 'no result'} ({why})")
+
+
+def _of_boot(record: Record) -> str:
+    """ " (same boot as CELL)" for a cell recorded from another's boot, whose log is
+    that cell's (matrix/sameboot.py); else ""."""
+    booted = record.get("same_boot_as")
+    return f" (same boot as {booted})" if booted else ""
+
+
+def _no_log(record: Record) -> str:
+    booted = record.get("same_boot_as")
+    return f"no console.log of {booted}, the same boot" if booted else "no console.log"
 
 
 def _plural(count: int, word: str) -> str:

@@ -171,12 +171,17 @@ def cell_entry(record: FinalRecord, log: str) -> CellEntry:
     }  # fmt: skip
 
 
-def _relative_log(run: RunDir, record: Record) -> str:
-    """The console log's path inside the run directory, so reports link to it (a
-    cell recorded from another's boot: that boot's log)."""
+def console_log(run: RunDir, record: Record) -> Path:
+    """Where the console log of `record`'s boot is, whether or not it exists: its
+    cell's directory, or, for a cell recorded from another's boot (`same_boot_as`,
+    matrix/sameboot.py), that boot's. UsageError if the cell id is malformed."""
     booted = record.get("same_boot_as") or record["cell"]
-    cell_dir = run.cell_dir(Cell.parse(booted), record.get("repeat", 0))
-    log = cell_dir / "console.log"
+    return run.cell_dir(Cell.parse(booted), record.get("repeat", 0)) / "console.log"
+
+
+def _relative_log(run: RunDir, record: Record) -> str:
+    """The console log's path inside the run directory, so reports link to it."""
+    log = console_log(run, record)
     return str(log.relative_to(run.path)) if log.exists() else ""
 
 
