@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_FAIL, EXIT_OK
+from harness.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -162,7 +163,7 @@ def _rejudge(path: Path, cells: Sequence[tuple[Record, Path] | Unrecorded], as_j
             now = f"{verdict.status} {verdict.stage} {verdict.reason}"
             print(f"{mark} {record['cell']}: {_was(record)} -> {now}{_of_boot(record)}")
     if not as_json:
-        print(f"{changed} of {judged} {_plural(judged, 'verdict')} would change in {path}")
+        print(f"{changed} of {counted(judged, 'verdict')} would change in {path}")
     return EXIT_FAIL if changed else EXIT_OK
 
 
@@ -186,10 +187,6 @@ def _of_boot(record: Record) -> str:
 def _no_log(record: Record) -> str:
     booted = record.get("same_boot_as")
     return f"no console.log of {booted}, the same boot" if booted else "no console.log"
-
-
-def _plural(count: int, word: str) -> str:
-    return word if count == 1 else word + "s"
 
 
 def _was(record: Record) -> str:
