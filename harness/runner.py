@@ -30,6 +30,7 @@ from harness.errors import (
 )
 from harness.host import Host
 from harness.model import Cell, CellResult, Firmware, Image, Outcome, why_impossible
+from harness.virt_install import firmware_problem
 
 RESULT = "result.json"
 
@@ -81,6 +82,8 @@ def run_cell(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InfraError(f"cannot make the output directory {out}: {e.strerror or e}") from e
+        if unbootable := firmware_problem(cell):  # before the firmware is fetched or built
+            raise CellImpossible(unbootable)
         image = setup.image(cell)
         firmware = setup.firmware(cell)
         digests[:] = [image.digest, firmware.digest]

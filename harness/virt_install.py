@@ -3,14 +3,15 @@ virtinst) makes for an aarch64 guest with its own defaults, booted through libvi
 like any libvirt cell (harness/libvirt_boot.py).
 
 virt-install picks the firmware (`--boot uefi`: `<os firmware='efi'>`, libvirt then
-picks AAVMF from QEMU's firmware descriptors), the CPU model (cortex-a57 under TCG),
-fourteen pcie-root-ports and a guest-agent channel (a virtio-serial device). The
-harness only names the domain, gives it the cell's overlay and nvram, a user-mode
-NIC (no libvirt network is assumed), a console on a pty, on_reboot=destroy (a
-reset ends the run, as -no-reboot does for a direct cell), and for UEFI no wait at
-the firmware's boot menu (firmware.py's UEFI_MENU_WAIT_MS, as every UEFI cell has).
-`virt-install-mmio` forces `address.type=virtio-mmio` on the disk, NIC and rng, as a
-tool forcing mmio would; devices virt-install adds by itself stay where it puts them.
+picks AAVMF from QEMU's firmware descriptors, so a cell names only `none` or `aavmf`),
+the CPU model (cortex-a57 under TCG), fourteen pcie-root-ports and a guest-agent channel
+(a virtio-serial device). The harness only names the domain, gives it the cell's
+overlay and nvram, a user-mode NIC (no libvirt network is assumed), a console on a
+pty, on_reboot=destroy (a reset ends the run, as -no-reboot does for a direct cell),
+and for UEFI no wait at the firmware's boot menu (firmware.py's UEFI_MENU_WAIT_MS, as
+every UEFI cell has). `virt-install-mmio` forces `address.type=virtio-mmio` on the
+disk, NIC and rng, as a tool forcing mmio would; devices virt-install adds by itself
+stay where it puts them.
 Options: virt-install(1), "--boot", "--disk", "--network", "address.type".
 """
 
@@ -20,12 +21,30 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.devices import transport
+from harness.devices import launcher, transport
 from harness.errors import CellSkipped, InfraError
 from harness.firmware import UEFI_MENU_WAIT_MS
-from harness.model import Cell, Firmware, Image
+from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Firmware, Image
 
 INSTALL = "apt-get install virtinst"
+# The firmware a virt-install cell can be booted with: `--boot uefi` leaves the pick to
+# libvirt (its firmware autoselection, from QEMU's descriptors), so no named build or
+# CODE file can be honoured; nor aavmf-noacpi (measured with libvirt 9.0: without
+# <acpi/> it passes QEMU no acpi=off on aarch64, and the guest still gets ACPI), nor
+# U-Boot (virt-install knows no such boot).
+FIRMWARE = (NO_FIRMWARE, HOST_FIRMWARE)
+
+
+def firmware_problem(cell: Cell) -> str:
+    """Why `cell`, a virt-install cell, cannot boot its firmware ("" when it can, and
+    for a cell of any other launcher): one line naming the cell. Checked before the
+    image or the firmware is made (runner.py), so such a cell is `impossible`."""
+    if launcher(cell.transport) != "virt-install" or cell.firmware in FIRMWARE:
+        return ""
+    return (
+        f"cell {cell}: virt-install lets libvirt pick the firmware, so firmware "
+        f"{cell.firmware} cannot be booted (a virt-install cell takes {' or '.join(FIRMWARE)})"
+    )
 
 
 def virt_install_argv(

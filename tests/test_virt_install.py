@@ -68,3 +68,40 @@ def test_virt_install_s_uefi_default_is_secure_boot_which_refuses_an_unsigned_gr
     assert live.findtext("os/nvram") == str(tmp_path / "work" / "vars.fd")
     assert "Access Denied" in (tmp_path / "console.log").read_text(errors="replace")
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize(
+    "firmware", ["aavmf-trixie", "/usr/share/AAVMF/AAVMF_CODE.fd", "aavmf-noacpi", "uboot"]
+)
+def test_a_firmware_libvirt_s_own_pick_cannot_honour_is_refused_before_anything_boots(
+    firmware: str, harness: Harness, tmp_path: Path
+) -> None:
+    # virt-install's `--boot uefi` lets libvirt pick the firmware: a named build or a
+    # CODE file would be recorded while the host's AAVMF booted (nothing is fetched,
+    # built or booted for it, so this needs no libvirtd)
+    cell = f"debian-12-tiny/{firmware}/virt/virt-install"
+    proc = harness("run", cell, "--quiet", "--out", str(tmp_path / "one"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"harness run: cell {cell}: virt-install lets libvirt pick the firmware")
+    assert not (tmp_path / "one" / "domain.xml").exists()
+    result = json.loads((tmp_path / "one" / "result.json").read_text())
+    assert (result["status"], result["reason"], result["firmware_digest"]) == (
+        "skip",
+        "impossible",
+        "",
+    )
+    # in a matrix: the same `skip` other impossible combinations get
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        f"profiles:\n  p:\n    matrix: {{image: debian-12-tiny, firmware: '{firmware}', "
+        "machine: virt, transport: [virt-install, virt-install-mmio]}\n"
+    )
+    runs = tmp_path / "r"
+    proc = harness("matrix", "--matrix", str(matrix), "--profile", "p", "--results", str(runs))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "nothing booted: all 2 cells were skipped" in proc.stderr
+    (run,) = runs.glob("2*-p")
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    assert {(c["outcome"], c["reason"]) for c in cells} == {("skip", "impossible")}
+    assert all("virt-install lets libvirt pick the firmware" in c["detail"] for c in cells)

@@ -256,9 +256,12 @@ def prepare(
     from concurrent.futures import ThreadPoolExecutor
 
     from harness.errors import CellSkipped, HarnessError
+    from harness.virt_install import firmware_problem
 
     wanted: dict[tuple[str, str], Callable[[], object]] = {}
     for cell in cells:
+        if firmware_problem(cell):
+            continue  # impossible: run_cell skips it before it needs either
         wanted.setdefault(("image", cell.image), partial(setup.image, cell))
         wanted.setdefault(("firmware", cell.firmware), partial(setup.firmware, cell))
 
