@@ -89,6 +89,9 @@ class Boot:
     # A signal (SIGTERM, SIGHUP, a SIGINT sent by kill) ended the --interactive session
     # after the verdict: the caller records the verdict, then stops as interrupted.
     stopped: bool = False
+    # The firmware that booted, where the launcher picked it rather than the cell
+    # (a virt-install cell: libvirt's pick); None: the cell's own
+    firmware: Firmware | None = None
 
 
 class Console(Protocol):

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from harness import virt_install
 from harness.boot import (
     Boot,
     BootOptions,
@@ -50,12 +51,14 @@ from harness.host import Host
 from harness.judge import judged, watcher_for
 from harness.libvirt_host import loaded, probe, uri
 from harness.model import Cell, Firmware, Image
-from harness.virt_install import virt_install_argv, virt_install_xml
 
 if TYPE_CHECKING:
     from harness.libvirt_host import Connection, Domain, Stream
 
 READ_SIZE = 1 << 16
+# A virt-install cell's domain.xml with the firmware libvirt picked written out, which
+# cmdline.sh boots (virt_install.pinned_xml)
+PINNED = "domain.pinned.xml"
 DOMAIN_LOGS = Path("/var/log/libvirt/qemu")
 # libvirt's line when the domain stops (src/qemu/qemu_process.c qemuProcessStop)
 _SHUTDOWN = re.compile(r"shutting down, reason=(\w+)")
@@ -259,7 +262,7 @@ def boot(
     if launcher(cell.transport) == "virt-install":
         if files.vars is not None:  # libvirt makes it from the template it picks
             files.vars.unlink()
-        xml = virt_install_xml(virt_install_argv(
+        xml = virt_install.virt_install_xml(virt_install.virt_install_argv(
             cell, image, firmware, target, name, files.disk, files.vars, files.extra_disks,
             smp=options.smp,
         ))  # fmt: skip
@@ -270,7 +273,9 @@ def boot(
             tcg_cpu_options=host.tcg_cpu_options if accel == "tcg" else (), smp=options.smp,
         )  # fmt: skip
     (out / "domain.xml").write_text(xml)
-    write_cmdline(out / "cmdline.sh", cell, target, image, firmware, files.disk, files.vars)
+    picks = virt_install.picks_firmware(cell, firmware)  # libvirt picks, not the cell
+    template = None if picks else firmware.vars_template
+    write_cmdline(out / "cmdline.sh", cell, target, image, files.disk, files.vars, template)
     if options.interactive:
         say("[harness: no --interactive for libvirt cells: cmdline.sh boots it on your console]")
     log = ConsoleLog(out / "console.log", options.log_cap)
@@ -304,6 +309,7 @@ def boot(
             exit_status = console.exit_status(wait_s=0)
             argv = console.argv
             chose = placement(console.live_xml) if console.live_xml else ""
+            live = console.live_xml
     finally:
         for connection in (conn, control):
             with contextlib.suppress(libvirt.libvirtError):
@@ -318,7 +324,15 @@ def boot(
         "domain": name,
         "placement": chose,  # what the virtio devices sit behind, as libvirt chose
     }
-    return Boot(verdict, accel, argv, duration, exit_status, watcher.resets, timeout, launch=launch)
+    used = virt_install.firmware_used(live, firmware) if picks else firmware
+    if picks:  # cmdline.sh boots what libvirt picked, also where it would pick anew
+        (out / PINNED).write_text(virt_install.pinned_xml(xml, live))
+        write_cmdline(out / "cmdline.sh", cell, target, image, files.disk, files.vars,
+                      used.vars_template, PINNED)  # fmt: skip
+    if used.code is not None:
+        launch |= {"loader": str(used.code), "nvram_template": str(used.vars_template or "")}
+    return Boot(verdict, accel, argv, duration, exit_status, watcher.resets, timeout, launch=launch,
+                firmware=used)  # fmt: skip
 
 
 def write_cmdline(
@@ -326,19 +340,24 @@ def write_cmdline(
     cell: Cell,
     target: str,
     image: Image,
-    firmware: Firmware,
     overlay: Path | None,
     nvram: Path | None,
+    template: Path | None,
+    domain_file: str = "domain.xml",
 ) -> None:
-    """A script that boots the cell's domain.xml by hand on the console (virsh), with
-    fresh copies of the per-cell files the XML names."""
+    """A script that boots the cell's `domain_file` (beside `path`) by hand on the
+    console (virsh), with fresh copies of the per-cell files the XML names: `nvram`
+    copied from `template`, or, without one, removed so that libvirt makes it from the
+    template it picks (as for the harness's boot of a virt-install cell)."""
     lines = ["#!/bin/sh", f"# Boots {cell} through libvirt as the harness did.", "set -eu"]
     if overlay is not None and image.disk is not None:
         lines.append(f"mkdir -p {shlex.quote(str(overlay.parent))}")
         lines.append(overlay_command(image, overlay))
-    if nvram is not None and firmware.vars_template is not None:
-        lines.append(f"cp {shlex.quote(str(firmware.vars_template))} {shlex.quote(str(nvram))}")
-    domain = shlex.quote(str(path.with_name("domain.xml")))
+    if nvram is not None and template is not None:
+        lines.append(f"cp {shlex.quote(str(template))} {shlex.quote(str(nvram))}")
+    elif nvram is not None:
+        lines.append(f"rm -f {shlex.quote(str(nvram))}")
+    domain = shlex.quote(str(path.with_name(domain_file)))
     lines.append(f"exec virsh -c {shlex.quote(target)} create --console --autodestroy {domain}")
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o755)

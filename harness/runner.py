@@ -30,7 +30,7 @@ from harness.errors import (
 )
 from harness.host import Host
 from harness.model import Cell, CellResult, Firmware, Image, Outcome, why_impossible
-from harness.virt_install import firmware_problem
+from harness.virt_install import firmware_problem, picks_firmware
 
 RESULT = "result.json"
 
@@ -86,7 +86,8 @@ def run_cell(
             raise CellImpossible(unbootable)
         image = setup.image(cell)
         firmware = setup.firmware(cell)
-        digests[:] = [image.digest, firmware.digest]
+        # a firmware libvirt picks when it starts the domain is not known before
+        digests[:] = [image.digest, "" if picks_firmware(cell, firmware) else firmware.digest]
         impossible = why_impossible(image, firmware)
         if impossible:
             raise CellImpossible(f"cell {cell}: {impossible}")
@@ -143,6 +144,7 @@ def _from_boot(
     started: str,
 ) -> CellResult:
     verdict = finished.verdict
+    firmware = finished.firmware or firmware  # what booted, where the launcher picked it
     return CellResult(
         cell=cell,
         status=Outcome(verdict.status),

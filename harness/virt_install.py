@@ -17,13 +17,16 @@ Options: virt-install(1), "--boot", "--disk", "--network", "address.type".
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.devices import launcher, transport
 from harness.errors import CellSkipped, InfraError
 from harness.firmware import UEFI_MENU_WAIT_MS
+from harness.images.digest import file_digest
 from harness.model import HOST_FIRMWARE, NO_FIRMWARE, Cell, Firmware, Image
 
 INSTALL = "apt-get install virtinst"
@@ -45,6 +48,12 @@ def firmware_problem(cell: Cell) -> str:
         f"cell {cell}: virt-install lets libvirt pick the firmware, so firmware "
         f"{cell.firmware} cannot be booted (a virt-install cell takes {' or '.join(FIRMWARE)})"
     )
+
+
+def picks_firmware(cell: Cell, firmware: Firmware) -> bool:
+    """Whether libvirt, not the cell, picks the firmware `cell` boots (a UEFI
+    virt-install cell: firmware_used says afterwards which it was)."""
+    return launcher(cell.transport) == "virt-install" and firmware.is_uefi
 
 
 def virt_install_argv(
@@ -98,3 +107,40 @@ def virt_install_xml(argv: list[str]) -> str:
         first = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         raise InfraError(f"virt-install --print-xml failed: {first}")
     return proc.stdout
+
+
+def firmware_used(live_xml: str, requested: Firmware) -> Firmware:
+    """The firmware libvirt booted a virt-install cell's domain with: the `<os><loader>`
+    and `<nvram template=...>` of the domain XML libvirt reports once the domain
+    started (libvirt's formatdomain.html, "BIOS bootloader": its firmware autoselection
+    fills them in), the loader's sha256 as the digest; `requested` (the cell's own) for
+    a cell that is not UEFI. Raises OSError when the loader cannot be read."""
+    root = ET.fromstring(live_xml)
+    loader = (root.findtext("os/loader") or "").strip()
+    if not requested.is_uefi or not loader:
+        return requested
+    template = root.find("os/nvram")
+    vars_template = template.get("template") if template is not None else None
+    return Firmware(
+        requested.name, Path(loader), Path(vars_template) if vars_template else None,
+        file_digest(Path(loader)), acpi=requested.acpi,
+    )  # fmt: skip
+
+
+def pinned_xml(xml: str, live_xml: str) -> str:
+    """`xml` (the domain virt-install printed) with the firmware libvirt picked for it
+    written out: `<os firmware='efi'>` becomes the live domain's `<loader>` and
+    `<nvram template=...>`, so the domain boots that firmware again wherever libvirt's
+    pick would now differ. A pure function; `xml` unchanged when it has no such pick."""
+    root, live = ET.fromstring(xml), ET.fromstring(live_xml)
+    os_, loader, nvram = root.find("os"), live.find("os/loader"), live.find("os/nvram")
+    if os_ is None or loader is None or os_.get("firmware") is None:
+        return xml
+    del os_.attrib["firmware"]
+    for auto in os_.findall("firmware"):  # the features autoselection matched
+        os_.remove(auto)
+    os_.insert(1, copy.deepcopy(loader))  # after <type>, as libvirt writes it
+    mine = os_.find("nvram")
+    if mine is not None and nvram is not None and nvram.get("template"):
+        mine.set("template", nvram.get("template", ""))
+    return ET.tostring(root, encoding="unicode") + "\n"

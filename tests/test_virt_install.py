@@ -9,9 +9,11 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pexpect
 import pytest
 from conftest import ROOT, Harness
 
+from harness.images.digest import file_digest
 from harness.model import Image
 
 
@@ -68,6 +70,25 @@ def test_virt_install_s_uefi_default_is_secure_boot_which_refuses_an_unsigned_gr
     assert live.findtext("os/nvram") == str(tmp_path / "work" / "vars.fd")
     assert "Access Denied" in (tmp_path / "console.log").read_text(errors="replace")
     assert not (tmp_path / "work").exists()
+    # result.json names the firmware libvirt booted, not the host descriptor's plain
+    # AAVMF_CODE.fd: the live domain's loader and nvram template, the loader's digest
+    result = json.loads((tmp_path / "result.json").read_text())
+    loader = live.findtext("os/loader") or ""
+    template = live.find("os/nvram").get("template")  # type: ignore[union-attr]
+    assert loader.endswith("AAVMF_CODE.ms.fd")
+    assert (result["qemu"]["loader"], result["qemu"]["nvram_template"]) == (loader, template)
+    assert result["firmware_digest"] == file_digest(Path(loader))
+    # cmdline.sh boots that firmware again: its VARS from libvirt's template (Microsoft's
+    # keys), so Secure Boot refuses GRUB by hand too (it once copied AAVMF_VARS.fd,
+    # keyless, and the guest booted)
+    assert f"cp {template} " in (tmp_path / "cmdline.sh").read_text()
+    pinned = ET.parse(tmp_path / "domain.pinned.xml").getroot()
+    assert (pinned.find("os").get("firmware"), pinned.findtext("os/loader")) == (None, loader)  # type: ignore[union-attr]
+    by_hand = pexpect.spawn(str(tmp_path / "cmdline.sh"), timeout=60)
+    try:
+        by_hand.expect("Access Denied")
+    finally:
+        by_hand.close(force=True)
 
 
 @pytest.mark.parametrize(
