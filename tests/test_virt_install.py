@@ -14,7 +14,8 @@ import pytest
 from conftest import ROOT, Harness
 
 from harness.images.digest import file_digest
-from harness.model import Image
+from harness.matrix.rundir import RunDir
+from harness.model import Cell, Image
 
 
 @pytest.fixture(scope="module")
@@ -25,33 +26,49 @@ def libvirtd() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize(
-    "cell", ["debian-12-tiny/none/virt/virt-install", "debian-12-tiny/none/virt/virt-install-mmio"]
-)
-def test_a_virt_install_domain_with_its_defaults_boots_through_libvirt(
-    cell: str, libvirtd: None, tiny: Image, harness: Harness, tmp_path: Path
+def test_virt_install_domains_with_their_defaults_boot_through_libvirt(
+    libvirtd: None, tiny: Image, harness: Harness, tmp_path: Path
 ) -> None:
-    proc = harness("run", cell, "--quiet", "--out", str(tmp_path))
+    # both transports in one matrix, so the boots overlap (-j 2)
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(
+        "profiles:\n  p:\n    matrix: {image: debian-12-tiny, firmware: none, machine: virt, "
+        "transport: [virt-install, virt-install-mmio]}\n"
+    )
+    proc = harness("matrix", "--matrix", str(matrix), "--profile", "p", "-j", "2",
+                   "--results", str(tmp_path / "r"))  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.startswith(f"PASS {cell} login ")
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert result["qemu"]["launcher"] == "libvirt"
-    written = ET.parse(tmp_path / "domain.xml").getroot()  # as virt-install printed it
-    live = ET.parse(tmp_path / "domain.live.xml").getroot()
-    # virt-install's own choices under TCG: the CPU model, fourteen root ports, the
-    # guest agent's channel (a virtio console device the guest sees too)
-    assert live.findtext("cpu/model") == "cortex-a57"
-    ports = [c for c in written.iter("controller") if c.get("model") == "pcie-root-port"]
-    assert len(ports) == 14  # also where every device is forced onto mmio
-    assert written.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"  # type: ignore[union-attr]
-    kinds = sorted(d["kind"] for d in result["guest"]["devices"])
-    assert kinds == ["block", "net", "rng", "virtio-id-0003"]
-    bus = "mmio" if cell.endswith("-mmio") else "pci"
-    assert result["guest"]["transports"] == [bus]
-    assert not (tmp_path / "work").exists()
-    names = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
-                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-    assert result["qemu"]["domain"] not in names
+    run = (tmp_path / "r" / "latest").resolve()
+    for cell in (
+        "debian-12-tiny/none/virt/virt-install",
+        "debian-12-tiny/none/virt/virt-install-mmio",
+    ):
+        out = RunDir.open(run).cell_dir(Cell.parse(cell))
+        result = json.loads((out / "result.json").read_text())
+        assert (result["status"], result["stage"]) == ("pass", "login"), cell
+        assert result["qemu"]["launcher"] == "libvirt"
+        written = ET.parse(out / "domain.xml").getroot()  # as virt-install printed it
+        live = ET.parse(out / "domain.live.xml").getroot()
+        # virt-install's own choices under TCG: the CPU model, fourteen root ports, the
+        # guest agent's channel (a virtio console device the guest sees too)
+        assert live.findtext("cpu/model") == "cortex-a57"
+        ports = [c for c in written.iter("controller") if c.get("model") == "pcie-root-port"]
+        assert len(ports) == 14  # also where every device is forced onto mmio
+        assert written.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"  # type: ignore[union-attr]
+        kinds = sorted(d["kind"] for d in result["guest"]["devices"])
+        assert kinds == ["block", "net", "rng", "virtio-id-0003"]
+        bus = "mmio" if cell.endswith("-mmio") else "pci"
+        assert result["guest"]["transports"] == [bus]
+        assert not (out / "work").exists()
+        names = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                               capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        assert result["qemu"]["domain"] not in names
+    # export writes the harness's own XML for a cell; a virt-install cell's is not
+    # that (nor is its firmware known before libvirt starts it): said, not written
+    exported = harness("export", "libvirt", "--run", str(run), "--out", str(tmp_path / "x"))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith("2 passing virt-install cells not exported: its domain is")
+    assert not (tmp_path / "x").exists()
 
 
 def test_virt_install_s_uefi_default_is_secure_boot_which_refuses_an_unsigned_grub(
@@ -126,3 +143,14 @@ def test_a_firmware_libvirt_s_own_pick_cannot_honour_is_refused_before_anything_
     cells = json.loads((run / "results.json").read_text())["cells"]
     assert {(c["outcome"], c["reason"]) for c in cells} == {("skip", "impossible")}
     assert all("virt-install lets libvirt pick the firmware" in c["detail"] for c in cells)
+
+
+def test_export_refuses_a_virt_install_cell_with_the_reason(harness: Harness) -> None:
+    # it once wrote the harness's own domain with the plain AAVMF_CODE.fd, while the
+    # cell boots virt-install's, with the Secure Boot build libvirt picks
+    cell = "debian-12-tiny/aavmf/virt/virt-install"
+    proc = harness("export", "libvirt", cell)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"harness export: {cell} is a virt-install cell: its domain is what")
