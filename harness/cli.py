@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.errors import Resumable
 
         by: int = caught[0] if caught else signal.SIGINT  # else a worker's Cancelled
-        how = "interrupted" if by == signal.SIGINT else "terminated"
+        words: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGHUP: "hung up"}
+        how = words.get(by, "terminated")
         if isinstance(e, Resumable):
             how += f"; to finish it: {e.resume}"
         # A terminal shows Ctrl-C as ^C where the cursor was: the line starts after it.

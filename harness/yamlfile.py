@@ -45,6 +45,10 @@ def schema(name: str) -> dict[str, Any]:
 def load(path: Path, schema_name: str = "matrix") -> tuple[dict[str, Any], yaml.Node]:
     """The document and its YAML node tree (for line numbers of later checks)."""
     try:
+        # Only a regular file: /dev/zero would be read until memory ran out (its size
+        # is 0), a FIFO waited on for ever.
+        if path.exists() and not path.is_file():
+            raise FileErrors([f"{path}: not a regular file"])
         if path.stat().st_size > MAX_BYTES:
             raise FileErrors([f"{path}:1: larger than {MAX_BYTES // 2**20} MiB"])
         text = path.read_text()

@@ -278,3 +278,24 @@ def test_a_bad_out_is_one_line(out: str, says: str, harness: Harness, tmp_path: 
     line = one_line_error(harness("run", CELL, "--out", out, cwd=tmp_path))
     assert line.startswith(f"harness run: {says}"), line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_matrix_that_is_no_regular_file_is_refused_unread(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # /dev/zero was read until the kernel's OOM killer stopped the harness (24 GB), a
+    # FIFO waited on for ever (a new-user trial)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        line = one_line_error(harness("list", "--matrix", path, timeout=30))
+        assert line == f"harness list: {path}: not a regular file"
+
+
+@pytest.mark.parametrize("command", ["list", "matrix"])
+def test_an_empty_k_is_refused(command: str, harness: Harness, tmp_path: Path) -> None:
+    # it matched every cell: a whole profile ran where the user meant some (a trial)
+    line = one_line_error(harness(command, "-k", "", "--results", str(tmp_path))
+                          if command == "matrix" else harness(command, "-k", " "))  # fmt: skip
+    assert line.startswith(f"harness {command}: argument -k: expected an expression")
+    assert not list(tmp_path.iterdir())

@@ -34,7 +34,7 @@ def _read(path: Path) -> bytes:
     ("signals", "status", "closing"),
     [
         ([signal.SIGINT] * 3, 130, "interrupted"),  # a key's auto-repeat, 10 ms apart
-        ([signal.SIGHUP], 129, "terminated"),  # the terminal closed
+        ([signal.SIGHUP], 129, "hung up"),  # the terminal closed
         ([signal.SIGTERM, signal.SIGINT], 143, "terminated"),  # the first one counts
     ],
     ids=["ctrl-c x3", "sighup", "sigterm then ctrl-c"],

@@ -40,9 +40,18 @@ def add_matrix_arguments(parser: argparse.ArgumentParser) -> None:
         "-k",
         dest="keyword",
         metavar="EXPR",
+        type=expression,
         help="only cells matching EXPR, e.g. 'pci and not aavmf'; a word matches where it "
         "occurs in the cell id, and virt-X.Y also matches virt when QEMU says virt is virt-X.Y",
     )
+
+
+def expression(text: str) -> str:
+    """argparse type: a -k expression with a word in it (an empty one matched every
+    cell, and ran a whole profile where the user meant some)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected an expression such as 'pci and not aavmf'")
+    return text
 
 
 def count(text: str) -> int:
