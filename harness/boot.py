@@ -1,5 +1,6 @@
-"""Boots one cell: prepares its files, runs QEMU, feeds the console to the watcher,
-types the watcher's replies, and returns the verdict with what it took.
+"""Boots one cell: prepares its files (harness/cellfiles.py), runs QEMU, feeds the
+console to the watcher, types the watcher's replies, and returns the verdict with what
+it took.
 
 Everything a cell writes lives in its output directory (console.log, qemu.stderr,
 cmdline.sh, and work/ with the disk overlay and the VARS copy, removed unless kept),
@@ -8,11 +9,8 @@ so nothing is left in /tmp and the cached base image is only ever read.
 
 from __future__ import annotations
 
-import re
-import secrets
 import shlex
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,22 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.cellfiles import prepare, work_dir
 from harness.console import marks
 from harness.console.marks import ConsoleLog, Log
 from harness.console.watcher import Reply, Verdict, Watcher
 from harness.errors import (
     BootInterrupted,
-    CellImpossible,
     HostDiskError,
-    InfraError,
     QemuCrashError,
     QemuLaunchError,
     UsageError,
 )
 from harness.host import Host
 from harness.judge import judged, watcher_for
-from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image, Login, why_impossible
-from harness.qemu_argv import BootFiles, qemu_argv
+from harness.model import DEFAULT_LOG_CAP, Cell, Firmware, Image
+from harness.qemu_argv import qemu_argv
 from harness.qemu_process import QemuProcess
 from harness.qmp import Event, Qmp, qmp_argv
 
@@ -43,9 +40,6 @@ POLL_S = 0.1
 # The timeout bounds a boot up to its login prompt (or ready pattern); the login, the
 # shell proof and the device probe after it get this much of their own.
 PROOF_S = 60.0
-# Room a cell needs on its --out file system besides a VARS copy: the disk overlay's
-# first writes and the console log.
-MIN_FREE_BYTES = 32 << 20
 
 Show = Callable[[bytes], None]
 
@@ -62,9 +56,10 @@ class BootOptions:
     # interrupt had reached it.
     cancel: threading.Event | None = None
     qemu_args: tuple[str, ...] = ()  # appended to the cell's command line, as given
-    # With `interactive`: told the verdict and the boot's seconds just before the
-    # console is handed over, so the user reads the verdict first.
-    before_handover: Callable[[Verdict, float], None] | None = None
+    # With `interactive`: told the finished boot (its verdict, its seconds) just before
+    # the console is handed over: the runner writes result.json then, the command
+    # prints the verdict, so neither waits for a session that may end by a hangup.
+    before_handover: Callable[[Boot], None] | None = None
     # Called once, from the booting thread, when the watcher first sees the login
     # prompt (or ready pattern): the scheduler's boot slot is free from then on.
     at_prompt: Callable[[], None] | None = None
@@ -86,8 +81,8 @@ class Boot:
     resets: int = 0  # guest resets QEMU reported
     timeout_s: float = 0.0  # the boot timeout in force (an override included)
     launch: Mapping[str, Any] = field(default_factory=dict)  # added to result.json's qemu
-    # A signal (SIGTERM, SIGHUP, a SIGINT sent by kill) ended the --interactive session
-    # after the verdict: the caller records the verdict, then stops as interrupted.
+    # A signal (Ctrl-C, SIGTERM, SIGHUP) came after the verdict (the --interactive
+    # session's end, say): the caller records the verdict, then stops as interrupted.
     stopped: bool = False
     # The firmware that booted, where the launcher picked it rather than the cell
     # (a virt-install cell: libvirt's pick); None: the cell's own
@@ -104,85 +99,6 @@ class Console(Protocol):
     def send(self, text: str) -> None: ...
     def exit_status(self, wait_s: float = 2.0) -> str: ...
     def stderr(self) -> str: ...
-
-
-def work_dir(out: Path) -> Path:
-    """The cell's work/ under `out`, named from the root: qemu-img and QEMU take
-    "x:y/work/disk.qcow2" for protocol x, and libvirtd resolves a relative path in its
-    own directory, not ours."""
-    return out.absolute() / "work"
-
-
-def prepare(cell: Cell, image: Image, firmware: Firmware, work: Path) -> tuple[BootFiles, Login]:
-    """The cell's own files (disk overlay, VARS copy, NoCloud seed) in `work` (see
-    work_dir) and the login the watcher is to use. Raises CellImpossible
-    (model.why_impossible) before making any, HostDiskError where they would not fit;
-    a `work` it made is gone when it raises."""
-    impossible = why_impossible(image, firmware)
-    if impossible:
-        raise CellImpossible(f"cell {cell}: {impossible}")
-    made = not work.exists()
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        return _make_files(image, firmware, work, _hostname(cell.image))
-    except BaseException:
-        if made:  # half-made: a next run into the same --out must not take it for kept
-            shutil.rmtree(work, ignore_errors=True)
-        raise
-
-
-def _make_files(
-    image: Image, firmware: Firmware, work: Path, hostname: str
-) -> tuple[BootFiles, Login]:
-    _check_room(work, firmware)
-    disk = None
-    if image.disk is not None:
-        disk = work / "disk.qcow2"
-        make_overlay(image.disk, image.disk_format, disk)
-    login, extra = image.login, tuple[Path, ...]()
-    if image.cloud_init:
-        # pycdlib, for the seed ISO, only where there is one: every other boot skips it
-        from harness.images.seed import write_seed
-
-        # The seed sits beside the log, not in work/, so cmdline.sh can use it again.
-        password = secrets.token_hex(8)
-        seed = work.parent / "seed.iso"
-        write_seed(seed, f"harness-{secrets.token_hex(4)}", hostname, password)
-        login, extra = Login("root", password), (seed,)
-    if firmware.is_uefi:
-        assert firmware.vars_template is not None
-        shutil.copyfile(firmware.vars_template, work / "vars.fd")
-        files = BootFiles(
-            disk=disk,
-            code=firmware.code,
-            vars=work / "vars.fd",
-            extra_disks=extra,
-            acpi=firmware.acpi,
-        )
-        return files, login
-    if firmware.bios is not None:
-        return BootFiles(disk=disk, bios=firmware.bios, extra_disks=extra), login
-    files = BootFiles(
-        disk=disk, kernel=image.kernel, initrd=image.initrd, append=image.append, extra_disks=extra
-    )
-    return files, login
-
-
-def _hostname(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "guest"
-
-
-def make_overlay(base: Path, base_format: str, overlay: Path) -> None:
-    """A qcow2 `overlay` whose backing file is `base` (read only through it); raises
-    InfraError when qemu-img is missing or fails."""
-    qemu_img = shutil.which("qemu-img")
-    if qemu_img is None:
-        raise InfraError("qemu-img not found: apt-get install qemu-utils")
-    argv = [qemu_img, "create", "-q", "-f", "qcow2", "-F", base_format]
-    argv += ["-b", str(base.resolve()), str(overlay)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise InfraError(f"qemu-img create failed for {base}: {proc.stderr.strip()}")
 
 
 def boot(
@@ -224,21 +140,29 @@ def boot(
             )  # fmt: skip
             verdict = judged(cell, image, verdict)
             duration = time.monotonic() - start
-            if verdict.status == "fail":
-                _drain(qemu, log, show)
-            exit_status = qemu.exit_status(wait_s=0)
-            if options.interactive and exit_status == "running":
-                if options.before_handover is not None:
-                    options.before_handover(verdict, duration)
-                say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
-                try:
+            exit_status = "running"
+            try:  # a signal from here on (Ctrl-C, a hangup) keeps the verdict
+                if verdict.status == "fail":
+                    _drain(qemu, log, show)
+                exit_status = qemu.exit_status(wait_s=0)
+                if options.interactive and exit_status == "running":
+                    if options.before_handover is not None:
+                        options.before_handover(Boot(
+                            verdict, accel, launched, duration, exit_status, watcher.resets,
+                            timeout,
+                        ))  # fmt: skip
+                    say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
                     qemu.interact()
-                except KeyboardInterrupt:  # ends the session, not the verdict already told
-                    stopped = True
-            elif not options.keep:
-                # Judged, and its overlay and VARS copy go: a clean exit would only
-                # flush those (and log the signal), so no grace period is waited for.
-                qemu.kill()
+                elif not options.keep:
+                    # Judged, and its overlay and VARS copy go: a clean exit would only
+                    # flush those (and log the signal), so no grace period is waited for.
+                    qemu.kill()
+            except KeyboardInterrupt:
+                stopped = True  # the caller records the verdict, then stops
+            except OSError:
+                if not options.interactive:
+                    raise
+                stopped = True  # the user's terminal went away mid-session (EIO)
     finally:
         qmp.close()
         log.close()
@@ -247,21 +171,6 @@ def boot(
     return Boot(
         verdict, accel, launched, duration, exit_status, watcher.resets, timeout, stopped=stopped
     )
-
-
-def _check_room(work: Path, firmware: Firmware) -> None:
-    """Refuses to boot where the cell's files cannot fit: a full --out must be the
-    host's error, not a guest that stalls into a timeout."""
-    need = MIN_FREE_BYTES
-    if firmware.vars_template is not None:
-        need += firmware.vars_template.stat().st_size
-    free = shutil.disk_usage(work).free
-    if free < need:
-        raise HostDiskError(
-            f"no room for the cell in {work.parent}: {free / 2**20:.1f} MiB free, "
-            f"{need / 2**20:.0f} "
-            "MiB needed (disk overlay, VARS copy, console log)"
-        )
 
 
 def _watch(

@@ -34,15 +34,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from harness import virt_install
-from harness.boot import (
-    Boot,
-    BootOptions,
-    Show,
-    _drain,
-    _watch,
-    prepare,
-    work_dir,
-)
+from harness.boot import Boot, BootOptions, Show, _drain, _watch
+from harness.cellfiles import prepare, work_dir
 from harness.console.marks import ConsoleLog
 from harness.devices import launcher
 from harness.errors import CellSkipped, QemuLaunchError

@@ -114,8 +114,12 @@ class QemuProcess:
         self._child.send(text.encode())
 
     def interact(self) -> None:
-        """Hands the console to the user until they press Ctrl-]."""
-        self._child.interact()
+        """Hands the console to the user until they press Ctrl-]. Raises OSError when
+        the user's terminal goes away (closed: EIO)."""
+        try:
+            self._child.interact()
+        except termios.error as e:  # pexpect putting the terminal's mode back
+            raise OSError(*e.args) from e
 
     def exit_status(self, wait_s: float = 2.0) -> str:
         """How QEMU ended: "0", "1", "signal 9"..., or "running"."""

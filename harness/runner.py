@@ -98,6 +98,10 @@ def run_cell(
             from harness import libvirt_boot
 
             launch = libvirt_boot.boot
+        if options.interactive:  # kept before the session, which a hangup may end
+            options = dataclasses.replace(options, before_handover=_keep_then(
+                options.before_handover, cell, built, out, image, firmware, started
+            ))  # fmt: skip
         finished = launch(cell, image, firmware, built, out, options, show, say)
         result = _from_boot(cell, finished, built, out, image, firmware, started)
         stopped = finished.stopped
@@ -132,6 +136,27 @@ def run_cell(
     if stopped:  # a signal ended the --interactive session: the verdict kept, then passed on
         raise KeyboardInterrupt
     return result
+
+
+def _keep_then(
+    tell: Callable[[Boot], None] | None,
+    cell: Cell,
+    host: Host,
+    out: Path,
+    image: Image,
+    firmware: Firmware,
+    started: str,
+) -> Callable[[Boot], None]:
+    """An --interactive boot's before_handover: the verdict written to result.json,
+    then `tell` (the command prints it)."""
+
+    def keep(finished: Boot) -> None:
+        with contextlib.suppress(InfraError):  # written again, or its error, at the end
+            write_result(out, _from_boot(cell, finished, host, out, image, firmware, started))
+        if tell is not None:
+            tell(finished)
+
+    return keep
 
 
 def _from_boot(

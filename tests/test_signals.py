@@ -84,3 +84,26 @@ def test_a_signal_in_the_interactive_session_keeps_the_verdict(
     result = json.loads((tmp_path / "result.json").read_text())
     assert (result["status"], result["stage"], result["reason"]) == ("pass", "login", "login")
     assert not (tmp_path / "work").exists()
+
+
+def test_a_terminal_closed_in_the_interactive_session_keeps_the_verdict(
+    tiny: Image, tmp_path: Path
+) -> None:
+    # The terminal window closed: the pty's master goes, the harness reads EIO and
+    # gets SIGHUP. The verdict was kept only when the session ended: never, here.
+    child = pexpect.spawn(
+        sys.executable, ["-m", "harness.cli", "run", CELL, "--interactive", "--out", str(tmp_path)],
+        cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace",
+    )  # fmt: skip
+    child.expect_exact("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
+    result = json.loads((tmp_path / "result.json").read_text())  # written before the session
+    assert (result["status"], result["stage"], result["reason"]) == ("pass", "login", "login")
+    os.close(child.child_fd)
+    _, status = os.waitpid(child.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 129
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["status"], result["stage"], result["reason"]) == ("pass", "login", "login")
+    assert not (tmp_path / "work").exists()
+    assert not [
+        p for p in qemu_processes() if str(tmp_path) in Path(f"/proc/{p}/cmdline").read_text()
+    ]

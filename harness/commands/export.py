@@ -123,7 +123,7 @@ def _libvirt(args: argparse.Namespace, catalog: Catalog, host: Host) -> int:
 def _overlay_beside(out: Path, image: Image) -> Path | None:
     """A qcow2 overlay over the image's disk next to the domain's XML (the cached
     image itself is never a domain's writable disk); None for an image without one."""
-    from harness.boot import make_overlay
+    from harness.cellfiles import make_overlay
 
     if image.disk is None:
         return None

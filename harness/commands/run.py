@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -20,8 +21,8 @@ from harness.commands.common import (
 from harness.devices import TRANSPORT_NAMES
 
 if TYPE_CHECKING:
+    from harness.boot import Boot
     from harness.console.terminal import TerminalFilter
-    from harness.console.watcher import Verdict
     from harness.model import Cell, Image
 
 ADHOC = "custom"
@@ -225,23 +226,26 @@ def _give_back_terminal(shown: TerminalFilter | None, handed_over: list[str]) ->
     if handed_over:
         undo += RESTORE_AFTER_HANDOVER
     if undo:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(undo)
-        sys.stdout.buffer.flush()
+        with contextlib.suppress(OSError):  # the terminal hung up: nothing to give back
+            sys.stdout.flush()
+            sys.stdout.buffer.write(undo)
+            sys.stdout.buffer.flush()
 
 
 def _verdict_first(
     cell: Cell, printed: list[str], shown: TerminalFilter | None
-) -> Callable[[Verdict, float], None]:
+) -> Callable[[Boot], None]:
     """Prints the verdict line, on its own line and in the terminal's own colours,
     before `--interactive` hands the console over (the README's order); `printed`
     remembers that it was."""
     from harness.model import CellResult, Outcome
 
-    def before_handover(verdict: Verdict, duration_s: float) -> None:
+    def before_handover(finished: Boot) -> None:
+        verdict = finished.verdict
         seen = CellResult(
-            cell, Outcome(verdict.status), verdict.stage, verdict.reason, duration_s=duration_s
-        )
+            cell, Outcome(verdict.status), verdict.stage, verdict.reason,
+            duration_s=finished.duration_s,
+        )  # fmt: skip
         printed.append(seen.summary())
         if shown is not None:
             sys.stdout.flush()
