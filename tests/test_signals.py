@@ -107,3 +107,28 @@ def test_a_terminal_closed_in_the_interactive_session_keeps_the_verdict(
     assert not [
         p for p in qemu_processes() if str(tmp_path) in Path(f"/proc/{p}/cmdline").read_text()
     ]
+
+
+def test_a_matrix_whose_terminal_closes_writes_its_reports(tiny: Image, tmp_path: Path) -> None:
+    # Its output to the hung-up terminal raised EIO: no reports were written, exit 1
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "harness.cli", "matrix", "-k", "debian-12-tiny/none/virt-2.6", "-j", "1",
+         "--results", str(tmp_path)],
+        cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace",
+    )  # fmt: skip
+    child.expect(rf"run {re.escape(str(tmp_path))}/\S+")
+    (run,) = tmp_path.iterdir()
+    deadline = time.monotonic() + 30
+    while not list((run / "cells").rglob("console.log")):  # the first cell boots
+        assert time.monotonic() < deadline, "no cell started"
+        time.sleep(0.1)
+    os.close(child.child_fd)
+    _, status = os.waitpid(child.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 129
+    assert {"report.html", "report.md", "results.json", "junit.xml"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert not [
+        p for p in qemu_processes() if str(tmp_path) in Path(f"/proc/{p}/cmdline").read_text()
+    ]

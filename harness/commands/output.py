@@ -1,4 +1,5 @@
-"""Standard output that may lose its reader (`harness matrix ... | head -2`).
+"""Standard output that may lose its reader (`harness matrix ... | head -2`, or the
+terminal window closed: EIO).
 
 A long command keeps running when its reader goes away: what it prints is only a
 view, the run directory holds the results. Writes after that are dropped, once said
@@ -8,6 +9,8 @@ fail either (Python would exit 120).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
 import sys
@@ -15,8 +18,9 @@ from typing import TextIO, cast
 
 
 class ReaderProof(io.TextIOBase):
-    """Wraps `stream` (a text stream with a file descriptor); BrokenPipeError from a
-    write or flush is swallowed and `gone_note` printed on stderr once."""
+    """Wraps `stream` (a text stream with a file descriptor); BrokenPipeError (or
+    EIO, a terminal hung up) from a write or flush is swallowed and `gone_note` printed
+    on stderr once, where stderr still is."""
 
     def __init__(self, stream: TextIO, gone_note: str):
         self._stream = stream
@@ -27,26 +31,29 @@ class ReaderProof(io.TextIOBase):
         if not self.gone:
             try:
                 self._stream.write(text)
-            except BrokenPipeError:
-                self._lost()
+            except OSError as e:
+                self._lost(e)
         return len(text)
 
     def flush(self) -> None:
         if not self.gone:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._lost()
+            except OSError as e:
+                self._lost(e)
 
     def isatty(self) -> bool:
         return self._stream.isatty()
 
-    def _lost(self) -> None:
+    def _lost(self, error: OSError) -> None:
+        if not isinstance(error, BrokenPipeError) and error.errno != errno.EIO:
+            raise error  # a full disk, say: not a reader gone
         self.gone = True
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, self._stream.fileno())
         os.close(devnull)
-        print(self._note, file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # stderr: the same hung-up terminal
+            print(self._note, file=sys.stderr, flush=True)
 
 
 def reader_proof(stream: TextIO, gone_note: str) -> TextIO:
