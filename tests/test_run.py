@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import ROOT, Harness, MadeRun, qemu_processes
+from conftest import ROOT, Harness, MadeRun
 
 from harness.catalog import Catalog
 from harness.model import Image
@@ -186,42 +182,6 @@ def test_a_comma_in_a_firmware_path_reaches_qemu_escaped(
     assert proc.returncode == 1, proc.stdout + proc.stderr  # QEMU ran the firmware: no error
     assert summary(proc.stdout)[3] == "timeout"
     assert b"UEFI firmware" in (tmp_path / "out" / "console.log").read_bytes()
-
-
-def test_ctrl_c_stops_qemu_and_keeps_the_stage_reached(tiny: Image, tmp_path: Path) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "debian-12-tiny/none/virt/pci", "--out", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    # the kernel's first printk line: the watcher is at `kernel` once it has read it
-    while not re.search(rb"\[\s*\d+\.\d+\] ", _read(tmp_path / "console.log")):
-        assert time.monotonic() < deadline, "the guest's kernel never started"
-        time.sleep(0.05)
-    ours = [p for p in qemu_processes() if str(tmp_path) in Path(f"/proc/{p}/cmdline").read_text()]
-    assert len(ours) == 1
-    time.sleep(0.2)  # the line is logged just before the watcher reads it
-    os.kill(child.pid, signal.SIGINT)
-    assert child.wait(timeout=10) == 130
-    assert not [p for p in ours if Path(f"/proc/{p}").exists()]
-    assert not (tmp_path / "work").exists()
-    assert child.stderr is not None
-    stderr = child.stderr.read()
-    lines = stderr.splitlines()
-    assert lines[-1] == b"harness run: interrupted", stderr
-    assert b"" not in lines  # no blank line before it (stderr is not a terminal)
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert (result["status"], result["reason"]) == ("error", "interrupted")
-    stages = ("kernel", "initramfs", "userspace", "login")
-    assert result["stage"] in stages, result
-    assert "kernel" in result["stage_times"]
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return b""
 
 
 @pytest.mark.parametrize("transport", ["libvirt-pci", "virt-install", "virt-install-mmio"])

@@ -33,11 +33,12 @@ def _read(path: Path) -> bytes:
 @pytest.mark.parametrize(
     ("signals", "status", "closing"),
     [
+        ([signal.SIGINT], 130, "interrupted"),
         ([signal.SIGINT] * 3, 130, "interrupted"),  # a key's auto-repeat, 10 ms apart
         ([signal.SIGHUP], 129, "hung up"),  # the terminal closed
         ([signal.SIGTERM, signal.SIGINT], 143, "terminated"),  # the first one counts
     ],
-    ids=["ctrl-c x3", "sighup", "sigterm then ctrl-c"],
+    ids=["ctrl-c", "ctrl-c x3", "sighup", "sigterm then ctrl-c"],
 )
 def test_signals_in_the_kernel_write_the_result_once(
     signals: list[signal.Signals], status: int, closing: str, tiny: Image, tmp_path: Path
@@ -57,7 +58,9 @@ def test_signals_in_the_kernel_write_the_result_once(
         time.sleep(0.01)
     _, stderr = child.communicate(timeout=20)
     assert child.returncode == status, stderr
-    assert stderr.splitlines()[-1] == f"harness run: {closing}".encode(), stderr
+    lines = stderr.splitlines()
+    assert lines[-1] == f"harness run: {closing}".encode(), stderr
+    assert b"" not in lines  # no blank line before it (stderr is not a terminal)
     assert not [p for p in ours if Path(f"/proc/{p}").exists()]
     assert not (tmp_path / "work").exists()
     result = json.loads((tmp_path / "result.json").read_text())
