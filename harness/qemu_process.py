@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import signal
 import termios
@@ -117,9 +118,11 @@ class QemuProcess:
         """Hands the console to the user until they press Ctrl-]. Raises OSError when
         the user's terminal goes away (closed: EIO)."""
         try:
-            self._child.interact()
+            self._child.interact(input_filter=_end_at_eof)
         except termios.error as e:  # pexpect putting the terminal's mode back
             raise OSError(*e.args) from e
+        except EOFError as e:
+            raise OSError(errno.EIO, "the terminal went away") from e
 
     def exit_status(self, wait_s: float = 2.0) -> str:
         """How QEMU ended: "0", "1", "signal 9"..., or "running"."""
@@ -173,3 +176,11 @@ class QemuProcess:
     def _signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
+
+
+def _end_at_eof(data: bytes) -> bytes:
+    """pexpect's interact reads the user's terminal again and again at its end (a hung-up
+    terminal reads as b"" for ever, a busy loop where SIGHUP is ignored, as under nohup)."""
+    if not data:
+        raise EOFError
+    return data

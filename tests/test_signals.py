@@ -23,6 +23,14 @@ from harness.model import Image
 CELL = "debian-12-tiny/none/virt/pci"
 
 
+def as_from_a_terminal() -> None:
+    """In the harness's process before it starts: SIGHUP and SIGINT as a shell at a
+    terminal leaves them, where the suite itself runs under nohup or in a background job
+    (ignored signals stay ignored in the harness, rightly)."""
+    for signum in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -46,6 +54,7 @@ def test_signals_in_the_kernel_write_the_result_once(
     child = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", CELL, "--out", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True,
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while not re.search(rb"\[\s*\d+\.\d+\] ", _read(tmp_path / "console.log")):
@@ -75,6 +84,7 @@ def test_a_signal_in_the_interactive_session_keeps_the_verdict(
     child = pexpect.spawn(
         sys.executable, ["-m", "harness.cli", "run", CELL, "--interactive", "--out", str(tmp_path)],
         cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace",
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     try:
         child.expect(rf"PASS {re.escape(CELL)} login \d+\.\ds")
@@ -89,21 +99,33 @@ def test_a_signal_in_the_interactive_session_keeps_the_verdict(
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.parametrize(("nohup", "status"), [(False, 129), (True, 130)], ids=["", "nohup"])
 def test_a_terminal_closed_in_the_interactive_session_keeps_the_verdict(
-    tiny: Image, tmp_path: Path
+    nohup: bool, status: int, tiny: Image, tmp_path: Path
 ) -> None:
-    # The terminal window closed: the pty's master goes, the harness reads EIO and
-    # gets SIGHUP. The verdict was kept only when the session ended: never, here.
+    # The terminal window closed: the pty's master goes, the harness reads EIO (and
+    # gets SIGHUP, unless ignored). The verdict was kept only when the session ended:
+    # never, here; and with SIGHUP ignored, pexpect read the dead terminal for ever.
+    def start() -> None:
+        as_from_a_terminal()
+        if nohup:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
     child = pexpect.spawn(
         sys.executable, ["-m", "harness.cli", "run", CELL, "--interactive", "--out", str(tmp_path)],
-        cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace",
+        cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace", preexec_fn=start,
     )  # fmt: skip
     child.expect_exact("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
     result = json.loads((tmp_path / "result.json").read_text())  # written before the session
     assert (result["status"], result["stage"], result["reason"]) == ("pass", "login", "login")
     os.close(child.child_fd)
-    _, status = os.waitpid(child.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 129
+    deadline = time.monotonic() + 20
+    while (ended := os.waitpid(child.pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(child.pid, signal.SIGKILL)
+            pytest.fail("the harness did not end after its terminal closed")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(ended[1]) == status
     result = json.loads((tmp_path / "result.json").read_text())
     assert (result["status"], result["stage"], result["reason"]) == ("pass", "login", "login")
     assert not (tmp_path / "work").exists()
@@ -119,6 +141,7 @@ def test_a_matrix_whose_terminal_closes_writes_its_reports(tiny: Image, tmp_path
         ["-m", "harness.cli", "matrix", "-k", "debian-12-tiny/none/virt-2.6", "-j", "1",
          "--results", str(tmp_path)],
         cwd=str(ROOT), timeout=90, encoding="utf-8", codec_errors="replace",
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     child.expect(rf"run {re.escape(str(tmp_path))}/\S+")
     (run,) = tmp_path.iterdir()
