@@ -158,3 +158,20 @@ def test_a_matrix_whose_terminal_closes_writes_its_reports(tiny: Image, tmp_path
     assert not [
         p for p in qemu_processes() if str(tmp_path) in Path(f"/proc/{p}/cmdline").read_text()
     ]
+
+
+def test_a_run_whose_reader_goes_away_boots_on_to_its_verdict(tiny: Image, tmp_path: Path) -> None:
+    # `harness run CELL | head -2`, or a terminal closed under nohup: the console's
+    # view raised EPIPE/EIO, recorded as the cell's host-error at stage none
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", CELL, "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, preexec_fn=as_from_a_terminal,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.readline()  # the QEMU command line, then the reader is gone
+    child.stdout.close()
+    assert child.wait(timeout=90) == 0
+    assert b"harness run: stdout was closed; the boot goes on" in child.stderr.read()
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["status"], result["stage"], result["reason"]) == ("pass", "login", "login")
+    assert not (tmp_path / "work").exists()

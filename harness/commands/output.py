@@ -46,14 +46,21 @@ class ReaderProof(io.TextIOBase):
         return self._stream.isatty()
 
     def _lost(self, error: OSError) -> None:
-        if not isinstance(error, BrokenPipeError) and error.errno != errno.EIO:
-            raise error  # a full disk, say: not a reader gone
+        drop_if_gone(error, self._stream, self._note)
         self.gone = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-        with contextlib.suppress(OSError):  # stderr: the same hung-up terminal
-            print(self._note, file=sys.stderr, flush=True)
+
+
+def drop_if_gone(error: OSError, stream: TextIO, note: str) -> None:
+    """After `error` from writing `stream`: re-raised unless the reader is gone (EPIPE,
+    or EIO from a hung-up terminal); then `stream` writes to /dev/null from now on and
+    `note` is said on stderr, where stderr still is."""
+    if not isinstance(error, BrokenPipeError) and error.errno != errno.EIO:
+        raise error  # a full disk, say: not a reader gone
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    with contextlib.suppress(OSError):  # stderr: the same hung-up terminal
+        print(note, file=sys.stderr, flush=True)
 
 
 def reader_proof(stream: TextIO, gone_note: str) -> TextIO:

@@ -208,9 +208,19 @@ def _live_console(safe: TerminalFilter) -> Callable[[bytes], None]:
     clears and terminal queries (harness/console/terminal.py): the terminal stays the
     user's until `--interactive` hands it over."""
 
+    from harness.commands.output import drop_if_gone
+
+    shown = [True]
+
     def show(data: bytes) -> None:
-        sys.stdout.buffer.write(safe.feed(data))
-        sys.stdout.buffer.flush()
+        if not shown[0]:
+            return
+        try:
+            sys.stdout.buffer.write(safe.feed(data))
+            sys.stdout.buffer.flush()
+        except OSError as e:  # the console is a view: its reader gone, the boot goes on
+            drop_if_gone(e, sys.stdout, "harness run: stdout was closed; the boot goes on")
+            shown[0] = False
 
     return show
 
@@ -257,8 +267,13 @@ def _verdict_first(
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:
+    from harness.commands.output import drop_if_gone
+
     def say(text: str) -> None:
         if not quiet:
-            print(text, flush=True)
+            try:
+                print(text, flush=True)
+            except OSError as e:  # a view as the console is: the boot goes on
+                drop_if_gone(e, sys.stdout, "harness run: stdout was closed; the boot goes on")
 
     return say
