@@ -146,8 +146,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         result = run_cell(cell, setup, host, out, options, show, say)
     finally:
-        _give_back_terminal(shown, handed_over)
-    if (shown is not None and not shown.at_line_start) or handed_over:
+        gave_back = _give_back_terminal(shown, handed_over)
+    if (shown is not None and not shown.at_line_start) or gave_back or handed_over:
         sys.stdout.write("\n")  # the verdict on a line of its own, after the console's last
     if result.status in (Outcome.ERROR, Outcome.SKIP):
         print(f"harness run: {result.detail}", file=sys.stderr)
@@ -225,11 +225,12 @@ def _live_console(safe: TerminalFilter) -> Callable[[bytes], None]:
     return show
 
 
-def _give_back_terminal(shown: TerminalFilter | None, handed_over: list[str]) -> None:
+def _give_back_terminal(shown: TerminalFilter | None, handed_over: list[str]) -> bool:
     """After the boot, on every path (Ctrl-C included): a colour the guest left is
     reset, and after an `--interactive` handover what the raw guest may have changed
     (colours, a hidden cursor, line-drawing characters, mouse reporting) is undone,
-    so the user's shell prompt is as it was."""
+    so the user's shell prompt is as it was. Says whether it wrote anything (the
+    verdict then goes on a line of its own, not after the reset)."""
     from harness.console.terminal import RESTORE_AFTER_HANDOVER
 
     undo = shown.end() if shown is not None else b""
@@ -240,6 +241,7 @@ def _give_back_terminal(shown: TerminalFilter | None, handed_over: list[str]) ->
             sys.stdout.flush()
             sys.stdout.buffer.write(undo)
             sys.stdout.buffer.flush()
+    return bool(undo)
 
 
 def _verdict_first(

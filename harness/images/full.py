@@ -146,12 +146,21 @@ def _mmdebstrap(
     harness is interrupted or `cancel` is set: its chroot helpers and qemu-user
     processes go with it."""
     started = time.monotonic()
-    with output.open("w") as sink:
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    # the wait stops the group when interrupted or cancelled
-    while (returncode := cancelling.wait(proc, cancel, every_s)) is None:
-        ran = duration(time.monotonic() - started)
-        log(f"{name}: mmdebstrap {ran} of ~{duration(expected_s)}: {_last_line(output)}")
+    proc = None
+    try:
+        with output.open("w") as sink:
+            proc = subprocess.Popen(
+                argv, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        # the wait stops the group when interrupted or cancelled
+        while (returncode := cancelling.wait(proc, cancel, every_s)) is None:
+            ran = duration(time.monotonic() - started)
+            log(f"{name}: mmdebstrap {ran} of ~{duration(expected_s)}: {_last_line(output)}")
+    except BaseException:
+        # also an interrupt before the wait began (seen once under load: the group ran on)
+        if proc is not None:
+            cancelling.stop_group(proc)
+        raise
     return returncode, _last_line(output)
 
 
