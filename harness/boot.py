@@ -152,17 +152,16 @@ def boot(
                             timeout,
                         ))  # fmt: skip
                     say("[harness: the console is yours; Ctrl-] returns, Ctrl-A X quits QEMU]")
-                    qemu.interact()
+                    try:
+                        qemu.interact()
+                    except OSError:  # the user's terminal went away mid-session (EIO)
+                        stopped = True
                 elif not options.keep:
                     # Judged, and its overlay and VARS copy go: a clean exit would only
                     # flush those (and log the signal), so no grace period is waited for.
                     qemu.kill()
             except KeyboardInterrupt:
                 stopped = True  # the caller records the verdict, then stops
-            except OSError:
-                if not options.interactive:
-                    raise
-                stopped = True  # the user's terminal went away mid-session (EIO)
     finally:
         qmp.close()
         log.close()

@@ -300,9 +300,8 @@ def boot(
             if verdict.status == "fail":
                 _drain(console, log, show)
             exit_status = console.exit_status(wait_s=0)
-            argv = console.argv
-            chose = placement(console.live_xml) if console.live_xml else ""
-            live = console.live_xml
+            argv, live = console.argv, console.live_xml
+            chose = placement(live) if live else ""
     finally:
         for connection in (conn, control):
             with contextlib.suppress(libvirt.libvirtError):

@@ -14,6 +14,7 @@ import errno
 import io
 import os
 import sys
+from collections.abc import Iterator
 from typing import TextIO, cast
 
 
@@ -61,6 +62,16 @@ def drop_if_gone(error: OSError, stream: TextIO, note: str) -> None:
     os.close(devnull)
     with contextlib.suppress(OSError):  # stderr: the same hung-up terminal
         print(note, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def view_of(stream: TextIO, note: str) -> Iterator[None]:
+    """Writes to `stream` within it are a view: a reader gone (drop_if_gone) drops
+    them from then on, anything else is raised."""
+    try:
+        yield
+    except OSError as e:
+        drop_if_gone(e, stream, note)
 
 
 def reader_proof(stream: TextIO, gone_note: str) -> TextIO:

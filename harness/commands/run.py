@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from harness.model import Cell, Image
 
 ADHOC = "custom"
+# Said once when stdout's reader goes away (`| head`, a terminal closed under nohup)
+STDOUT_GONE = "harness run: stdout was closed; the boot goes on"
 
 
 # The options of a run whose image is not in the catalog, and their defaults there.
@@ -207,20 +209,12 @@ def _live_console(safe: TerminalFilter) -> Callable[[bytes], None]:
     """Shows the console as it arrives, without the guest's cursor moves, screen
     clears and terminal queries (harness/console/terminal.py): the terminal stays the
     user's until `--interactive` hands it over."""
-
-    from harness.commands.output import drop_if_gone
-
-    shown = [True]
+    from harness.commands.output import view_of
 
     def show(data: bytes) -> None:
-        if not shown[0]:
-            return
-        try:
+        with view_of(sys.stdout, STDOUT_GONE):  # its reader gone, the boot goes on
             sys.stdout.buffer.write(safe.feed(data))
             sys.stdout.buffer.flush()
-        except OSError as e:  # the console is a view: its reader gone, the boot goes on
-            drop_if_gone(e, sys.stdout, "harness run: stdout was closed; the boot goes on")
-            shown[0] = False
 
     return show
 
@@ -269,13 +263,11 @@ def _verdict_first(
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:
-    from harness.commands.output import drop_if_gone
+    from harness.commands.output import view_of
 
     def say(text: str) -> None:
         if not quiet:
-            try:
+            with view_of(sys.stdout, STDOUT_GONE):  # as the console, a view
                 print(text, flush=True)
-            except OSError as e:  # a view as the console is: the boot goes on
-                drop_if_gone(e, sys.stdout, "harness run: stdout was closed; the boot goes on")
 
     return say
